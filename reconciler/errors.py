@@ -1,0 +1,70 @@
+"""The error tree of stripe-reconcile.
+
+Every failure a user can meet is one of these; the CLI turns them into a
+message and an exit code, never a traceback. Messages never carry an API key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "ApplyError",
+    "ConfigError",
+    "ConfigErrors",
+    "LiveKeyRefused",
+    "PlanError",
+    "ReconcileError",
+    "StalePlanError",
+]
+
+
+class ReconcileError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+@dataclass(frozen=True, order=True)
+class ConfigError:
+    """One problem in a billing.yaml, located as precisely as the source allows.
+
+    ``line`` and ``column`` are 1-based; 0 means "unknown" (for example a file
+    that could not be read at all). ``path`` is the YAML path in the
+    ``prices[2].recurring.meter`` notation, empty for the document root.
+    """
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line:
+            where = f"{where}:{self.line}:{self.column}"
+        subject = f"{self.path}: " if self.path else ""
+        return f"{where}: {subject}{self.message}"
+
+
+class ConfigErrors(ReconcileError):
+    """A billing.yaml that cannot be used; carries every problem found, sorted."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = sorted(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+class PlanError(ReconcileError):
+    """The account and the config cannot be reconciled without a human decision."""
+
+
+class StalePlanError(ReconcileError):
+    """A saved plan no longer matches the account (or the config) it was made from."""
+
+
+class ApplyError(ReconcileError):
+    """An apply stopped part-way; the message says what was done and what was not."""
+
+
+class LiveKeyRefused(ReconcileError):
+    """A live key without ``--live`` and ``mode: live``, or a test key on a live config."""
