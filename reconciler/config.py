@@ -1,0 +1,608 @@
+"""Load billing.yaml: parse with marks, validate against the schema, check semantics.
+
+Every problem is reported with file, line, column and YAML path, all of them
+at once, and nothing is returned unless the whole document is sound.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from importlib import resources
+from pathlib import Path as FilePath
+from typing import Any, cast
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
+
+from reconciler.errors import ConfigError, ConfigErrors
+from reconciler.model import (
+    MANAGED_BY_KEY,
+    Alert,
+    Desired,
+    Meter,
+    Migration,
+    Price,
+    Product,
+    Recurring,
+    SwitchAt,
+    Tier,
+    TransformQuantity,
+)
+from reconciler.yamlsource import Located, Mark, Path, format_path, parse_yaml
+
+__all__ = ["MAX_FILE_BYTES", "billing_schema", "desired_from_data", "load_config", "load_text"]
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_DECIMAL_PLACES = 12
+_MAX_INTERVAL_COUNT = {"day": 365, "week": 52, "month": 12, "year": 1}
+_NO_METER_EQUIVALENT = {
+    "max": "Billing Meters have no 'max' formula",
+    "last_ever": "'last_ever' was a legacy usage-record aggregation with no meter equivalent",
+    "last_during_period": "'last_during_period' was a legacy usage-record aggregation; "
+    "meters offer 'last'",
+}
+
+
+@cache
+def billing_schema() -> dict[str, Any]:
+    """The billing.yaml JSON Schema shipped inside the package."""
+    text = resources.files("reconciler").joinpath("schemas/billing.schema.json").read_text("utf-8")
+    return cast(dict[str, Any], json.loads(text))
+
+
+def load_config(path: FilePath | str) -> Desired:
+    """Read and check a billing.yaml file; raise ConfigErrors listing every problem."""
+    source = str(path)
+    file_path = FilePath(path)
+    try:
+        raw = file_path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigErrors([ConfigError(source, 0, 0, "", "file not found")]) from None
+    except IsADirectoryError:
+        raise ConfigErrors([ConfigError(source, 0, 0, "", "is a directory, not a file")]) from None
+    except OSError as exc:
+        message = f"cannot read: {exc.strerror}"
+        raise ConfigErrors([ConfigError(source, 0, 0, "", message)]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        message = f"file is {len(raw)} bytes; billing.yaml is limited to {MAX_FILE_BYTES} bytes"
+        raise ConfigErrors([ConfigError(source, 0, 0, "", message)])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        message = f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded"
+        raise ConfigErrors([ConfigError(source, line, column, "", message)]) from None
+    return load_text(text, source)
+
+
+def load_text(text: str, source: str = "billing.yaml") -> Desired:
+    """Check billing.yaml text; ``source`` names it in error messages."""
+    located = parse_yaml(text.removeprefix("\ufeff"))
+    errors = [
+        ConfigError(source, p.mark.line, p.mark.column, format_path(p.path), p.message)
+        for p in located.problems
+    ]
+    if errors:
+        raise ConfigErrors(errors)
+    if located.data is None:
+        raise ConfigErrors([ConfigError(source, 1, 1, "", "file is empty; expected a mapping")])
+    return _check(located, source)
+
+
+def desired_from_data(data: Any, source: str = "<data>") -> Desired:
+    """Check already-parsed data (no line numbers): the inverse of ``Desired.to_dict``."""
+    return _check(Located(data=data), source)
+
+
+def _check(located: Located, source: str) -> Desired:
+    reporter = _Reporter(located, source)
+    data = located.data
+    if not isinstance(data, dict):
+        reporter.add((), f"the document must be a mapping, not {_kind(data)}")
+        raise ConfigErrors(reporter.errors)
+    _check_strings(data, (), reporter)
+    for error in jsonschema.Draft202012Validator(billing_schema()).iter_errors(data):
+        _report_schema_error(error, reporter)
+    if reporter.errors:
+        raise ConfigErrors(reporter.errors)
+    desired = _build(data)
+    _check_semantics(desired, reporter)
+    if reporter.errors:
+        raise ConfigErrors(reporter.errors)
+    return desired
+
+
+class _Reporter:
+    def __init__(self, located: Located, source: str) -> None:
+        self.located = located
+        self.source = source
+        self.errors: list[ConfigError] = []
+
+    def add(self, path: Path, message: str, *, key: bool = False) -> None:
+        mark: Mark | None = None
+        if self.located.value_marks:
+            mark = self.located.mark_of(path, key=key)
+        line, column = (mark.line, mark.column) if mark else (0, 0)
+        self.errors.append(ConfigError(self.source, line, column, format_path(path), message))
+
+
+def _kind(value: Any) -> str:
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "empty (null)",
+    }.get(type(value), type(value).__name__)
+
+
+_SCHEMA_TYPES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "a whole number",
+    "boolean": "true or false",
+    "number": "a number",
+}
+
+
+def _check_strings(value: Any, path: Path, reporter: _Reporter) -> None:
+    """Control characters in any string or key are refused before anything else."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _has_control(key):
+                reporter.add((*path, key), "key contains control characters", key=True)
+            _check_strings(item, (*path, key), reporter)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_strings(item, (*path, index), reporter)
+    elif isinstance(value, str) and _has_control(value):
+        reporter.add(path, "contains control characters (tabs, newlines or other invisibles)")
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text)
+
+
+def _report_schema_error(error: ValidationError, reporter: _Reporter) -> None:
+    path: Path = tuple(error.absolute_path)
+    instance: Any = error.instance
+    expected: Any = error.validator_value
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    custom = schema.get("x-error")
+    if "propertyNames" in error.relative_schema_path:
+        name = str(instance)
+        reporter.add((*path, name), f"'{name}': {custom or error.message}", key=True)
+        return
+    match error.validator:
+        case "additionalProperties":
+            allowed = sorted(schema.get("properties", {}))
+            for extra in sorted(set(instance) - set(allowed)):
+                reporter.add(
+                    (*path, extra),
+                    f"unknown field '{extra}' (expected one of: {', '.join(allowed)})",
+                    key=True,
+                )
+        case "required":
+            for name in cast(list[str], expected):
+                if isinstance(instance, dict) and name not in instance:
+                    reporter.add(path, f"missing required field '{name}'")
+        case "type" if custom:
+            reporter.add(path, f"{custom}, not {_kind(instance)}")
+        case "type":
+            wanted = expected
+            names = [wanted] if isinstance(wanted, str) else list(wanted)
+            expected = " or ".join(_SCHEMA_TYPES.get(n, n) for n in names)
+            reporter.add(path, f"must be {expected}, not {_kind(instance)}")
+        case "enum" if path[-1:] == ("aggregation",) and instance in _NO_METER_EQUIVALENT:
+            reason = _NO_METER_EQUIVALENT[instance]
+            message = f"'{instance}' is not supported: {reason} (use sum, count or last)"
+            reporter.add(path, message)
+        case "enum":
+            options = ", ".join(str(v) for v in expected)
+            reporter.add(path, f"must be one of {options}, not {instance!r}")
+        case "minimum" | "maximum":
+            word = "at least" if error.validator == "minimum" else "at most"
+            reporter.add(path, f"must be {word} {expected}, not {instance}")
+        case "minLength" if expected == 1:
+            reporter.add(path, "must not be empty")
+        case "minLength" | "maxLength":
+            word = "at least" if error.validator == "minLength" else "at most"
+            reporter.add(
+                path,
+                f"must be {word} {expected} characters (is {len(instance)})",
+            )
+        case "maxProperties":
+            reporter.add(path, f"has {len(instance)} keys; at most {expected} allowed")
+        case "minItems":
+            reporter.add(path, f"must have at least {expected} item(s)")
+        case "maxItems":
+            reporter.add(path, f"must have at most {expected} items")
+        case "uniqueItems":
+            reporter.add(path, "must not repeat an item")
+        case _ if custom:
+            reporter.add(path, f"{custom}, not {instance!r}")
+        case _:
+            reporter.add(path, error.message)
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _build(data: dict[str, Any]) -> Desired:
+    """Turn schema-valid data into the model, filling defaults."""
+    products = tuple(
+        Product(
+            id=p["id"],
+            name=p["name"],
+            description=p.get("description"),
+            metadata=dict(p.get("metadata", {})),
+            active=p.get("active", True),
+        )
+        for p in data.get("products", [])
+    )
+    meters = tuple(
+        Meter(
+            event_name=m["event_name"],
+            display_name=m["display_name"],
+            aggregation=m["aggregation"],
+            customer_key=m.get("customer_key", "stripe_customer_id"),
+            value_key=m.get("value_key", "value"),
+            active=m.get("active", True),
+        )
+        for m in data.get("meters", [])
+    )
+    prices = tuple(_build_price(p) for p in data.get("prices", []))
+    alerts = tuple(
+        Alert(
+            title=a["title"],
+            meter=a["meter"],
+            threshold=a["threshold"],
+            recurrence=a.get("recurrence", "one_time"),
+            customer=a.get("customer"),
+            active=a.get("active", True),
+        )
+        for a in data.get("alerts", [])
+    )
+    migrations = tuple(_build_migration(name, m) for name, m in data.get("migrations", {}).items())
+    return Desired(
+        mode=data["mode"],
+        products=products,
+        meters=meters,
+        prices=prices,
+        alerts=alerts,
+        migrations=migrations,
+        version=data["version"],
+    )
+
+
+def _build_price(p: dict[str, Any]) -> Price:
+    recurring = p.get("recurring")
+    transform = p.get("transform_quantity")
+    return Price(
+        lookup_key=p["lookup_key"],
+        product=p["product"],
+        currency=p["currency"],
+        nickname=p.get("nickname"),
+        metadata=dict(p.get("metadata", {})),
+        active=p.get("active", True),
+        default=p.get("default", False),
+        recurring=Recurring(
+            interval=recurring["interval"],
+            interval_count=recurring.get("interval_count", 1),
+            usage=recurring.get("usage", "licensed"),
+            meter=recurring.get("meter"),
+        )
+        if recurring is not None
+        else None,
+        unit_amount=p.get("unit_amount"),
+        unit_amount_decimal=_decimal(p.get("unit_amount_decimal")),
+        tiers_mode=p.get("tiers_mode"),
+        tiers=tuple(
+            Tier(
+                up_to=None if t["up_to"] == "inf" else t["up_to"],
+                unit_amount=t.get("unit_amount"),
+                unit_amount_decimal=_decimal(t.get("unit_amount_decimal")),
+                flat_amount=t.get("flat_amount"),
+                flat_amount_decimal=_decimal(t.get("flat_amount_decimal")),
+            )
+            for t in p.get("tiers", [])
+        ),
+        transform_quantity=TransformQuantity(transform["divide_by"], transform["round"])
+        if transform is not None
+        else None,
+    )
+
+
+def _parse_switch_at(text: str) -> SwitchAt:
+    if text in ("period_end", "now"):
+        return SwitchAt(kind=cast(Any, text))
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return SwitchAt(kind="at", at=None, text=text)
+    return SwitchAt(kind="at", at=int(moment.timestamp()), text=text)
+
+
+def _build_migration(name: str, m: dict[str, Any]) -> Migration:
+    subscriptions = m.get("subscriptions", "all")
+    parity = m.get("require_usage_parity")
+    return Migration(
+        name=name,
+        from_price=m["from_price"],
+        to_price=m["to_price"],
+        switch_at=_parse_switch_at(m.get("switch_at", "period_end")),
+        subscriptions=None if subscriptions == "all" else tuple(subscriptions),
+        exclude=tuple(m.get("exclude", [])),
+        batch=m.get("batch"),
+        require_usage_parity=Decimal(parity[:-1]) if parity is not None else None,
+        paused=m.get("paused", False),
+    )
+
+
+def _duplicates(items: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any, int]]:
+    """(index, key, first index) for every key seen before."""
+    first: dict[Any, int] = {}
+    for index, key in items:
+        if key in first:
+            yield index, key, first[key]
+        else:
+            first[key] = index
+
+
+def _check_semantics(desired: Desired, reporter: _Reporter) -> None:
+    for check in _SEMANTIC_CHECKS:
+        check(desired, reporter)
+
+
+def _check_identities(desired: Desired, reporter: _Reporter) -> None:
+    for i, key, first in _duplicates(enumerate(p.id for p in desired.products)):
+        reporter.add(
+            ("products", i, "id"), f"duplicate product id '{key}' (also products[{first}])"
+        )
+    for i, key, first in _duplicates(enumerate(m.event_name for m in desired.meters)):
+        reporter.add(
+            ("meters", i, "event_name"), f"duplicate event_name '{key}' (also meters[{first}])"
+        )
+    for i, key, first in _duplicates(enumerate(p.lookup_key for p in desired.prices)):
+        reporter.add(
+            ("prices", i, "lookup_key"), f"duplicate lookup_key '{key}' (also prices[{first}])"
+        )
+    for i, key, first in _duplicates(enumerate((a.meter, a.title) for a in desired.alerts)):
+        reporter.add(
+            ("alerts", i, "title"),
+            f"duplicate alert title '{key[1]}' on meter '{key[0]}' (also alerts[{first}])",
+        )
+
+
+def _check_metadata(desired: Desired, reporter: _Reporter) -> None:
+    owners: list[tuple[str, int, Product | Price]] = [
+        ("products", i, p) for i, p in enumerate(desired.products)
+    ]
+    owners += [("prices", i, p) for i, p in enumerate(desired.prices)]
+    for section, index, owner in owners:
+        if MANAGED_BY_KEY in owner.metadata:
+            reporter.add(
+                (section, index, "metadata", MANAGED_BY_KEY),
+                f"'{MANAGED_BY_KEY}' is reserved: stripe-reconcile sets it on what it manages",
+                key=True,
+            )
+
+
+def _decimal_places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def _check_decimal(value: Decimal | None, path: Path, reporter: _Reporter) -> None:
+    if value is None:
+        return
+    try:
+        places = _decimal_places(value)
+    except InvalidOperation:  # pragma: no cover - the schema pattern admits only plain decimals
+        places = MAX_DECIMAL_PLACES + 1
+    if places > MAX_DECIMAL_PLACES:
+        reporter.add(
+            path,
+            f"has {places} decimal places; Stripe accepts at most {MAX_DECIMAL_PLACES}",
+        )
+
+
+def _check_prices(desired: Desired, reporter: _Reporter) -> None:
+    products = {p.id: p for p in desired.products}
+    meters = {m.event_name: m for m in desired.meters}
+    defaults: dict[str, int] = {}
+    for i, price in enumerate(desired.prices):
+        at: Path = ("prices", i)
+        if price.product not in products:
+            reporter.add((*at, "product"), f"product '{price.product}' is not declared in products")
+        _check_price_recurring(price, at, meters, reporter)
+        _check_price_amounts(price, at, reporter)
+        if price.default:
+            if price.product in defaults:
+                reporter.add(
+                    (*at, "default"),
+                    f"product '{price.product}' already has a default price "
+                    f"(prices[{defaults[price.product]}])",
+                )
+            else:
+                defaults[price.product] = i
+            if not price.active:
+                reporter.add((*at, "default"), "an archived price cannot be the default price")
+
+
+def _check_price_recurring(
+    price: Price, at: Path, meters: dict[str, Meter], reporter: _Reporter
+) -> None:
+    recurring = price.recurring
+    if recurring is None:
+        if price.tiers:
+            reporter.add((*at, "tiers"), "tiered prices must be recurring (add recurring)")
+        return
+    limit = _MAX_INTERVAL_COUNT[recurring.interval]
+    if recurring.interval_count > limit:
+        reporter.add(
+            (*at, "recurring", "interval_count"),
+            f"at most {limit} for interval '{recurring.interval}' (Stripe bills at least yearly)",
+        )
+    if recurring.usage == "metered":
+        if recurring.meter is None:
+            reporter.add(
+                (*at, "recurring"),
+                "a metered price needs recurring.meter: metered prices without a meter "
+                "(legacy usage records) were removed in API version 2025-03-31.basil",
+            )
+        elif recurring.meter not in meters:
+            reporter.add(
+                (*at, "recurring", "meter"), f"meter '{recurring.meter}' is not declared in meters"
+            )
+        elif price.active and not meters[recurring.meter].active:
+            reporter.add(
+                (*at, "recurring", "meter"),
+                f"an active price cannot bill meter '{recurring.meter}', "
+                "which is declared inactive",
+            )
+    elif recurring.meter is not None:
+        reporter.add(
+            (*at, "recurring", "meter"),
+            "a licensed price cannot have a meter (set usage: metered)",
+        )
+
+
+def _check_price_amounts(price: Price, at: Path, reporter: _Reporter) -> None:
+    given = [
+        name
+        for name, value in (
+            ("unit_amount", price.unit_amount),
+            ("unit_amount_decimal", price.unit_amount_decimal),
+            ("tiers", price.tiers or None),
+        )
+        if value is not None
+    ]
+    if not given:
+        reporter.add(at, "needs one of unit_amount, unit_amount_decimal or tiers")
+    elif len(given) > 1:
+        reporter.add((*at, given[1]), f"give only one of {' and '.join(given)}")
+    _check_decimal(price.unit_amount_decimal, (*at, "unit_amount_decimal"), reporter)
+    if price.tiers and price.tiers_mode is None:
+        reporter.add((*at, "tiers"), "tiers need tiers_mode (graduated or volume)")
+    if price.tiers_mode is not None and not price.tiers:
+        reporter.add((*at, "tiers_mode"), "tiers_mode is only meaningful with tiers")
+    if price.tiers and price.transform_quantity is not None:
+        reporter.add((*at, "transform_quantity"), "cannot be combined with tiers")
+    _check_tiers(price.tiers, (*at, "tiers"), reporter)
+
+
+def _check_tiers(tiers: tuple[Tier, ...], at: Path, reporter: _Reporter) -> None:
+    previous = 0
+    for j, tier in enumerate(tiers):
+        here: Path = (*at, j)
+        last = j == len(tiers) - 1
+        if tier.up_to is None and not last:
+            reporter.add((*here, "up_to"), "only the last tier can be up_to: inf")
+        if last and tier.up_to is not None:
+            reporter.add((*here, "up_to"), "the last tier must be up_to: inf")
+        if tier.up_to is not None:
+            if tier.up_to <= previous:
+                reporter.add(
+                    (*here, "up_to"),
+                    f"tiers must increase: {tier.up_to} is not above the previous {previous}",
+                )
+            previous = max(previous, tier.up_to)
+        if tier.unit_amount is not None and tier.unit_amount_decimal is not None:
+            reporter.add((*here, "unit_amount_decimal"), "give unit_amount or unit_amount_decimal")
+        if tier.flat_amount is not None and tier.flat_amount_decimal is not None:
+            reporter.add((*here, "flat_amount_decimal"), "give flat_amount or flat_amount_decimal")
+        if all(
+            v is None
+            for v in (
+                tier.unit_amount,
+                tier.unit_amount_decimal,
+                tier.flat_amount,
+                tier.flat_amount_decimal,
+            )
+        ):
+            reporter.add(here, "a tier needs a unit amount, a flat amount or both")
+        _check_decimal(tier.unit_amount_decimal, (*here, "unit_amount_decimal"), reporter)
+        _check_decimal(tier.flat_amount_decimal, (*here, "flat_amount_decimal"), reporter)
+
+
+def _check_alerts(desired: Desired, reporter: _Reporter) -> None:
+    meters = {m.event_name: m for m in desired.meters}
+    for i, alert in enumerate(desired.alerts):
+        meter = meters.get(alert.meter)
+        if meter is None:
+            reporter.add(("alerts", i, "meter"), f"meter '{alert.meter}' is not declared in meters")
+        elif alert.active and not meter.active:
+            reporter.add(
+                ("alerts", i, "meter"),
+                f"an active alert cannot watch meter '{alert.meter}', which is declared inactive",
+            )
+
+
+def _check_migrations(desired: Desired, reporter: _Reporter) -> None:
+    prices = {p.lookup_key: p for p in desired.prices}
+    claimed: dict[str, str] = {}
+    for migration in desired.migrations:
+        at: Path = ("migrations", migration.name)
+        target = prices.get(migration.to_price)
+        if target is None:
+            reporter.add(
+                (*at, "to_price"),
+                f"'{migration.to_price}' is not the lookup_key of a price declared in prices",
+            )
+        elif not target.is_metered or target.meter is None:
+            reporter.add(
+                (*at, "to_price"),
+                f"'{migration.to_price}' must be a metered price on a meter (recurring.usage: "
+                "metered with recurring.meter)",
+            )
+        elif not target.active:
+            reporter.add((*at, "to_price"), f"'{migration.to_price}' is declared archived")
+        if migration.from_price == migration.to_price:
+            reporter.add((*at, "from_price"), "from_price and to_price are the same price")
+        source = prices.get(migration.from_price)
+        if source is not None and target is not None and source.product != target.product:
+            reporter.add(
+                (*at, "to_price"),
+                f"'{migration.to_price}' is on product '{target.product}' but from_price "
+                f"'{migration.from_price}' is on '{source.product}'; a migration stays on "
+                "one product",
+            )
+        if source is not None and not source.is_metered:
+            reporter.add(
+                (*at, "from_price"), f"'{migration.from_price}' is a licensed price, not metered"
+            )
+        if migration.from_price in claimed:
+            reporter.add(
+                (*at, "from_price"),
+                f"'{migration.from_price}' is already migrated by "
+                f"'{claimed[migration.from_price]}'",
+            )
+        claimed.setdefault(migration.from_price, migration.name)
+        if migration.switch_at.kind == "at" and migration.switch_at.at is None:
+            reporter.add((*at, "switch_at"), f"'{migration.switch_at.text}' is not a real time")
+        parity = migration.require_usage_parity
+        if parity is not None and parity > 100:
+            reporter.add((*at, "require_usage_parity"), "must be at most 100%")
+        both = sorted(set(migration.subscriptions or ()) & set(migration.exclude))
+        if both:
+            reporter.add((*at, "exclude"), f"{', '.join(both)} both listed and excluded")
+
+
+_SEMANTIC_CHECKS: tuple[Callable[[Desired, _Reporter], None], ...] = (
+    _check_identities,
+    _check_metadata,
+    _check_prices,
+    _check_alerts,
+    _check_migrations,
+)

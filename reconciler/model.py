@@ -1,0 +1,318 @@
+"""The desired state: what billing.yaml declares, as frozen values.
+
+No I/O and no stripe import. Defaults are filled in here, so two documents
+that mean the same thing give equal models (and the same config hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+__all__ = [
+    "MANAGED_BY_KEY",
+    "MANAGED_BY_VALUE",
+    "Alert",
+    "Desired",
+    "Meter",
+    "Migration",
+    "Price",
+    "Product",
+    "Recurring",
+    "SwitchAt",
+    "Tier",
+    "TransformQuantity",
+    "decimal_text",
+]
+
+MANAGED_BY_KEY = "managed_by"
+MANAGED_BY_VALUE = "stripe-reconcile"
+
+Mode = Literal["test", "live"]
+Aggregation = Literal["sum", "count", "last"]
+Interval = Literal["day", "week", "month", "year"]
+Usage = Literal["metered", "licensed"]
+TiersMode = Literal["graduated", "volume"]
+Rounding = Literal["up", "down"]
+
+
+def decimal_text(value: Decimal) -> str:
+    """Canonical text of a decimal amount: no exponent, no trailing zeros (``0.50`` -> ``0.5``)."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def _put(target: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        target[key] = value
+
+
+@dataclass(frozen=True)
+class Product:
+    """A product, identified by its Stripe id."""
+
+    id: str
+    name: str
+    description: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    active: bool = True
+
+    @property
+    def address(self) -> str:
+        return f"product.{self.id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "name": self.name}
+        _put(out, "description", self.description)
+        out["metadata"] = dict(self.metadata)
+        out["active"] = self.active
+        return out
+
+
+@dataclass(frozen=True)
+class Meter:
+    """A billing meter, identified by its event name."""
+
+    event_name: str
+    display_name: str
+    aggregation: Aggregation
+    customer_key: str = "stripe_customer_id"
+    value_key: str = "value"
+    active: bool = True
+
+    @property
+    def address(self) -> str:
+        return f"meter.{self.event_name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_name": self.event_name,
+            "display_name": self.display_name,
+            "aggregation": self.aggregation,
+            "customer_key": self.customer_key,
+            "value_key": self.value_key,
+            "active": self.active,
+        }
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One pricing tier; ``up_to`` None is the final, unbounded tier."""
+
+    up_to: int | None
+    unit_amount: int | None = None
+    unit_amount_decimal: Decimal | None = None
+    flat_amount: int | None = None
+    flat_amount_decimal: Decimal | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"up_to": "inf" if self.up_to is None else self.up_to}
+        _put(out, "unit_amount", self.unit_amount)
+        if self.unit_amount_decimal is not None:
+            out["unit_amount_decimal"] = decimal_text(self.unit_amount_decimal)
+        _put(out, "flat_amount", self.flat_amount)
+        if self.flat_amount_decimal is not None:
+            out["flat_amount_decimal"] = decimal_text(self.flat_amount_decimal)
+        return out
+
+
+@dataclass(frozen=True)
+class Recurring:
+    """The recurrence of a subscription price."""
+
+    interval: Interval
+    interval_count: int = 1
+    usage: Usage = "licensed"
+    meter: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "interval": self.interval,
+            "interval_count": self.interval_count,
+            "usage": self.usage,
+        }
+        _put(out, "meter", self.meter)
+        return out
+
+
+@dataclass(frozen=True)
+class TransformQuantity:
+    """Divide the quantity before pricing, rounding up or down."""
+
+    divide_by: int
+    round: Rounding
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"divide_by": self.divide_by, "round": self.round}
+
+
+@dataclass(frozen=True)
+class Price:
+    """A price, identified by its lookup key."""
+
+    lookup_key: str
+    product: str
+    currency: str
+    nickname: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    active: bool = True
+    default: bool = False
+    recurring: Recurring | None = None
+    unit_amount: int | None = None
+    unit_amount_decimal: Decimal | None = None
+    tiers_mode: TiersMode | None = None
+    tiers: tuple[Tier, ...] = ()
+    transform_quantity: TransformQuantity | None = None
+
+    @property
+    def address(self) -> str:
+        return f"price.{self.lookup_key}"
+
+    @property
+    def is_metered(self) -> bool:
+        return self.recurring is not None and self.recurring.usage == "metered"
+
+    @property
+    def meter(self) -> str | None:
+        return self.recurring.meter if self.recurring else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "lookup_key": self.lookup_key,
+            "product": self.product,
+            "currency": self.currency,
+        }
+        _put(out, "nickname", self.nickname)
+        out["metadata"] = dict(self.metadata)
+        out["active"] = self.active
+        out["default"] = self.default
+        if self.recurring is not None:
+            out["recurring"] = self.recurring.to_dict()
+        _put(out, "unit_amount", self.unit_amount)
+        if self.unit_amount_decimal is not None:
+            out["unit_amount_decimal"] = decimal_text(self.unit_amount_decimal)
+        _put(out, "tiers_mode", self.tiers_mode)
+        if self.tiers:
+            out["tiers"] = [tier.to_dict() for tier in self.tiers]
+        if self.transform_quantity is not None:
+            out["transform_quantity"] = self.transform_quantity.to_dict()
+        return out
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A usage-threshold alert, identified by its title within its meter."""
+
+    title: str
+    meter: str
+    threshold: int
+    recurrence: Literal["one_time"] = "one_time"
+    customer: str | None = None
+    active: bool = True
+
+    @property
+    def address(self) -> str:
+        return f"alert.{self.meter}.{self.title}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "title": self.title,
+            "meter": self.meter,
+            "threshold": self.threshold,
+            "recurrence": self.recurrence,
+        }
+        _put(out, "customer", self.customer)
+        out["active"] = self.active
+        return out
+
+
+@dataclass(frozen=True)
+class SwitchAt:
+    """When a subscription switches price: ``period_end``, ``now`` or a fixed epoch time."""
+
+    kind: Literal["period_end", "now", "at"]
+    at: int | None = None
+    text: str | None = None
+
+    def to_value(self) -> str:
+        if self.kind == "at":
+            assert self.text is not None
+            return self.text
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Migration:
+    """Move subscriptions from a legacy price to a meter-backed price."""
+
+    name: str
+    from_price: str
+    to_price: str
+    switch_at: SwitchAt = SwitchAt("period_end")
+    subscriptions: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+    batch: int | None = None
+    require_usage_parity: Decimal | None = None
+    paused: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"migration.{self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "from_price": self.from_price,
+            "to_price": self.to_price,
+            "switch_at": self.switch_at.to_value(),
+            "subscriptions": "all" if self.subscriptions is None else list(self.subscriptions),
+            "exclude": list(self.exclude),
+        }
+        _put(out, "batch", self.batch)
+        if self.require_usage_parity is not None:
+            out["require_usage_parity"] = f"{decimal_text(self.require_usage_parity)}%"
+        out["paused"] = self.paused
+        return out
+
+
+@dataclass(frozen=True)
+class Desired:
+    """Everything billing.yaml declares, in declaration order."""
+
+    mode: Mode
+    products: tuple[Product, ...] = ()
+    meters: tuple[Meter, ...] = ()
+    prices: tuple[Price, ...] = ()
+    alerts: tuple[Alert, ...] = ()
+    migrations: tuple[Migration, ...] = ()
+    version: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical billing.yaml document for this state (every default spelled out)."""
+        out: dict[str, Any] = {"version": self.version, "mode": self.mode}
+        out["products"] = [p.to_dict() for p in self.products]
+        out["meters"] = [m.to_dict() for m in self.meters]
+        out["prices"] = [p.to_dict() for p in self.prices]
+        out["alerts"] = [a.to_dict() for a in self.alerts]
+        out["migrations"] = {m.name: m.to_dict() for m in self.migrations}
+        return out
+
+    def config_hash(self) -> str:
+        """A hash of the meaning of the config: formatting and comments do not change it."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+    def summary(self) -> str:
+        parts = [
+            (len(self.products), "product"),
+            (len(self.meters), "meter"),
+            (len(self.prices), "price"),
+            (len(self.alerts), "alert"),
+            (len(self.migrations), "migration"),
+        ]
+        return ", ".join(f"{n} {word}{'s' if n != 1 else ''}" for n, word in parts)
