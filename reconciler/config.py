@@ -129,7 +129,9 @@ class _Reporter:
         if self.located.value_marks:
             mark = self.located.mark_of(path, key=key)
         line, column = (mark.line, mark.column) if mark else (0, 0)
-        self.errors.append(ConfigError(self.source, line, column, format_path(path), message))
+        error = ConfigError(self.source, line, column, format_path(path), message)
+        if error not in self.errors:  # one schema rule can fail once per offending field
+            self.errors.append(error)
 
 
 def _kind(value: Any) -> str:
@@ -180,7 +182,7 @@ def _report_schema_error(error: ValidationError, reporter: _Reporter) -> None:
     custom = schema.get("x-error")
     if "propertyNames" in error.relative_schema_path:
         name = str(instance)
-        reporter.add((*path, name), f"'{name}': {custom or error.message}", key=True)
+        reporter.add((*path, name), custom or error.message, key=True)
         return
     match error.validator:
         case "additionalProperties":

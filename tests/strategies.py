@@ -1,0 +1,163 @@
+"""Hypothesis strategies for valid desired states (billing.yaml documents)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import strategies as st
+
+from reconciler.model import (
+    Alert,
+    Desired,
+    Meter,
+    Migration,
+    Price,
+    Product,
+    Recurring,
+    SwitchAt,
+    Tier,
+    TransformQuantity,
+)
+
+ident = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=12).map(
+    lambda s: "x" + s
+)
+label = st.text(
+    alphabet=st.characters(codec="utf-8", categories=["L", "N", "Zs", "P"]), min_size=1, max_size=30
+).filter(lambda s: s.strip() == s and s != "")
+metadata = st.dictionaries(
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=40).filter(
+        lambda k: k != "managed_by"
+    ),
+    st.text(alphabet=st.characters(codec="utf-8", categories=["L", "N", "Zs"]), max_size=40),
+    max_size=4,
+)
+decimals = st.decimals(min_value=0, max_value=100000, places=4, allow_nan=False).map(
+    lambda d: d.normalize() if d != 0 else Decimal(0)
+)
+
+tiers_modes = st.sampled_from(["graduated", "volume"])
+roundings = st.sampled_from(["up", "down"])
+
+
+@st.composite
+def tiers(draw: Any) -> tuple[Tier, ...]:
+    bounds = sorted(draw(st.sets(st.integers(1, 10**6), min_size=0, max_size=3)))
+    result = []
+    for up_to in [*bounds, None]:
+        if draw(st.booleans()):
+            tier = Tier(up_to=up_to, unit_amount_decimal=draw(decimals))
+        else:
+            tier = Tier(
+                up_to=up_to,
+                unit_amount=draw(st.integers(0, 10**6)),
+                flat_amount=draw(st.none() | st.integers(0, 10**6)),
+            )
+        result.append(tier)
+    return tuple(result)
+
+
+@st.composite
+def desired_states(draw: Any) -> Desired:
+    meters = tuple(
+        Meter(
+            event_name=name,
+            display_name=draw(label),
+            aggregation=draw(st.sampled_from(["sum", "count", "last"])),
+            customer_key=draw(st.sampled_from(["stripe_customer_id", "customer"])),
+            value_key=draw(st.sampled_from(["value", "seconds"])),
+            active=True,
+        )
+        for name in draw(st.lists(ident, max_size=3, unique=True))
+    )
+    products = tuple(
+        Product(
+            id="prod_" + pid,
+            name=draw(label),
+            description=draw(st.none() | label),
+            metadata=draw(metadata),
+            active=draw(st.booleans()),
+        )
+        for pid in draw(st.lists(ident, min_size=1, max_size=3, unique=True))
+    )
+    prices: list[Price] = []
+    has_default: set[str] = set()
+    for key in draw(st.lists(ident, max_size=6, unique=True)):
+        product = draw(st.sampled_from(products)).id
+        metered = bool(meters) and draw(st.booleans())
+        recurring: Recurring | None = None
+        if metered:
+            recurring = Recurring(
+                interval="month", usage="metered", meter=draw(st.sampled_from(meters)).event_name
+            )
+        elif draw(st.booleans()):
+            interval = draw(st.sampled_from(["day", "week", "month", "year"]))
+            recurring = Recurring(interval=interval, interval_count=1)
+        forms = ["int", "decimal", "tiers"] if recurring else ["int", "decimal"]
+        form = draw(st.sampled_from(forms))
+        default = product not in has_default and draw(st.booleans())
+        if default:
+            has_default.add(product)
+        prices.append(
+            Price(
+                lookup_key=key,
+                product=product,
+                currency=draw(st.sampled_from(["usd", "eur"])),
+                nickname=draw(st.none() | label),
+                metadata=draw(metadata),
+                active=True,
+                default=default,
+                recurring=recurring,
+                unit_amount=draw(st.integers(0, 99999999)) if form == "int" else None,
+                unit_amount_decimal=draw(decimals) if form == "decimal" else None,
+                tiers_mode=draw(tiers_modes) if form == "tiers" else None,
+                tiers=draw(tiers()) if form == "tiers" else (),
+                transform_quantity=draw(
+                    st.none() | st.builds(TransformQuantity, st.integers(1, 1000), roundings)
+                )
+                if form != "tiers"
+                else None,
+            )
+        )
+    alerts = tuple(
+        Alert(
+            title=title,
+            meter=draw(st.sampled_from(meters)).event_name,
+            threshold=draw(st.integers(1, 10**9)),
+            customer=draw(st.none() | st.just("cus_Test123")),
+            active=draw(st.booleans()),
+        )
+        for title in (draw(st.lists(label, max_size=2, unique=True)) if meters else [])
+    )
+    metered = [p for p in prices if p.is_metered]
+    migrations = tuple(
+        Migration(
+            name=f"move-{index}",
+            from_price=f"price_legacy{index}",
+            to_price=draw(st.sampled_from(metered)).lookup_key,
+            switch_at=draw(
+                st.sampled_from(
+                    [
+                        SwitchAt("period_end"),
+                        SwitchAt("now"),
+                        SwitchAt("at", 1796083200, "2026-12-01T00:00:00Z"),
+                    ]
+                )
+            ),
+            subscriptions=draw(st.none() | st.just(("sub_A1", "sub_B2"))),
+            exclude=draw(st.sampled_from([(), ("sub_C3",)])),
+            batch=draw(st.none() | st.integers(1, 500)),
+            require_usage_parity=draw(st.none() | st.sampled_from([Decimal("0.5"), Decimal(2)])),
+            paused=draw(st.booleans()),
+        )
+        for index in range(draw(st.integers(0, 2)) if metered else 0)
+    )
+    return Desired(
+        mode=draw(st.sampled_from(["test", "live"])),
+        products=products,
+        meters=meters,
+        prices=tuple(prices),
+        alerts=alerts,
+        migrations=migrations,
+    )

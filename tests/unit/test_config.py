@@ -1,0 +1,166 @@
+"""billing.yaml loading: the example, the invalid corpus and every unreadable-file path."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from reconciler.config import MAX_FILE_BYTES, billing_schema, desired_from_data, load_config
+from reconciler.errors import ConfigError, ConfigErrors
+from reconciler.model import SwitchAt
+from reconciler.yamlsource import MAX_DEPTH
+
+REPO = Path(__file__).resolve().parents[2]
+INVALID = REPO / "tests" / "data" / "invalid"
+INVALID_DOCS = sorted(INVALID.glob("*.yaml"))
+
+
+def errors_of(path: Path | str) -> list[str]:
+    with pytest.raises(ConfigErrors) as caught:
+        load_config(path)
+    return [str(error) for error in caught.value.errors]
+
+
+def test_example_is_valid() -> None:
+    desired = load_config(REPO / "billing.yaml")
+    assert [m.event_name for m in desired.meters] == ["video_seconds", "api_requests"]
+    per_second = next(p for p in desired.prices if p.lookup_key == "video_seconds_metered")
+    assert per_second.unit_amount_decimal == Decimal("0.35")
+    assert per_second.meter == "video_seconds"
+    pro = next(p for p in desired.prices if p.lookup_key == "pro_video_seconds_overage")
+    assert pro.tiers_mode == "graduated"
+    assert [t.up_to for t in pro.tiers] == [1000, 10000, None]
+    credits = next(p for p in desired.prices if p.lookup_key == "credits_1000")
+    assert credits.recurring is None
+    migration = desired.migrations[0]
+    assert migration.switch_at == SwitchAt("period_end")
+    assert migration.require_usage_parity == Decimal("0.5")
+    assert migration.subscriptions is None
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(INVALID_DOCS) >= 25
+
+
+@pytest.mark.parametrize("document", INVALID_DOCS, ids=lambda p: p.stem)
+def test_invalid_document_gives_its_exact_errors(
+    document: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = document.with_suffix(".errors").read_text("utf-8").splitlines()
+    assert expected, f"{document.name} has no expected errors"
+    monkeypatch.chdir(INVALID)
+    assert errors_of(document.name) == expected
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    assert errors_of(missing) == [f"{missing}: file not found"]
+
+
+def test_directory_is_not_a_file(tmp_path: Path) -> None:
+    assert errors_of(tmp_path) == [f"{tmp_path}: is a directory, not a file"]
+
+
+def test_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"version: 1\nmode: test\n" + b"#" * MAX_FILE_BYTES)
+    (message,) = errors_of(big)
+    assert message.startswith(f"{big}: file is {MAX_FILE_BYTES + 22} bytes")
+
+
+def test_billion_laughs_is_refused(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 9):
+        refs = ", ".join([f"*a{level - 1}"] * 10)
+        lines.append(f"a{level}: &a{level} [{refs}]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    (message,) = errors_of(bomb)
+    assert "expands to more than" in message
+    assert message.startswith(f"{bomb}:1:1: ")
+
+
+def test_deep_nesting_is_refused(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.yaml"
+    depth = MAX_DEPTH + 5
+    deep.write_text("version: 1\nmode: test\nproducts: " + "[" * depth + "]" * depth)
+    (message,) = errors_of(deep)
+    assert f"nests deeper than {MAX_DEPTH} levels" in message
+
+
+def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    doc = tmp_path / "bom.yaml"
+    doc.write_bytes("\ufeffversion: 1\nmode: test\n".encode())
+    assert load_config(doc).mode == "test"
+
+
+def test_merge_keys_are_followed(tmp_path: Path) -> None:
+    doc = tmp_path / "merge.yaml"
+    doc.write_text(
+        "version: 1\nmode: test\n"
+        "x-base: &base {currency: usd, product: prod_a}\n"
+        "products: [{id: prod_a, name: A}]\n"
+        "prices:\n  - <<: *base\n    lookup_key: k\n    unit_amount: 5\n"
+    )
+    # x-base is not part of the language: the anchor host is refused, the merge is not.
+    assert errors_of(doc) == [
+        f"{doc}:3:1: x-base: unknown field 'x-base' (expected one of: alerts, meters, "
+        "migrations, mode, prices, products, version)"
+    ]
+
+
+def test_all_errors_are_reported_sorted_by_position(tmp_path: Path) -> None:
+    doc = tmp_path / "many.yaml"
+    doc.write_text("mode: prod\nversion: 3\nextra: 1\n")
+    lines = errors_of(doc)
+    assert lines == [
+        f"{doc}:1:7: mode: must be one of test, live, not 'prod'",
+        f"{doc}:2:10: version: must be 1 (the only billing.yaml version), not 3",
+        f"{doc}:3:1: extra: unknown field 'extra' (expected one of: alerts, meters, "
+        "migrations, mode, prices, products, version)",
+    ]
+
+
+def test_data_without_marks_reports_line_zero() -> None:
+    with pytest.raises(ConfigErrors) as caught:
+        desired_from_data({"version": 1, "mode": "test", "meters": [{"event_name": "x"}]})
+    assert caught.value.errors == [
+        ConfigError("<data>", 0, 0, "meters[0]", "missing required field 'aggregation'"),
+        ConfigError("<data>", 0, 0, "meters[0]", "missing required field 'display_name'"),
+    ]
+
+
+def _properties_without_description(node: object, where: str) -> list[str]:
+    found: list[str] = []
+    if isinstance(node, dict):
+        for name, sub in node.get("properties", {}).items():
+            if "description" not in sub and "$ref" not in sub:
+                found.append(f"{where}.{name}")
+        for key, value in node.items():
+            found += _properties_without_description(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _properties_without_description(value, f"{where}[{index}]")
+    return found
+
+
+def _objects_without_closed_properties(node: object, where: str) -> list[str]:
+    found: list[str] = []
+    if isinstance(node, dict):
+        if node.get("type") == "object" and "additionalProperties" not in node:
+            found.append(where)
+        for key, value in node.items():
+            found += _objects_without_closed_properties(value, f"{where}.{key}")
+    return found
+
+
+def test_schema_documents_and_closes_every_object() -> None:
+    schema = billing_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert _properties_without_description(schema, "$") == []
+    assert _objects_without_closed_properties(schema, "$") == []
+    for name, definition in schema["$defs"].items():
+        if definition.get("type") == "object":
+            assert definition["additionalProperties"] is False, name
