@@ -1,0 +1,218 @@
+"""The plan: immutable values describing what apply will do, and their JSON form.
+
+A plan is made by the planner from the desired state and a snapshot of the
+account; it is rendered for people, saved for later, and applied. The JSON
+form is the machine contract (``format_version``), published as
+``schemas/plan.schema.json``.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Action",
+    "FieldChange",
+    "Plan",
+    "ResourceChange",
+    "fingerprint",
+]
+
+FORMAT_VERSION = "1"
+
+
+class Action(enum.Enum):
+    """What apply does to one resource."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    ARCHIVE = "archive"
+    DEACTIVATE = "deactivate"
+    REACTIVATE = "reactivate"
+    MIGRATE = "migrate"
+    NOOP = "no-op"
+
+    @property
+    def symbol(self) -> str:
+        match self:
+            case Action.CREATE:
+                return "+"
+            case Action.UPDATE | Action.REACTIVATE:
+                return "~"
+            case Action.REPLACE:
+                return "-/+"
+            case Action.ARCHIVE | Action.DEACTIVATE:
+                return "-"
+            case Action.MIGRATE:
+                return ">"
+            case Action.NOOP:
+                return " "
+
+    @property
+    def irreversible(self) -> bool:
+        """Steps a reviewer must see called out: they cannot simply be undone."""
+        match self:
+            case Action.REPLACE | Action.ARCHIVE | Action.DEACTIVATE | Action.MIGRATE:
+                return True
+            case Action.CREATE | Action.UPDATE | Action.REACTIVATE | Action.NOOP:
+                return False
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field's value before and after (None: absent)."""
+
+    field: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    """One resource's planned change.
+
+    ``before`` and ``after`` are essences: only the fields billing.yaml
+    manages, normalised. ``stripe_id`` names the existing object (None when
+    it is to be created). ``changes`` lists the differing fields.
+    """
+
+    address: str
+    kind: str
+    action: Action
+    reason: str
+    before: Mapping[str, Any] | None = None
+    after: Mapping[str, Any] | None = None
+    changes: tuple[FieldChange, ...] = ()
+    stripe_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def irreversible(self) -> bool:
+        return self.action.irreversible
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "kind": self.kind,
+            "action": self.action.value,
+            "reason": self.reason,
+            "irreversible": self.irreversible,
+            "stripe_id": self.stripe_id,
+            "before": _plain(self.before),
+            "after": _plain(self.after),
+            "changes": [
+                {"field": c.field, "before": _plain(c.before), "after": _plain(c.after)}
+                for c in self.changes
+            ],
+            "details": _plain(self.details),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ResourceChange:
+        return cls(
+            address=data["address"],
+            kind=data["kind"],
+            action=Action(data["action"]),
+            reason=data["reason"],
+            before=data["before"],
+            after=data["after"],
+            changes=tuple(
+                FieldChange(c["field"], c["before"], c["after"]) for c in data["changes"]
+            ),
+            stripe_id=data["stripe_id"],
+            details=data.get("details", {}),
+        )
+
+
+def _plain(value: Any) -> Any:
+    """Mappings to dicts and tuples to lists, recursively, for JSON."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def fingerprint(value: Any) -> str:
+    """A stable hash of JSON-able data (key order does not matter)."""
+    canonical = json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every change apply will make, with evidence of what it was made from.
+
+    ``config_hash`` identifies the billing.yaml (by meaning), ``snapshot_fingerprint``
+    the account state that was read. ``unmanaged`` lists objects in the account
+    that billing.yaml does not declare: shown, never touched.
+    """
+
+    config_hash: str
+    snapshot_fingerprint: str
+    changes: tuple[ResourceChange, ...] = ()
+    unmanaged: tuple[str, ...] = ()
+    format_version: str = FORMAT_VERSION
+
+    @property
+    def actionable(self) -> tuple[ResourceChange, ...]:
+        return tuple(c for c in self.changes if c.action is not Action.NOOP)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.actionable)
+
+    def counts(self) -> Counter[Action]:
+        return Counter(c.action for c in self.actionable)
+
+    def summary(self) -> str:
+        """``N to create, N to update, N to replace, N to archive`` (+ migrations when present)."""
+        counts = self.counts()
+        parts = [
+            f"{counts[Action.CREATE]} to create",
+            f"{counts[Action.UPDATE] + counts[Action.REACTIVATE]} to update",
+            f"{counts[Action.REPLACE]} to replace",
+            f"{counts[Action.ARCHIVE] + counts[Action.DEACTIVATE]} to archive",
+        ]
+        if counts[Action.MIGRATE]:
+            parts.append(f"{counts[Action.MIGRATE]} to migrate")
+        return ", ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        counts = self.counts()
+        return {
+            "format_version": self.format_version,
+            "config_hash": self.config_hash,
+            "snapshot_fingerprint": self.snapshot_fingerprint,
+            "summary": {a.value: counts[a] for a in Action if a is not Action.NOOP},
+            "has_changes": self.has_changes,
+            "changes": [c.to_json() for c in self.changes],
+            "unmanaged": list(self.unmanaged),
+        }
+
+    def dumps(self) -> str:
+        """The plan file's text: deterministic, sorted keys, one trailing newline."""
+        return json.dumps(self.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"plan format_version {version!r} is not supported (expected {FORMAT_VERSION!r})"
+            )
+        return cls(
+            config_hash=data["config_hash"],
+            snapshot_fingerprint=data["snapshot_fingerprint"],
+            changes=tuple(ResourceChange.from_json(c) for c in data["changes"]),
+            unmanaged=tuple(data.get("unmanaged", ())),
+            format_version=version,
+        )
