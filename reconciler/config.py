@@ -298,6 +298,7 @@ def _build_price(p: dict[str, Any]) -> Price:
         metadata=dict(p.get("metadata", {})),
         active=p.get("active", True),
         default=p.get("default", False),
+        adopt=p.get("adopt", False),
         recurring=Recurring(
             interval=recurring["interval"],
             interval_count=recurring.get("interval_count", 1),

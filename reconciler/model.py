@@ -26,6 +26,7 @@ __all__ = [
     "SwitchAt",
     "Tier",
     "TransformQuantity",
+    "alert_address",
     "decimal_text",
 ]
 
@@ -163,6 +164,7 @@ class Price:
     metadata: Mapping[str, str] = field(default_factory=dict)
     active: bool = True
     default: bool = False
+    adopt: bool = False
     recurring: Recurring | None = None
     unit_amount: int | None = None
     unit_amount_decimal: Decimal | None = None
@@ -192,6 +194,7 @@ class Price:
         out["metadata"] = dict(self.metadata)
         out["active"] = self.active
         out["default"] = self.default
+        out["adopt"] = self.adopt
         if self.recurring is not None:
             out["recurring"] = self.recurring.to_dict()
         _put(out, "unit_amount", self.unit_amount)
@@ -203,6 +206,11 @@ class Price:
         if self.transform_quantity is not None:
             out["transform_quantity"] = self.transform_quantity.to_dict()
         return out
+
+
+def alert_address(meter: str, title: str) -> str:
+    """Alerts are named by meter and title: ``alert.video_seconds["Over 50k"]``."""
+    return f"alert.{meter}[{json.dumps(title, ensure_ascii=False)}]"
 
 
 @dataclass(frozen=True)
@@ -218,7 +226,7 @@ class Alert:
 
     @property
     def address(self) -> str:
-        return f"alert.{self.meter}.{self.title}"
+        return alert_address(self.meter, self.title)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -108,6 +108,7 @@ def desired_states(draw: Any) -> Desired:
                 metadata=draw(metadata),
                 active=True,
                 default=default,
+                adopt=draw(st.booleans()),
                 recurring=recurring,
                 unit_amount=draw(st.integers(0, 99999999)) if form == "int" else None,
                 unit_amount_decimal=draw(decimals) if form == "decimal" else None,

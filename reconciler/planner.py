@@ -1,0 +1,308 @@
+"""Pure planning: build_plan(desired, snapshot) -> Plan.
+
+Each declared object is compared with its live counterpart by essence:
+absent -> create; only updatable fields differ -> update; a fixed field
+differs -> replace (create new, move lookup key / default price /
+dependants, then archive the old); declared inactive -> archive or
+deactivate. A replaced meter replaces every declared price and alert on it.
+Objects the account holds but billing.yaml does not declare are listed as
+unmanaged and never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from reconciler.errors import PlanError
+from reconciler.essence import (
+    PRICE_UPDATABLE,
+    alert_essence,
+    meter_essence,
+    price_essence,
+    product_essence,
+)
+from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Desired, alert_address
+from reconciler.plan import Action, FieldChange, Plan, ResourceChange
+from reconciler.snapshot import LiveObject, Snapshot
+
+__all__ = ["build_plan"]
+
+_METER_FIXED = ("aggregation", "customer_key", "value_key")
+_ALERT_FIXED = ("threshold", "recurrence", "customer")
+
+
+def build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
+    """Compare desired with live; raise PlanError on conflicts needing a human decision."""
+    conflicts: list[str] = []
+    changes: list[ResourceChange] = []
+    changes += _plan_products(desired, snapshot)
+    meter_changes = _plan_meters(desired, snapshot)
+    replaced_meters = {
+        c.address.removeprefix("meter.") for c in meter_changes if c.action is Action.REPLACE
+    }
+    changes += meter_changes
+    changes += _plan_prices(desired, snapshot, replaced_meters, conflicts)
+    changes += _plan_alerts(desired, snapshot, replaced_meters)
+    if conflicts:
+        raise PlanError("\n".join(conflicts))
+    return Plan(
+        config_hash=desired.config_hash(),
+        snapshot_fingerprint=snapshot.fingerprint(),
+        changes=tuple(changes),
+        unmanaged=_unmanaged(desired, snapshot),
+    )
+
+
+def _field_changes(
+    before: Mapping[str, Any], after: Mapping[str, Any], fields: Iterable[str]
+) -> tuple[FieldChange, ...]:
+    """Differences field by field; metadata is compared key by key."""
+    found: list[FieldChange] = []
+    for name in fields:
+        old, new = before.get(name), after.get(name)
+        if name == "metadata":
+            old_map: Mapping[str, Any] = old or {}
+            new_map: Mapping[str, Any] = new or {}
+            for key in sorted(new_map):
+                if old_map.get(key, "") != new_map[key]:
+                    found.append(FieldChange(f"metadata.{key}", old_map.get(key), new_map[key]))
+        elif old != new:
+            found.append(FieldChange(name, old, new))
+    return tuple(found)
+
+
+def _managed_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    return {**metadata, MANAGED_BY_KEY: MANAGED_BY_VALUE}
+
+
+def _default_prices(desired: Desired) -> dict[str, str]:
+    return {p.product: p.lookup_key for p in desired.prices if p.default}
+
+
+def _absent(address: str, kind: str, active: bool, after: Mapping[str, Any]) -> ResourceChange:
+    """A declared object the account does not have: create it, unless declared retired."""
+    if active:
+        return ResourceChange(address, kind, Action.CREATE, "not in the account", None, after)
+    return ResourceChange(address, kind, Action.NOOP, "declared inactive and absent")
+
+
+def _existing(
+    address: str,
+    kind: str,
+    action: Action,
+    reason: str,
+    *,
+    live: LiveObject,
+    after: Mapping[str, Any],
+    diffs: tuple[FieldChange, ...],
+    details: Mapping[str, Any] | None = None,
+) -> ResourceChange:
+    return ResourceChange(
+        address, kind, action, reason, live.essence, after, diffs, live.stripe_id, details or {}
+    )
+
+
+def _plan_products(desired: Desired, snapshot: Snapshot) -> list[ResourceChange]:
+    defaults = _default_prices(desired)
+    changes: list[ResourceChange] = []
+    for product in desired.products:
+        after = product_essence(product, defaults.get(product.id))
+        after["metadata"] = _managed_metadata(product.metadata)
+        live = snapshot.products.get(product.id)
+        if live is None:
+            changes.append(_absent(product.address, "product", product.active, after))
+            continue
+        diffs = _field_changes(live.essence, after, after.keys())
+        changes.append(
+            _update_or_archive(product.address, "product", live=live, after=after, diffs=diffs)
+        )
+    return changes
+
+
+def _update_or_archive(
+    address: str,
+    kind: str,
+    *,
+    live: LiveObject,
+    after: Mapping[str, Any],
+    diffs: tuple[FieldChange, ...],
+    details: Mapping[str, Any] | None = None,
+) -> ResourceChange:
+    """Shared tail of products and prices: no-op, update, or archive."""
+    if not diffs:
+        action, reason = Action.NOOP, "matches"
+    elif live.active and not after.get("active", True):
+        action, reason = Action.ARCHIVE, "declared active: false"
+    elif not live.managed:
+        action, reason = Action.UPDATE, "adopt: not created by stripe-reconcile"
+    else:
+        action, reason = Action.UPDATE, "changed: " + ", ".join(d.field for d in diffs)
+    return _existing(
+        address, kind, action, reason, live=live, after=after, diffs=diffs, details=details
+    )
+
+
+def _plan_switchable(
+    address: str,
+    kind: str,
+    live: LiveObject,
+    after: Mapping[str, Any],
+    *,
+    fixed_fields: tuple[str, ...],
+    replaced_dependency: str | None,
+) -> ResourceChange:
+    """Meters and alerts: fixed fields replace, ``active`` switches, the rest updates."""
+    active = bool(after["active"])
+    diffs = _field_changes(live.essence, after, after.keys())
+    fixed = [d.field for d in diffs if d.field in fixed_fields]
+    if active and fixed:
+        action, reason = Action.REPLACE, f"fixed at creation: {', '.join(fixed)}"
+    elif active and replaced_dependency:
+        action, reason = Action.REPLACE, f"{replaced_dependency} is replaced"
+    elif live.active and not active:
+        action, reason = Action.DEACTIVATE, "declared active: false"
+    elif not live.active and active:
+        action, reason = Action.REACTIVATE, "declared active but inactive in the account"
+    elif diffs and not fixed:
+        action, reason = Action.UPDATE, "changed: " + ", ".join(d.field for d in diffs)
+    else:
+        action, reason = Action.NOOP, "matches" if not diffs else "inactive; not replaced"
+    return _existing(address, kind, action, reason, live=live, after=after, diffs=diffs)
+
+
+def _plan_meters(desired: Desired, snapshot: Snapshot) -> list[ResourceChange]:
+    changes: list[ResourceChange] = []
+    for meter in desired.meters:
+        after = meter_essence(meter)
+        live = snapshot.meters.get(meter.event_name)
+        if live is None:
+            changes.append(_absent(meter.address, "meter", meter.active, after))
+        else:
+            changes.append(
+                _plan_switchable(
+                    meter.address,
+                    "meter",
+                    live,
+                    after,
+                    fixed_fields=_METER_FIXED,
+                    replaced_dependency=None,
+                )
+            )
+    return changes
+
+
+def _plan_prices(
+    desired: Desired, snapshot: Snapshot, replaced_meters: set[str], conflicts: list[str]
+) -> list[ResourceChange]:
+    defaults = _default_prices(desired)
+    changes: list[ResourceChange] = []
+    for price in desired.prices:
+        after = price_essence(price)
+        after["metadata"] = _managed_metadata(price.metadata)
+        live = snapshot.prices.get(price.lookup_key)
+        address = price.address
+        if live is None:
+            changes.append(_absent(address, "price", price.active, after))
+            continue
+        if not live.managed and not price.adopt:
+            conflicts.append(
+                f"{address}: lookup key '{price.lookup_key}' belongs to {live.stripe_id}, which "
+                "stripe-reconcile did not create; set adopt: true on this price to take it over, "
+                "or choose another lookup_key"
+            )
+            continue
+        details = _price_details(price.product, price.lookup_key, live, snapshot, defaults)
+        diffs = _field_changes(live.essence, after, after.keys())
+        fixed = [d.field for d in diffs if d.field not in PRICE_UPDATABLE]
+        meter_replaced = price.meter is not None and price.meter in replaced_meters
+        if price.active and (fixed or meter_replaced):
+            reason = (
+                f"meter '{price.meter}' is replaced"
+                if meter_replaced and not fixed
+                else f"fixed at creation: {', '.join(fixed)}"
+            )
+            changes.append(
+                _existing(
+                    address,
+                    "price",
+                    Action.REPLACE,
+                    reason,
+                    live=live,
+                    after=after,
+                    diffs=diffs,
+                    details=details,
+                )
+            )
+            continue
+        if not price.active:
+            # An archived price is never replaced: only its updatable fields matter.
+            diffs = tuple(d for d in diffs if d.field.split(".")[0] in PRICE_UPDATABLE)
+        changes.append(
+            _update_or_archive(
+                address, "price", live=live, after=after, diffs=diffs, details=details
+            )
+        )
+    return changes
+
+
+def _price_details(
+    product: str,
+    lookup_key: str,
+    live: LiveObject,
+    snapshot: Snapshot,
+    defaults: Mapping[str, str],
+) -> dict[str, Any]:
+    """Default-price bookkeeping apply needs when this price is replaced or archived."""
+    live_product = snapshot.products.get(product)
+    is_live_default = (
+        live_product is not None and live_product.essence.get("default_price") == lookup_key
+    )
+    if not is_live_default:
+        return {}
+    if defaults.get(product) == lookup_key:
+        return {"default_of": product}
+    return {"default_of": product, "default_moves_to": defaults.get(product)}
+
+
+def _plan_alerts(
+    desired: Desired, snapshot: Snapshot, replaced_meters: set[str]
+) -> list[ResourceChange]:
+    changes: list[ResourceChange] = []
+    for alert in desired.alerts:
+        after = alert_essence(alert)
+        live = snapshot.alerts.get((alert.meter, alert.title))
+        if live is None:
+            changes.append(_absent(alert.address, "alert", alert.active, after))
+            continue
+        replaced = f"meter '{alert.meter}'" if alert.meter in replaced_meters else None
+        changes.append(
+            _plan_switchable(
+                alert.address,
+                "alert",
+                live,
+                after,
+                fixed_fields=_ALERT_FIXED,
+                replaced_dependency=replaced,
+            )
+        )
+    return changes
+
+
+def _unmanaged(desired: Desired, snapshot: Snapshot) -> tuple[str, ...]:
+    """Active objects in the account that billing.yaml does not declare, sorted."""
+    found: list[str] = []
+    products = {p.id for p in desired.products}
+    found += [
+        f"product.{k}" for k, o in snapshot.products.items() if k not in products and o.active
+    ]
+    meters = {m.event_name for m in desired.meters}
+    found += [f"meter.{k}" for k, o in snapshot.meters.items() if k not in meters and o.active]
+    prices = {p.lookup_key for p in desired.prices}
+    found += [f"price.{k}" for k, o in snapshot.prices.items() if k not in prices and o.active]
+    found += [f"price {price_id} (no lookup key)" for price_id in snapshot.anonymous_prices]
+    alerts = {(a.meter, a.title) for a in desired.alerts}
+    found += [
+        alert_address(*key) for key, o in snapshot.alerts.items() if key not in alerts and o.active
+    ]
+    return tuple(sorted(found))

@@ -1,0 +1,69 @@
+"""The account as read: every object that can matter, reduced to its essence.
+
+``live.py`` fills a Snapshot through the gateway; tests build them by hand.
+Keys are identities: product id, meter event name, price lookup key, alert
+``(event name, title)``. Pure values, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.plan import fingerprint
+
+__all__ = ["LiveObject", "Snapshot"]
+
+
+@dataclass(frozen=True)
+class LiveObject:
+    """One Stripe object: its id, its essence, and whether stripe-reconcile made it.
+
+    ``managed`` is read from ``managed_by`` metadata; objects without metadata
+    (meters, alerts) are always considered managed once declared.
+    """
+
+    stripe_id: str
+    essence: Mapping[str, Any]
+    managed: bool = True
+
+    @property
+    def active(self) -> bool:
+        return bool(self.essence.get("active", True))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the account holds. ``anonymous_prices`` are active prices without a lookup key."""
+
+    products: Mapping[str, LiveObject] = field(default_factory=dict)
+    meters: Mapping[str, LiveObject] = field(default_factory=dict)
+    prices: Mapping[str, LiveObject] = field(default_factory=dict)
+    alerts: Mapping[tuple[str, str], LiveObject] = field(default_factory=dict)
+    anonymous_prices: tuple[str, ...] = ()
+
+    def fingerprint(self) -> str:
+        """A hash of everything read: any change by anyone gives another fingerprint."""
+        return fingerprint(self.evidence())
+
+    def evidence(self) -> dict[str, Any]:
+        """The snapshot as sorted JSON-able data, for fingerprints and stale-plan reports."""
+
+        def section(objects: Mapping[Any, LiveObject]) -> dict[str, Any]:
+            return {
+                "/".join(key) if isinstance(key, tuple) else key: {
+                    "id": obj.stripe_id,
+                    "managed": obj.managed,
+                    "essence": obj.essence,
+                }
+                for key, obj in sorted(objects.items())
+            }
+
+        return {
+            "products": section(self.products),
+            "meters": section(self.meters),
+            "prices": section(self.prices),
+            "alerts": section(self.alerts),
+            "anonymous_prices": sorted(self.anonymous_prices),
+        }
