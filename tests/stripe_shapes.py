@@ -1,0 +1,192 @@
+"""Stripe-shaped JSON for declared objects, as the API would return them.
+
+Used to build snapshots by hand through the same ``*_essence_from_stripe``
+functions the live reader uses, with the extra fields Stripe adds, so tests
+prove those never show as drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.essence import (
+    alert_essence_from_stripe,
+    meter_essence_from_stripe,
+    price_essence_from_stripe,
+    product_essence_from_stripe,
+)
+from reconciler.model import (
+    MANAGED_BY_KEY,
+    MANAGED_BY_VALUE,
+    Alert,
+    Desired,
+    Meter,
+    Price,
+    Product,
+    decimal_text,
+)
+from reconciler.snapshot import LiveObject, Snapshot
+
+MANAGED = {MANAGED_BY_KEY: MANAGED_BY_VALUE}
+
+
+def meter_json(meter: Meter, meter_id: str) -> dict[str, Any]:
+    return {
+        "id": meter_id,
+        "object": "billing.meter",
+        "created": 1700000000,
+        "customer_mapping": {"event_payload_key": meter.customer_key, "type": "by_id"},
+        "default_aggregation": {"formula": meter.aggregation},
+        "display_name": meter.display_name,
+        "event_name": meter.event_name,
+        "event_time_window": None,
+        "livemode": False,
+        "status": "active" if meter.active else "inactive",
+        "status_transitions": {"deactivated_at": None},
+        "updated": 1700000000,
+        "value_settings": {"event_payload_key": meter.value_key},
+    }
+
+
+def product_json(product: Product, default_price: str | None) -> dict[str, Any]:
+    return {
+        "id": product.id,
+        "object": "product",
+        "active": product.active,
+        "created": 1700000000,
+        "default_price": default_price,
+        "description": product.description,
+        "images": [],
+        "livemode": False,
+        "marketing_features": [],
+        "metadata": {**product.metadata, **MANAGED},
+        "name": product.name,
+        "package_dimensions": None,
+        "shippable": None,
+        "statement_descriptor": None,
+        "tax_code": None,
+        "unit_label": None,
+        "updated": 1700000000,
+        "url": None,
+        "type": "service",
+    }
+
+
+def _amount_fields(integer: int | None, decimal: Any) -> tuple[int | None, str | None]:
+    if integer is not None:
+        return integer, str(integer)
+    if decimal is not None:
+        text = decimal_text(decimal)
+        return (int(text) if "." not in text else None), text
+    return None, None
+
+
+def price_json(price: Price, price_id: str, meter_ids: dict[str, str]) -> dict[str, Any]:
+    unit_amount, unit_amount_decimal = _amount_fields(price.unit_amount, price.unit_amount_decimal)
+    recurring = price.recurring
+    tiers = []
+    for tier in price.tiers:
+        unit, unit_dec = _amount_fields(tier.unit_amount, tier.unit_amount_decimal)
+        flat, flat_dec = _amount_fields(tier.flat_amount, tier.flat_amount_decimal)
+        tiers.append(
+            {
+                "up_to": tier.up_to,
+                "unit_amount": unit,
+                "unit_amount_decimal": unit_dec,
+                "flat_amount": flat,
+                "flat_amount_decimal": flat_dec,
+            }
+        )
+    return {
+        "id": price_id,
+        "object": "price",
+        "active": price.active,
+        "billing_scheme": "tiered" if price.tiers else "per_unit",
+        "created": 1700000000,
+        "currency": price.currency,
+        "custom_unit_amount": None,
+        "livemode": False,
+        "lookup_key": price.lookup_key,
+        "metadata": {**price.metadata, **MANAGED},
+        "nickname": price.nickname,
+        "product": price.product,
+        "recurring": None
+        if recurring is None
+        else {
+            "interval": recurring.interval,
+            "interval_count": recurring.interval_count,
+            "meter": meter_ids.get(recurring.meter) if recurring.meter else None,
+            "usage_type": recurring.usage,
+            "trial_period_days": None,
+        },
+        "tax_behavior": "unspecified",
+        "tiers_mode": price.tiers_mode,
+        "tiers": tiers or None,
+        "transform_quantity": None
+        if price.transform_quantity is None
+        else {
+            "divide_by": price.transform_quantity.divide_by,
+            "round": price.transform_quantity.round,
+        },
+        "type": "recurring" if recurring else "one_time",
+        "unit_amount": None if price.tiers else unit_amount,
+        "unit_amount_decimal": None if price.tiers else unit_amount_decimal,
+    }
+
+
+def alert_json(alert: Alert, alert_id: str, meter_id: str) -> dict[str, Any]:
+    return {
+        "id": alert_id,
+        "object": "billing.alert",
+        "alert_type": "usage_threshold",
+        "livemode": False,
+        "status": "active" if alert.active else "inactive",
+        "title": alert.title,
+        "usage_threshold": {
+            "filters": [{"type": "customer", "customer": alert.customer}]
+            if alert.customer
+            else None,
+            "gte": alert.threshold,
+            "meter": meter_id,
+            "recurrence": alert.recurrence,
+        },
+    }
+
+
+def snapshot_matching(desired: Desired) -> Snapshot:
+    """The snapshot of an account that already holds exactly what ``desired`` declares."""
+    meter_ids = {m.event_name: f"mtr_{i}" for i, m in enumerate(desired.meters)}
+    meter_names = {v: k for k, v in meter_ids.items()}
+    price_ids = {p.lookup_key: f"price_{i}" for i, p in enumerate(desired.prices)}
+    defaults = {p.product: p.lookup_key for p in desired.prices if p.default}
+    return Snapshot(
+        products={
+            p.id: LiveObject(
+                p.id, product_essence_from_stripe(product_json(p, None), defaults.get(p.id))
+            )
+            for p in desired.products
+        },
+        meters={
+            m.event_name: LiveObject(
+                meter_ids[m.event_name],
+                meter_essence_from_stripe(meter_json(m, meter_ids[m.event_name])),
+            )
+            for m in desired.meters
+        },
+        prices={
+            p.lookup_key: LiveObject(
+                price_ids[p.lookup_key],
+                price_essence_from_stripe(
+                    price_json(p, price_ids[p.lookup_key], meter_ids), meter_names
+                ),
+            )
+            for p in desired.prices
+        },
+        alerts={
+            (a.meter, a.title): LiveObject(
+                f"alrt_{i}",
+                alert_essence_from_stripe(alert_json(a, f"alrt_{i}", meter_ids[a.meter])),
+            )
+            for i, a in enumerate(desired.alerts)
+        },
+    )

@@ -1,0 +1,313 @@
+"""The pure planner on hand-built snapshots: every action, every cascade."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from reconciler.config import load_config
+from reconciler.errors import PlanError
+from reconciler.model import Desired, Price
+from reconciler.plan import Action, FieldChange, Plan, ResourceChange
+from reconciler.planner import build_plan
+from reconciler.snapshot import LiveObject, Snapshot
+from tests.strategies import desired_states
+from tests.stripe_shapes import snapshot_matching
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = load_config(REPO / "billing.yaml")
+
+
+def actions(plan: Plan) -> dict[str, Action]:
+    return {c.address: c.action for c in plan.changes}
+
+
+def change(plan: Plan, address: str) -> ResourceChange:
+    return next(c for c in plan.changes if c.address == address)
+
+
+def with_price(desired: Desired, lookup_key: str, **fields: object) -> Desired:
+    prices = tuple(
+        dataclasses.replace(p, **fields) if p.lookup_key == lookup_key else p
+        for p in desired.prices
+    )
+    return dataclasses.replace(desired, prices=prices)
+
+
+def edit_live(snapshot: Snapshot, section: str, key: object, **essence: object) -> Snapshot:
+    objects = dict(getattr(snapshot, section))
+    live = objects[key]
+    objects[key] = dataclasses.replace(live, essence={**live.essence, **essence})
+    return dataclasses.replace(snapshot, **{section: objects})
+
+
+def test_empty_account_creates_everything() -> None:
+    plan = build_plan(EXAMPLE, Snapshot())
+    assert set(actions(plan).values()) == {Action.CREATE}
+    assert len(plan.changes) == 3 + 2 + 5 + 1
+    assert plan.summary() == "11 to create, 0 to update, 0 to replace, 0 to archive"
+    product = change(plan, "product.prod_video_generation")
+    assert product.after["metadata"] == {"managed_by": "stripe-reconcile"}
+    assert product.after["default_price"] == "video_seconds_metered"
+
+
+def test_matching_account_has_no_changes() -> None:
+    plan = build_plan(EXAMPLE, snapshot_matching(EXAMPLE))
+    assert not plan.has_changes, [c for c in plan.changes if c.action is not Action.NOOP]
+    assert plan.summary() == "0 to create, 0 to update, 0 to replace, 0 to archive"
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(desired_states())
+def test_any_matching_account_has_no_changes(desired: Desired) -> None:
+    assert not build_plan(desired, snapshot_matching(desired)).has_changes
+
+
+def test_nickname_edit_is_an_update() -> None:
+    snapshot = edit_live(
+        snapshot_matching(EXAMPLE), "prices", "credits_1000", nickname="Dashboard edit"
+    )
+    plan = build_plan(EXAMPLE, snapshot)
+    edited = change(plan, "price.credits_1000")
+    assert edited.action is Action.UPDATE
+    assert edited.changes == (FieldChange("nickname", "Dashboard edit", "1,000 credits"),)
+    assert edited.stripe_id == snapshot.prices["credits_1000"].stripe_id
+    assert plan.summary() == "0 to create, 1 to update, 0 to replace, 0 to archive"
+
+
+def test_price_archived_in_dashboard_is_unarchived() -> None:
+    snapshot = edit_live(snapshot_matching(EXAMPLE), "prices", "credits_1000", active=False)
+    edited = change(build_plan(EXAMPLE, snapshot), "price.credits_1000")
+    assert edited.action is Action.UPDATE
+    assert edited.changes == (FieldChange("active", False, True),)
+
+
+def test_declared_archive_of_a_default_price_says_where_default_goes() -> None:
+    desired = with_price(EXAMPLE, "credits_1000", active=False, default=False)
+    archived = change(build_plan(desired, snapshot_matching(EXAMPLE)), "price.credits_1000")
+    assert archived.action is Action.ARCHIVE
+    assert archived.details == {"default_of": "prod_credit_packs", "default_moves_to": None}
+    assert archived.irreversible
+
+
+def test_amount_change_replaces_and_moves_the_default() -> None:
+    desired = with_price(EXAMPLE, "video_seconds_metered", unit_amount_decimal=Decimal("0.3"))
+    plan = build_plan(desired, snapshot_matching(EXAMPLE))
+    replaced = change(plan, "price.video_seconds_metered")
+    assert replaced.action is Action.REPLACE
+    assert replaced.reason == "fixed at creation: unit_amount"
+    assert replaced.changes == (FieldChange("unit_amount", "0.35", "0.3"),)
+    assert replaced.details == {"default_of": "prod_video_generation"}
+    assert plan.summary() == "0 to create, 0 to update, 1 to replace, 0 to archive"
+
+
+def test_decimal_spelling_is_not_a_change() -> None:
+    desired = with_price(
+        EXAMPLE, "credits_1000", unit_amount=None, unit_amount_decimal=Decimal("1000.00")
+    )
+    assert not build_plan(desired, snapshot_matching(EXAMPLE)).has_changes
+
+
+def test_tier_change_replaces() -> None:
+    pro = next(p for p in EXAMPLE.prices if p.lookup_key == "pro_video_seconds_overage")
+    tiers = (dataclasses.replace(pro.tiers[0], up_to=500), *pro.tiers[1:])
+    desired = with_price(EXAMPLE, "pro_video_seconds_overage", tiers=tiers)
+    replaced = change(
+        build_plan(desired, snapshot_matching(EXAMPLE)), "price.pro_video_seconds_overage"
+    )
+    assert replaced.action is Action.REPLACE
+    assert [c.field for c in replaced.changes] == ["tiers"]
+
+
+def test_meter_display_name_updates_in_place() -> None:
+    snapshot = edit_live(snapshot_matching(EXAMPLE), "meters", "api_requests", display_name="Old")
+    updated = change(build_plan(EXAMPLE, snapshot), "meter.api_requests")
+    assert updated.action is Action.UPDATE
+    assert updated.changes == (FieldChange("display_name", "Old", "API requests"),)
+
+
+def test_meter_formula_change_replaces_meter_prices_and_alerts() -> None:
+    snapshot = edit_live(snapshot_matching(EXAMPLE), "meters", "video_seconds", aggregation="last")
+    plan = build_plan(EXAMPLE, snapshot)
+    assert change(plan, "meter.video_seconds").action is Action.REPLACE
+    replaced = {c.address for c in plan.changes if c.action is Action.REPLACE}
+    assert replaced == {
+        "meter.video_seconds",
+        "price.video_seconds_metered",
+        "price.pro_video_seconds_overage",
+        'alert.video_seconds["Video seconds passed 50,000"]',
+    }
+    cascaded = change(plan, "price.pro_video_seconds_overage")
+    assert cascaded.reason == "meter 'video_seconds' is replaced"
+    assert cascaded.changes == ()
+    assert change(plan, "price.api_requests_metered").action is Action.NOOP
+
+
+def test_meter_deactivated_in_dashboard_is_reactivated() -> None:
+    snapshot = edit_live(snapshot_matching(EXAMPLE), "meters", "api_requests", active=False)
+    assert change(build_plan(EXAMPLE, snapshot), "meter.api_requests").action is Action.REACTIVATE
+
+
+def test_declared_inactive_meter_is_deactivated_not_replaced() -> None:
+    meters = tuple(
+        dataclasses.replace(m, active=False, aggregation="sum")
+        if m.event_name == "api_requests"
+        else m
+        for m in EXAMPLE.meters
+    )
+    desired = dataclasses.replace(
+        with_price(EXAMPLE, "api_requests_metered", active=False), meters=meters
+    )
+    plan = build_plan(desired, snapshot_matching(EXAMPLE))
+    assert change(plan, "meter.api_requests").action is Action.DEACTIVATE
+    assert change(plan, "price.api_requests_metered").action is Action.ARCHIVE
+
+
+def test_alert_threshold_change_replaces_the_alert() -> None:
+    key = ("video_seconds", "Video seconds passed 50,000")
+    snapshot = edit_live(snapshot_matching(EXAMPLE), "alerts", key, threshold=40000)
+    replaced = change(
+        build_plan(EXAMPLE, snapshot), 'alert.video_seconds["Video seconds passed 50,000"]'
+    )
+    assert replaced.action is Action.REPLACE
+    assert replaced.reason == "fixed at creation: threshold"
+
+
+def test_deactivated_alert_is_reactivated() -> None:
+    key = ("video_seconds", "Video seconds passed 50,000")
+    snapshot = edit_live(snapshot_matching(EXAMPLE), "alerts", key, active=False)
+    plan = build_plan(EXAMPLE, snapshot)
+    assert (
+        change(plan, 'alert.video_seconds["Video seconds passed 50,000"]').action
+        is Action.REACTIVATE
+    )
+
+
+def test_price_not_created_by_us_is_a_conflict_unless_adopted() -> None:
+    snapshot = snapshot_matching(EXAMPLE)
+    prices = dict(snapshot.prices)
+    prices["credits_1000"] = dataclasses.replace(prices["credits_1000"], managed=False)
+    snapshot = dataclasses.replace(snapshot, prices=prices)
+    with pytest.raises(PlanError) as caught:
+        build_plan(EXAMPLE, snapshot)
+    assert "price.credits_1000: lookup key 'credits_1000' belongs to price_4" in str(caught.value)
+    assert "adopt: true" in str(caught.value)
+    adopted = change(
+        build_plan(with_price(EXAMPLE, "credits_1000", adopt=True), snapshot), "price.credits_1000"
+    )
+    assert adopted.action is Action.NOOP  # managed_by metadata already present in the essence
+
+
+def test_adoption_writes_managed_by() -> None:
+    snapshot = snapshot_matching(EXAMPLE)
+    live = snapshot.products["prod_pro_plan"]
+    foreign = LiveObject(live.stripe_id, {**live.essence, "metadata": {}}, managed=False)
+    snapshot = dataclasses.replace(
+        snapshot, products={**snapshot.products, "prod_pro_plan": foreign}
+    )
+    adopted = change(build_plan(EXAMPLE, snapshot), "product.prod_pro_plan")
+    assert adopted.action is Action.UPDATE
+    assert adopted.reason == "adopt: not created by stripe-reconcile"
+    assert adopted.changes == (FieldChange("metadata.managed_by", None, "stripe-reconcile"),)
+
+
+def test_metadata_keys_added_elsewhere_are_not_drift() -> None:
+    snapshot = snapshot_matching(EXAMPLE)
+    live = snapshot.products["prod_pro_plan"]
+    extra = {**live.essence, "metadata": {**live.essence["metadata"], "crm_id": "42"}}
+    snapshot = dataclasses.replace(
+        snapshot,
+        products={**snapshot.products, "prod_pro_plan": dataclasses.replace(live, essence=extra)},
+    )
+    assert not build_plan(EXAMPLE, snapshot).has_changes
+
+
+def test_empty_metadata_value_unsets_a_key() -> None:
+    snapshot = snapshot_matching(EXAMPLE)
+    live = snapshot.prices["credits_1000"]
+    extra = {**live.essence, "metadata": {**live.essence["metadata"], "legacy": "yes"}}
+    snapshot = dataclasses.replace(
+        snapshot,
+        prices={**snapshot.prices, "credits_1000": dataclasses.replace(live, essence=extra)},
+    )
+    desired = with_price(EXAMPLE, "credits_1000", metadata={"legacy": ""})
+    unset = change(build_plan(desired, snapshot), "price.credits_1000")
+    assert unset.changes == (FieldChange("metadata.legacy", "yes", ""),)
+
+
+def test_moved_default_price_is_a_product_update() -> None:
+    snapshot = edit_live(
+        snapshot_matching(EXAMPLE),
+        "products",
+        "prod_pro_plan",
+        default_price="pro_video_seconds_overage",
+    )
+    moved = change(build_plan(EXAMPLE, snapshot), "product.prod_pro_plan")
+    assert moved.action is Action.UPDATE
+    assert moved.changes == (
+        FieldChange("default_price", "pro_video_seconds_overage", "pro_monthly_base"),
+    )
+
+
+def test_lookup_key_moved_away_shows_as_create() -> None:
+    snapshot = snapshot_matching(EXAMPLE)
+    prices = dict(snapshot.prices)
+    prices["credits_1000_old"] = prices.pop("credits_1000")
+    plan = build_plan(EXAMPLE, dataclasses.replace(snapshot, prices=prices))
+    assert change(plan, "price.credits_1000").action is Action.CREATE
+    assert plan.unmanaged == ("price.credits_1000_old",)
+
+
+def test_unmanaged_objects_are_listed_not_touched() -> None:
+    snapshot = snapshot_matching(EXAMPLE)
+    stray = LiveObject("price_stray", {"active": True}, managed=False)
+    archived = LiveObject("price_old", {"active": False}, managed=True)
+    snapshot = dataclasses.replace(
+        snapshot,
+        prices={**snapshot.prices, "stray": stray, "old": archived},
+        meters={**snapshot.meters, "tokens": LiveObject("mtr_t", {"active": True})},
+        anonymous_prices=("price_anon",),
+    )
+    plan = build_plan(EXAMPLE, snapshot)
+    assert not plan.has_changes
+    assert plan.unmanaged == ("meter.tokens", "price price_anon (no lookup key)", "price.stray")
+
+
+def test_declared_archived_and_absent_is_a_noop() -> None:
+    extra = Price(
+        lookup_key="gone", product="prod_credit_packs", currency="usd", unit_amount=1, active=False
+    )
+    desired = dataclasses.replace(EXAMPLE, prices=(*EXAMPLE.prices, extra))
+    plan = build_plan(desired, snapshot_matching(EXAMPLE))
+    assert change(plan, "price.gone").action is Action.NOOP
+    assert not plan.has_changes
+
+
+def test_plan_carries_config_hash_and_snapshot_fingerprint() -> None:
+    snapshot = snapshot_matching(EXAMPLE)
+    plan = build_plan(EXAMPLE, snapshot)
+    assert plan.config_hash == EXAMPLE.config_hash()
+    assert plan.snapshot_fingerprint == snapshot.fingerprint()
+    edited = edit_live(snapshot, "prices", "credits_1000", nickname="x")
+    assert edited.fingerprint() != snapshot.fingerprint()
+
+
+def test_plan_json_round_trip() -> None:
+    desired = with_price(EXAMPLE, "video_seconds_metered", unit_amount_decimal=Decimal("0.3"))
+    plan = build_plan(desired, snapshot_matching(EXAMPLE))
+    again = Plan.from_json(json.loads(plan.dumps()))
+    assert again == plan
+    assert again.to_json() == plan.to_json()
+    assert again.dumps() == plan.dumps()
+
+
+def test_plan_json_refuses_unknown_format_version() -> None:
+    data = build_plan(EXAMPLE, Snapshot()).to_json()
+    data["format_version"] = "99"
+    with pytest.raises(ValueError, match="format_version '99' is not supported"):
+        Plan.from_json(data)
