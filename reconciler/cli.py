@@ -119,8 +119,25 @@ def simulate(config_file: Path) -> None:
 def emulator(
     host: str, port: int, db_path: Path | None, rate_limit: float | None, faults: str | None
 ) -> None:
-    """Serve the local Stripe emulator until stopped (not built yet)."""
-    _not_built("emulator")
+    """Serve the local Stripe emulator until stopped (SIGINT or SIGTERM)."""
+    from reconciler.emulator import FaultPlan, serve
+
+    if faults:
+        try:
+            FaultPlan.parse(faults)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--faults") from None
+    try:
+        serve(
+            host=host,
+            port=port,
+            db_path=db_path,
+            rate_limit=25.0 if rate_limit is None else (rate_limit or None),
+            faults=faults,
+            on_ready=lambda url: click.echo(f"emulator listening on {url}"),
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--host") from None
 
 
 @main.command()

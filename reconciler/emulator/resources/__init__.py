@@ -1,0 +1,43 @@
+"""The Stripe resources the emulator serves, one module per resource family.
+
+Each module exposes ``register(registry: Registry) -> None`` that declares its
+routes, object types and hooks; :func:`build_registry` calls them in the order
+of :data:`RESOURCE_MODULES`. To add a resource, write a module with a
+``register`` function and append it there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+
+from reconciler.emulator.resources import alerts as alerts
+from reconciler.emulator.resources import customers as customers
+from reconciler.emulator.resources import meter_events as meter_events
+from reconciler.emulator.resources import meters as meters
+from reconciler.emulator.resources import prices as prices
+from reconciler.emulator.resources import products as products
+from reconciler.emulator.resources import test_clocks as test_clocks
+from reconciler.emulator.router import Registry
+
+__all__ = ["RESOURCE_MODULES", "build_registry"]
+
+RESOURCE_MODULES: list[ModuleType] = [
+    products,
+    prices,
+    meters,
+    meter_events,
+    customers,
+    test_clocks,
+    alerts,
+]
+
+
+def build_registry(extra: list[Callable[[Registry], None]] | None = None) -> Registry:
+    """A registry with every resource module registered (plus ``extra`` registrars)."""
+    registry = Registry()
+    for module in RESOURCE_MODULES:
+        module.register(registry)
+    for registrar in extra or []:
+        registrar(registry)
+    return registry

@@ -1,0 +1,73 @@
+"""Fixtures for the emulator tests: a running emulator and stripe clients.
+
+``client`` is backend-agnostic: against the emulator by default, against real
+Stripe test mode when ``STRIPE_TEST_API_KEY`` is set (contract run). Tests
+that need the emulator's own controls (stats, faults, direct store access)
+take the ``emu`` fixture, which skips in a contract run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import stripe
+from emulator_helpers import make_client
+
+from reconciler.emulator import Emulator
+
+LIVE_KEY = os.environ.get("STRIPE_TEST_API_KEY")
+
+
+@pytest.fixture(scope="session")
+def shared_emulator() -> Iterator[Emulator]:
+    with Emulator(port=0) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def emu(shared_emulator: Emulator) -> Emulator:
+    """The emulator, emptied, without faults or rate limit (skips against real Stripe)."""
+    if LIVE_KEY:
+        pytest.skip("checks the emulator itself; not run against real Stripe")
+    shared_emulator.reset()
+    shared_emulator.set_faults(None)
+    shared_emulator.set_rate_limit(None)
+    shared_emulator.clock.reset()
+    return shared_emulator
+
+
+@pytest.fixture
+def client(shared_emulator: Emulator) -> stripe.StripeClient:
+    """A client for the backend under test (emulator, or Stripe test mode)."""
+    if LIVE_KEY:
+        return stripe.StripeClient(LIVE_KEY, max_network_retries=2)
+    shared_emulator.reset()
+    shared_emulator.set_faults(None)
+    shared_emulator.set_rate_limit(None)
+    shared_emulator.clock.reset()
+    return make_client(shared_emulator.url)
+
+
+@pytest.fixture
+def uid() -> str:
+    """A short unique suffix, so contract runs against a real account do not collide."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def meter(client: stripe.StripeClient, uid: str) -> stripe.billing.Meter:
+    return client.v1.billing.meters.create(
+        params={
+            "display_name": f"Video seconds {uid}",
+            "event_name": f"video_seconds_{uid}",
+            "default_aggregation": {"formula": "sum"},
+        }
+    )
+
+
+@pytest.fixture
+def product(client: stripe.StripeClient, uid: str) -> stripe.Product:
+    return client.v1.products.create(params={"id": f"prod_test_{uid}", "name": f"Video {uid}"})
