@@ -16,6 +16,7 @@ __all__ = [
     "PlanError",
     "ReconcileError",
     "StalePlanError",
+    "StripeCallError",
 ]
 
 
@@ -68,3 +69,30 @@ class ApplyError(ReconcileError):
 
 class LiveKeyRefused(ReconcileError):
     """A live key without ``--live`` and ``mode: live``, or a test key on a live config."""
+
+
+class StripeCallError(ReconcileError):
+    """Stripe refused a request, or could not be reached after retries.
+
+    Carries Stripe's own error fields; the message never holds the API key.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        http_status: int | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.http_status = http_status
+        self.code = code
+        self.param = param
+        self.error_type = error_type
+        status = f" ({http_status}{' ' + code if code else ''})" if http_status else ""
+        super().__init__(f"{method.upper()} {path}{status}: {message}")

@@ -1,0 +1,294 @@
+"""The one I/O seam: every request to Stripe goes through a Gateway.
+
+It is the only module that imports ``stripe``. It builds the client from
+``STRIPE_API_KEY`` (never logged or shown) and ``STRIPE_API_BASE`` (an
+emulator), pins the API version per request where asked, lists with cursor
+paging, retries what Stripe says is retryable with jittered exponential
+backoff, spaces requests with a token bucket, and counts every request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import stripe
+
+from reconciler.errors import ReconcileError, StripeCallError
+
+__all__ = [
+    "LEGACY_API_VERSION",
+    "MODE_RATE_LIMITS",
+    "Gateway",
+    "GatewayStats",
+    "TokenBucket",
+    "key_mode",
+]
+
+LEGACY_API_VERSION = "2025-02-24.acacia"
+"""The last API version with usage records and meter-less metered prices."""
+
+MODE_RATE_LIMITS = {"test": 25.0, "live": 100.0}
+"""Stripe's documented operations per second per mode."""
+
+PAGE_SIZE = 100
+_RETRYABLE_STATUS = frozenset({409, 429})
+_PATH_WORDS = frozenset(
+    {
+        "test_helpers",
+        "test_clocks",
+        "subscription_schedules",
+        "subscription_items",
+        "meter_events",
+        "meter_event_session",
+        "meter_event_stream",
+        "event_summaries",
+        "usage_records",
+        "usage_record_summaries",
+    }
+)
+
+
+def key_mode(api_key: str) -> Literal["test", "live"]:
+    """``test`` or ``live`` from a secret or restricted key's prefix; anything else is refused."""
+    if api_key.startswith(("sk_test_", "rk_test_")):
+        return "test"
+    if api_key.startswith(("sk_live_", "rk_live_")):
+        return "live"
+    raise ReconcileError("STRIPE_API_KEY is not a Stripe secret or restricted key (sk_/rk_)")
+
+
+class TokenBucket:
+    """Spaces calls to at most ``rate`` per second on average, with bursts of ``burst``."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.capacity = burst if burst is not None else max(1.0, rate / 5)
+        self._tokens = self.capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Take one token, sleeping until one is there; returns the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return waited
+                shortfall = (1 - self._tokens) / self.rate
+            self._sleep(shortfall)
+            waited += shortfall
+
+
+@dataclass
+class GatewayStats:
+    """Request counts, for progress reports and benchmarks."""
+
+    requests: int = 0
+    retries: int = 0
+    by_status: Counter[int] = field(default_factory=Counter)
+    by_route: Counter[str] = field(default_factory=Counter)
+    rate_limited: int = 0
+
+    @property
+    def writes(self) -> int:
+        return sum(n for route, n in self.by_route.items() if not route.startswith("GET "))
+
+
+class Gateway:
+    """A Stripe client with paging, retries, pacing and counting."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        api_base: str | None = None,
+        stripe_version: str | None = None,
+        max_retries: int = 5,
+        rate_limit: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.mode = key_mode(api_key)
+        self._api_key = api_key
+        bases: dict[str, str] = {}
+        if api_base:
+            bases = {name: api_base for name in ("api", "files", "connect", "meter_events")}
+        self._client = stripe.StripeClient(
+            api_key,
+            base_addresses=bases,  # type: ignore[arg-type]
+            stripe_version=stripe_version,
+            max_network_retries=0,
+        )
+        self.max_retries = max_retries
+        self.bucket = TokenBucket(rate_limit) if rate_limit else None
+        self.stats = GatewayStats()
+        self._stats_lock = threading.Lock()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Gateway:
+        """Build from ``STRIPE_API_KEY`` and optional ``STRIPE_API_BASE``."""
+        env = os.environ if environ is None else environ
+        api_key = env.get("STRIPE_API_KEY", "")
+        if not api_key:
+            raise ReconcileError(
+                "STRIPE_API_KEY is not set (a restricted read-only key is enough for plan)"
+            )
+        return cls(api_key, api_base=env.get("STRIPE_API_BASE") or None, **options)
+
+    def redact(self, text: str) -> str:
+        """Remove the API key from any text that might carry it."""
+        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        stripe_version: str | None = None,
+    ) -> dict[str, Any]:
+        return self.request("get", path, params, stripe_version=stripe_version)
+
+    def post(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        stripe_version: str | None = None,
+    ) -> dict[str, Any]:
+        """A write; without an idempotency key one is made, and reused by every retry."""
+        return self.request(
+            "post",
+            path,
+            params,
+            idempotency_key=idempotency_key or f"sr-{uuid.uuid4()}",
+            stripe_version=stripe_version,
+        )
+
+    def list_all(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        stripe_version: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every object of a list endpoint, 100 per request, following ``starting_after``."""
+        query = {**(params or {}), "limit": PAGE_SIZE}
+        while True:
+            page = self.get(path, query, stripe_version=stripe_version)
+            data = page.get("data") or []
+            yield from data
+            if not page.get("has_more") or not data:
+                return
+            query["starting_after"] = data[-1]["id"]
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        stripe_version: str | None = None,
+    ) -> dict[str, Any]:
+        """One logical request, retried on 409, 429, 5xx and connection errors."""
+        options: dict[str, Any] = {}
+        if idempotency_key:
+            options["idempotency_key"] = idempotency_key
+        if stripe_version:
+            options["stripe_version"] = stripe_version
+        attempt = 0
+        while True:
+            if self.bucket is not None:
+                self.bucket.acquire()
+            try:
+                response = self._client.raw_request(method, path, **dict(params or {}), **options)
+            except stripe.StripeError as exc:
+                status = exc.http_status
+                self._count(method, path, status or 0, error=exc)
+                if attempt < self.max_retries and _retryable(exc):
+                    attempt += 1
+                    with self._stats_lock:
+                        self.stats.retries += 1
+                    self._sleep(self._backoff(attempt))
+                    continue
+                raise self._call_error(method, path, exc) from None
+            self._count(method, path, response.code)
+            body: dict[str, Any] = json.loads(response.body)
+            return body
+
+    def _backoff(self, attempt: int) -> float:
+        """Full-jitter exponential backoff: up to 0.5 s, 1 s, 2 s ... capped at 8 s."""
+        ceiling: float = min(8.0, 0.5 * 2 ** (attempt - 1))
+        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+
+    def _count(
+        self, method: str, path: str, status: int, error: stripe.StripeError | None = None
+    ) -> None:
+        route = f"{method.upper()} {_route_of(path)}"
+        with self._stats_lock:
+            self.stats.requests += 1
+            self.stats.by_status[status] += 1
+            self.stats.by_route[route] += 1
+            if status == 429:
+                self.stats.rate_limited += 1
+
+    def _call_error(self, method: str, path: str, exc: stripe.StripeError) -> StripeCallError:
+        error = exc.error
+        message = (error.message if error is not None and error.message else None) or str(
+            exc.user_message or exc
+        )
+        return StripeCallError(
+            self.redact(message),
+            method=method,
+            path=path,
+            http_status=exc.http_status,
+            code=exc.code,
+            param=getattr(error, "param", None) if error is not None else None,
+            error_type=getattr(error, "type", None) if error is not None else None,
+        )
+
+
+def _retryable(exc: stripe.StripeError) -> bool:
+    if isinstance(exc, stripe.APIConnectionError):
+        return bool(getattr(exc, "should_retry", True))
+    headers = exc.headers or {}
+    should_retry = {k.lower(): v for k, v in headers.items()}.get("stripe-should-retry")
+    if should_retry == "false":
+        return False
+    if should_retry == "true":
+        return True
+    status = exc.http_status or 0
+    return status in _RETRYABLE_STATUS or status >= 500
+
+
+def _route_of(path: str) -> str:
+    """``/v1/prices/price_123`` -> ``/v1/prices/{id}``, so counts group by endpoint."""
+    parts = path.split("?", maxsplit=1)[0].split("/")
+    return "/".join("{id}" if "_" in p and p not in _PATH_WORDS else p for p in parts)
