@@ -62,20 +62,22 @@ def snapshot_from_objects(
 ) -> Snapshot:
     """Reduce Stripe's JSON objects to a Snapshot (pure; ``read_snapshot`` feeds it)."""
     meter_by_name: dict[str, Mapping[str, Any]] = {}
-    meter_names: dict[str, str] = {}
     for meter in meters:
-        meter_names[meter["id"]] = meter["event_name"]
         if _preferred(meter_by_name.get(meter["event_name"]), meter):
             meter_by_name[meter["event_name"]] = meter
+    # Only the current meter of an event name is named by it: a price or alert
+    # still on a replaced meter keeps that meter's id, so it shows as a change.
+    meter_names = {m["id"]: name for name, m in meter_by_name.items()}
 
     price_by_key: dict[str, Mapping[str, Any]] = {}
     anonymous: list[str] = []
+    orphans: list[str] = []
     lookup_key_of: dict[str, str] = {}
     for price in prices:
         key = price.get("lookup_key")
         if not key:
             if price.get("active", True):
-                anonymous.append(price["id"])
+                (orphans if _managed(price) else anonymous).append(price["id"])
             continue
         lookup_key_of[price["id"]] = key
         if _preferred(price_by_key.get(key), price):
@@ -113,4 +115,5 @@ def snapshot_from_objects(
         },
         alerts=snapshot_alerts,
         anonymous_prices=tuple(sorted(anonymous)),
+        orphan_prices=tuple(sorted(orphans)),
     )

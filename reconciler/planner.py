@@ -43,6 +43,19 @@ def build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
     }
     changes += meter_changes
     changes += _plan_prices(desired, snapshot, replaced_meters, conflicts)
+    changes += [
+        ResourceChange(
+            f"price.{price_id}",
+            "price",
+            Action.ARCHIVE,
+            "left over from an interrupted replace (managed, lost its lookup key)",
+            {"active": True},
+            {"active": False},
+            (FieldChange("active", True, False),),
+            price_id,
+        )
+        for price_id in snapshot.orphan_prices
+    ]
     changes += _plan_alerts(desired, snapshot, replaced_meters)
     if conflicts:
         raise PlanError("\n".join(conflicts))

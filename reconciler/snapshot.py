@@ -35,13 +35,20 @@ class LiveObject:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What the account holds. ``anonymous_prices`` are active prices without a lookup key."""
+    """What the account holds.
+
+    ``anonymous_prices`` are active prices without a lookup key that
+    stripe-reconcile did not make; ``orphan_prices`` are active ones it did
+    make: a replace moves the lookup key to the new price before archiving
+    the old, so an orphan is a replace interrupted between the two.
+    """
 
     products: Mapping[str, LiveObject] = field(default_factory=dict)
     meters: Mapping[str, LiveObject] = field(default_factory=dict)
     prices: Mapping[str, LiveObject] = field(default_factory=dict)
     alerts: Mapping[tuple[str, str], LiveObject] = field(default_factory=dict)
     anonymous_prices: tuple[str, ...] = ()
+    orphan_prices: tuple[str, ...] = ()
 
     def fingerprint(self) -> str:
         """A hash of everything read: any change by anyone gives another fingerprint."""
@@ -66,4 +73,5 @@ class Snapshot:
             "prices": section(self.prices),
             "alerts": section(self.alerts),
             "anonymous_prices": sorted(self.anonymous_prices),
+            "orphan_prices": sorted(self.orphan_prices),
         }
