@@ -348,6 +348,7 @@ class App:
             raise ApiError(
                 401,
                 "The meter event session has expired; create a new one.",
+                type_="temporary_session_expired",
                 code="billing_meter_event_session_expired",
                 store_idempotent=False,
             )
