@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import secrets
 import signal
 import socket
 import struct
@@ -82,6 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
             message = b'{"error": {"type": "api_error", "message": "Emulator internal error."}}'
             self.send_response(500)
             self.send_header("Content-Type", "application/json")
+            self.send_header("Request-Id", "req_" + secrets.token_hex(7))
             self.send_header("Content-Length", str(len(message)))
             self.end_headers()
             self.wfile.write(message)

@@ -224,3 +224,22 @@ def test_sqlite_restart_keeps_state(tmp_path: Path) -> None:
         second.reset()
     with Emulator(port=0, db_path=db) as third:
         assert make_client(third.url).v1.products.list().data == []
+
+
+# --- concurrency --------------------------------------------------------------------------
+def test_concurrent_writers_lose_nothing(emu: Emulator) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(worker: int) -> list[str]:
+        client = make_client(emu.url)
+        return [client.v1.products.create(params={"name": f"W{worker}-{i}"}).id for i in range(15)]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        made = [pid for ids in pool.map(create, range(6)) for pid in ids]
+    listed = [
+        p.id
+        for p in make_client(emu.url).v1.products.list(params={"limit": 100}).auto_paging_iter()
+    ]
+    assert len(set(made)) == 90
+    assert sorted(listed) == sorted(made)
+    assert emu.stats()["by_route"]["POST /v1/products"] == 90
