@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from reconciler import __version__
-from reconciler.errors import ConfigErrors
+from reconciler.errors import ConfigErrors, ReconcileError
+
+if TYPE_CHECKING:
+    from reconciler.gateway import Gateway
+    from reconciler.model import Desired
+    from reconciler.plan import Plan
+    from reconciler.snapshot import Snapshot
 
 __all__ = ["main"]
 
@@ -51,22 +57,56 @@ def main() -> None:
 @config_option
 def validate(config_file: Path) -> None:
     """Check billing.yaml against the schema and the semantic rules."""
+    desired = _load(config_file)
+    click.echo(f"{config_file}: valid ({desired.summary()})")
+
+
+def _load(config_file: Path) -> Desired:
+    """The checked config, or every error on stderr and exit 1."""
     from reconciler.config import load_config
 
     try:
-        desired = load_config(config_file)
+        return load_config(config_file)
     except ConfigErrors as exc:
         for error in exc.errors:
             click.echo(str(error), err=True)
         count = len(exc.errors)
         click.echo(f"{config_file}: {count} error{'s' if count != 1 else ''}", err=True)
         sys.exit(1)
-    click.echo(f"{config_file}: valid ({desired.summary()})")
+
+
+def _fail(error: ReconcileError) -> NoReturn:
+    click.echo(f"Error: {error}", err=True)
+    sys.exit(1)
+
+
+def _make_plan(desired: Desired) -> tuple[Gateway, Snapshot, Plan]:
+    from reconciler.gateway import Gateway
+    from reconciler.live import read_snapshot
+    from reconciler.planner import build_plan
+
+    gateway = Gateway.from_env()
+    snapshot = read_snapshot(gateway)
+    return gateway, snapshot, build_plan(desired, snapshot)
+
+
+def _render(plan: Plan, output_format: str) -> str:
+    from reconciler.render import render_json, render_markdown, render_text, should_color
+
+    match output_format:
+        case "json":
+            return render_json(plan)
+        case "markdown":
+            return render_markdown(plan)
+        case _:
+            return render_text(plan, color=should_color(sys.stdout))
 
 
 @main.command()
 @config_option
-@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan here."
+)
 @click.option(
     "--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text"
 )
@@ -74,8 +114,24 @@ def validate(config_file: Path) -> None:
 def plan(
     config_file: Path, out_file: Path | None, output_format: str, detailed_exitcode: bool
 ) -> None:
-    """Show what apply would change in the Stripe account (not built yet)."""
-    _not_built("plan")
+    """Show what apply would change in the Stripe account."""
+    desired = _load(config_file)
+    try:
+        _, _, made = _make_plan(desired)
+    except ReconcileError as exc:
+        _fail(exc)
+    if out_file is not None:
+        _write_atomically(out_file, made.dumps())
+    click.echo(_render(made, output_format), nl=False)
+    if detailed_exitcode and made.has_changes:
+        sys.exit(2)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write through a temporary file and rename, so a reader never sees half a plan."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
 
 
 @main.command()
@@ -84,8 +140,33 @@ def plan(
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--live", is_flag=True, help="Allow a live-mode key (billing.yaml must say so too).")
 def apply(planfile: Path | None, config_file: Path, auto_approve: bool, live: bool) -> None:
-    """Make exactly the planned changes, idempotently (not built yet)."""
-    _not_built("apply")
+    """Make exactly the planned changes, idempotently."""
+    from reconciler.apply import apply_plan
+
+    if planfile is not None:
+        click.echo("apply PLANFILE: saved plans are not supported yet.", err=True)
+        sys.exit(1)
+    desired = _load(config_file)
+    try:
+        gateway, snapshot, made = _make_plan(desired)
+    except ReconcileError as exc:
+        _fail(exc)
+    click.echo(_render(made, "text"), nl=False)
+    if not made.has_changes:
+        return
+    if not auto_approve:
+        if not sys.stdin.isatty():
+            click.echo("Refusing to apply without a terminal: pass --auto-approve.", err=True)
+            sys.exit(1)
+        answer = click.prompt("Apply these changes? Only 'yes' is accepted", default="")
+        if answer != "yes":
+            click.echo("Apply cancelled.")
+            sys.exit(1)
+    try:
+        result = apply_plan(made, snapshot, gateway)
+    except ReconcileError as exc:
+        _fail(exc)
+    click.echo(f"Apply complete: {len(result.done)} steps. {made.summary()}.")
 
 
 @main.command()

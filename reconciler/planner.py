@@ -4,7 +4,9 @@ Each declared object is compared with its live counterpart by essence:
 absent -> create; only updatable fields differ -> update; a fixed field
 differs -> replace (create new, move lookup key / default price /
 dependants, then archive the old); declared inactive -> archive or
-deactivate. A replaced meter replaces every declared price and alert on it.
+deactivate. A meter cannot be replaced: its event name belongs to it for
+good, so a change to a fixed meter field is a conflict that names the way
+out (a new event name, prices moved to it).
 Objects the account holds but billing.yaml does not declare are listed as
 unmanaged and never touched.
 """
@@ -37,12 +39,8 @@ def build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
     conflicts: list[str] = []
     changes: list[ResourceChange] = []
     changes += _plan_products(desired, snapshot)
-    meter_changes = _plan_meters(desired, snapshot)
-    replaced_meters = {
-        c.address.removeprefix("meter.") for c in meter_changes if c.action is Action.REPLACE
-    }
-    changes += meter_changes
-    changes += _plan_prices(desired, snapshot, replaced_meters, conflicts)
+    changes += _plan_meters(desired, snapshot, conflicts)
+    changes += _plan_prices(desired, snapshot, conflicts)
     changes += [
         ResourceChange(
             f"price.{price_id}",
@@ -56,7 +54,7 @@ def build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
         )
         for price_id in snapshot.orphan_prices
     ]
-    changes += _plan_alerts(desired, snapshot, replaced_meters)
+    changes += _plan_alerts(desired, snapshot)
     if conflicts:
         raise PlanError("\n".join(conflicts))
     return Plan(
@@ -163,7 +161,6 @@ def _plan_switchable(
     after: Mapping[str, Any],
     *,
     fixed_fields: tuple[str, ...],
-    replaced_dependency: str | None,
 ) -> ResourceChange:
     """Meters and alerts: fixed fields replace, ``active`` switches, the rest updates."""
     active = bool(after["active"])
@@ -171,8 +168,6 @@ def _plan_switchable(
     fixed = [d.field for d in diffs if d.field in fixed_fields]
     if active and fixed:
         action, reason = Action.REPLACE, f"fixed at creation: {', '.join(fixed)}"
-    elif active and replaced_dependency:
-        action, reason = Action.REPLACE, f"{replaced_dependency} is replaced"
     elif live.active and not active:
         action, reason = Action.DEACTIVATE, "declared active: false"
     elif not live.active and active:
@@ -184,13 +179,28 @@ def _plan_switchable(
     return _existing(address, kind, action, reason, live=live, after=after, diffs=diffs)
 
 
-def _plan_meters(desired: Desired, snapshot: Snapshot) -> list[ResourceChange]:
+def _plan_meters(
+    desired: Desired, snapshot: Snapshot, conflicts: list[str]
+) -> list[ResourceChange]:
     changes: list[ResourceChange] = []
     for meter in desired.meters:
         after = meter_essence(meter)
         live = snapshot.meters.get(meter.event_name)
         if live is None:
             changes.append(_absent(meter.address, "meter", meter.active, after))
+            continue
+        fixed = [
+            f"{name} {live.essence.get(name)!r} -> {after[name]!r}"
+            for name in _METER_FIXED
+            if live.essence.get(name) != after[name]
+        ]
+        if fixed and meter.active:
+            conflicts.append(
+                f"{meter.address}: {', '.join(fixed)}: a meter's formula and payload keys are "
+                f"fixed at creation, and an event name belongs to one meter for good "
+                f"({live.stripe_id}). Declare a new meter with a new event_name, point the "
+                f"prices and alerts at it, and mark '{meter.event_name}' active: false"
+            )
         else:
             changes.append(
                 _plan_switchable(
@@ -199,14 +209,13 @@ def _plan_meters(desired: Desired, snapshot: Snapshot) -> list[ResourceChange]:
                     live,
                     after,
                     fixed_fields=_METER_FIXED,
-                    replaced_dependency=None,
                 )
             )
     return changes
 
 
 def _plan_prices(
-    desired: Desired, snapshot: Snapshot, replaced_meters: set[str], conflicts: list[str]
+    desired: Desired, snapshot: Snapshot, conflicts: list[str]
 ) -> list[ResourceChange]:
     defaults = _default_prices(desired)
     changes: list[ResourceChange] = []
@@ -228,13 +237,8 @@ def _plan_prices(
         details = _price_details(price.product, price.lookup_key, live, snapshot, defaults)
         diffs = _field_changes(live.essence, after, after.keys())
         fixed = [d.field for d in diffs if d.field not in PRICE_UPDATABLE]
-        meter_replaced = price.meter is not None and price.meter in replaced_meters
-        if price.active and (fixed or meter_replaced):
-            reason = (
-                f"meter '{price.meter}' is replaced"
-                if meter_replaced and not fixed
-                else f"fixed at creation: {', '.join(fixed)}"
-            )
+        if price.active and fixed:
+            reason = f"fixed at creation: {', '.join(fixed)}"
             changes.append(
                 _existing(
                     address,
@@ -278,9 +282,7 @@ def _price_details(
     return {"default_of": product, "default_moves_to": defaults.get(product)}
 
 
-def _plan_alerts(
-    desired: Desired, snapshot: Snapshot, replaced_meters: set[str]
-) -> list[ResourceChange]:
+def _plan_alerts(desired: Desired, snapshot: Snapshot) -> list[ResourceChange]:
     changes: list[ResourceChange] = []
     for alert in desired.alerts:
         after = alert_essence(alert)
@@ -288,7 +290,6 @@ def _plan_alerts(
         if live is None:
             changes.append(_absent(alert.address, "alert", alert.active, after))
             continue
-        replaced = f"meter '{alert.meter}'" if alert.meter in replaced_meters else None
         changes.append(
             _plan_switchable(
                 alert.address,
@@ -296,7 +297,6 @@ def _plan_alerts(
                 live,
                 after,
                 fixed_fields=_ALERT_FIXED,
-                replaced_dependency=replaced,
             )
         )
     return changes

@@ -131,21 +131,54 @@ def test_meter_display_name_updates_in_place() -> None:
     assert updated.changes == (FieldChange("display_name", "Old", "API requests"),)
 
 
-def test_meter_formula_change_replaces_meter_prices_and_alerts() -> None:
+def test_meter_formula_change_is_a_conflict_that_names_the_way_out() -> None:
     snapshot = edit_live(snapshot_matching(EXAMPLE), "meters", "video_seconds", aggregation="last")
-    plan = build_plan(EXAMPLE, snapshot)
-    assert change(plan, "meter.video_seconds").action is Action.REPLACE
-    replaced = {c.address for c in plan.changes if c.action is Action.REPLACE}
-    assert replaced == {
-        "meter.video_seconds",
-        "price.video_seconds_metered",
-        "price.pro_video_seconds_overage",
-        'alert.video_seconds["Video seconds passed 50,000"]',
+    with pytest.raises(PlanError) as caught:
+        build_plan(EXAMPLE, snapshot)
+    message = str(caught.value)
+    assert message.startswith("meter.video_seconds: aggregation 'last' -> 'sum': ")
+    assert "Declare a new meter with a new event_name" in message
+
+
+def test_moving_prices_to_a_new_meter_replaces_them() -> None:
+    v2 = dataclasses.replace(EXAMPLE.meters[0], event_name="video_seconds_v2", aggregation="last")
+    retired = dataclasses.replace(EXAMPLE.meters[0], active=False)
+    prices = tuple(
+        dataclasses.replace(p, recurring=dataclasses.replace(p.recurring, meter="video_seconds_v2"))
+        if p.meter == "video_seconds" and p.recurring is not None
+        else p
+        for p in EXAMPLE.prices
+    )
+    alerts = tuple(dataclasses.replace(a, meter="video_seconds_v2") for a in EXAMPLE.alerts)
+    moved = dataclasses.replace(
+        EXAMPLE, meters=(retired, v2, *EXAMPLE.meters[1:]), prices=prices, alerts=alerts
+    )
+    plan = build_plan(moved, snapshot_matching(EXAMPLE))
+    assert {c.address: c.action for c in plan.actionable} == {
+        "meter.video_seconds": Action.DEACTIVATE,
+        "meter.video_seconds_v2": Action.CREATE,
+        "price.video_seconds_metered": Action.REPLACE,
+        "price.pro_video_seconds_overage": Action.REPLACE,
+        'alert.video_seconds_v2["Video seconds passed 50,000"]': Action.CREATE,
     }
-    cascaded = change(plan, "price.pro_video_seconds_overage")
-    assert cascaded.reason == "meter 'video_seconds' is replaced"
-    assert cascaded.changes == ()
-    assert change(plan, "price.api_requests_metered").action is Action.NOOP
+    assert change(plan, "price.pro_video_seconds_overage").changes == (
+        FieldChange(
+            "recurring",
+            {
+                "interval": "month",
+                "interval_count": 1,
+                "usage": "metered",
+                "meter": "video_seconds",
+            },
+            {
+                "interval": "month",
+                "interval_count": 1,
+                "usage": "metered",
+                "meter": "video_seconds_v2",
+            },
+        ),
+    )
+    assert plan.unmanaged == ('alert.video_seconds["Video seconds passed 50,000"]',)
 
 
 def test_meter_deactivated_in_dashboard_is_reactivated() -> None:

@@ -1,0 +1,419 @@
+"""Execute a Plan through the gateway, in dependency order, idempotently.
+
+Apply makes no decision the plan did not show. Each planned change becomes
+one or more steps; steps run in phases so nothing is left pointing at an
+archived object:
+
+1. products (create, update), meters (create, update, reactivate, replace),
+2. prices (create, update, replace: the new price takes the lookup key),
+3. default prices (products point at their declared default),
+4. alerts (create, reactivate, replace),
+5. retirements last: archive prices (and replaced ones), archive products,
+   deactivate meters and alerts.
+
+Every write carries an idempotency key derived from the plan's snapshot
+fingerprint, the address and the step, so rerunning the same plan after a
+crash replays Stripe's first answers instead of creating twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.errors import ApplyError, ReconcileError
+from reconciler.gateway import Gateway
+from reconciler.plan import Action, Plan, ResourceChange
+from reconciler.snapshot import Snapshot
+
+__all__ = ["ApplyResult", "Step", "apply_plan", "idempotency_key", "plan_steps"]
+
+
+@dataclass
+class ApplyResult:
+    """What an apply did: steps done, in order, and the one that failed if any."""
+
+    done: list[str] = field(default_factory=list)
+    failed: str | None = None
+    error: str | None = None
+    remaining: list[str] = field(default_factory=list)
+
+
+class _Ids:
+    """Stripe ids known so far: from the snapshot, then from objects this apply made."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.meters = {name: obj.stripe_id for name, obj in snapshot.meters.items()}
+        self.prices = {key: obj.stripe_id for key, obj in snapshot.prices.items()}
+
+    def meter(self, event_name: str) -> str:
+        return self.meters[event_name]
+
+    def price(self, lookup_key: str) -> str:
+        return self.prices[lookup_key]
+
+
+Resolver = Callable[[_Ids], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One write: its phase, the change it serves, a stable name (for its idempotency
+    key), and its path and parameters, resolved late because they may need ids of
+    objects created by earlier steps."""
+
+    phase: int
+    address: str
+    name: str
+    path: Callable[[_Ids], str]
+    params: Resolver
+    remember: tuple[str, str] | None = None  # ("meter" | "price", identity)
+
+
+def _changed_fields(change: ResourceChange, names: tuple[str, ...]) -> dict[str, Any]:
+    after = change.after or {}
+    changed = {c.field.split(".")[0] for c in change.changes} if change.before else set(after)
+    params: dict[str, Any] = {}
+    for name in names:
+        if name in changed and name in after:
+            value = after[name]
+            params[name] = "" if value is None else value
+    if "metadata" in changed and "metadata" in after:
+        params["metadata"] = dict(after["metadata"])
+    return params
+
+
+def _meter_create_params(event_name: str, after: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "event_name": event_name,
+        "display_name": after["display_name"],
+        "default_aggregation": {"formula": after["aggregation"]},
+        "customer_mapping": {"type": "by_id", "event_payload_key": after["customer_key"]},
+        "value_settings": {"event_payload_key": after["value_key"]},
+    }
+
+
+def _price_create_params(
+    lookup_key: str, after: Mapping[str, Any], ids: _Ids, *, transfer: bool
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "product": after["product"],
+        "currency": after["currency"],
+        "lookup_key": lookup_key,
+        "metadata": dict(after["metadata"]),
+    }
+    if transfer:
+        params["transfer_lookup_key"] = True
+    if after.get("nickname") is not None:
+        params["nickname"] = after["nickname"]
+    recurring = after.get("recurring")
+    if recurring is not None:
+        params["recurring"] = {
+            "interval": recurring["interval"],
+            "interval_count": recurring["interval_count"],
+            "usage_type": recurring["usage"],
+        }
+        if recurring.get("meter"):
+            params["recurring"]["meter"] = ids.meter(recurring["meter"])
+    if after.get("tiers"):
+        params["billing_scheme"] = "tiered"
+        params["tiers_mode"] = after["tiers_mode"]
+        params["tiers"] = [
+            {
+                "up_to": "inf" if tier["up_to"] is None else tier["up_to"],
+                **(
+                    {"unit_amount_decimal": tier["unit_amount"]}
+                    if tier["unit_amount"] is not None
+                    else {}
+                ),
+                **(
+                    {"flat_amount_decimal": tier["flat_amount"]}
+                    if tier["flat_amount"] is not None
+                    else {}
+                ),
+            }
+            for tier in after["tiers"]
+        ]
+    else:
+        params["unit_amount_decimal"] = after["unit_amount"]
+    transform = after.get("transform_quantity")
+    if transform is not None:
+        params["transform_quantity"] = dict(transform)
+    return params
+
+
+def _alert_create_params(address: str, after: Mapping[str, Any], ids: _Ids) -> dict[str, Any]:
+    meter, title = _alert_identity(address)
+    usage: dict[str, Any] = {
+        "gte": after["threshold"],
+        "meter": ids.meter(meter),
+        "recurrence": after["recurrence"],
+    }
+    if after.get("customer"):
+        usage["filters"] = [{"type": "customer", "customer": after["customer"]}]
+    return {"alert_type": "usage_threshold", "title": title, "usage_threshold": usage}
+
+
+def _alert_identity(address: str) -> tuple[str, str]:
+    """``alert.video_seconds["Over 50k"]`` -> ("video_seconds", "Over 50k")."""
+    meter, _, rest = address.removeprefix("alert.").partition("[")
+    return meter, str(json.loads(rest[:-1]))
+
+
+def _const(params: Mapping[str, Any]) -> Resolver:
+    return lambda _ids: params
+
+
+def _at(path: str) -> Callable[[_Ids], str]:
+    return lambda _ids: path
+
+
+def _price_params(lookup_key: str, after: Mapping[str, Any], *, transfer: bool) -> Resolver:
+    return lambda ids: _price_create_params(lookup_key, after, ids, transfer=transfer)
+
+
+def _alert_params(address: str, after: Mapping[str, Any]) -> Resolver:
+    return lambda ids: _alert_create_params(address, after, ids)
+
+
+def _default_price_params(lookup_key: str) -> Resolver:
+    return lambda ids: {"default_price": ids.price(lookup_key)}
+
+
+def _steps_for(change: ResourceChange) -> list[Step]:
+    """The writes one change needs, each in its phase."""
+    kind, address, action = change.kind, change.address, change.action
+    after = change.after or {}
+    identity = address.split(".", 1)[1]
+    old = change.stripe_id
+    steps: list[Step] = []
+    match kind, action:
+        case _, Action.NOOP:
+            pass
+        case "product", Action.CREATE:
+            params = {"id": identity, "name": after["name"], "metadata": dict(after["metadata"])}
+            if after.get("description"):
+                params["description"] = after["description"]
+            steps.append(Step(1, address, "create", _at("/v1/products"), _const(params)))
+        case "product", Action.UPDATE | Action.ARCHIVE:
+            fields = _changed_fields(change, ("name", "description", "active"))
+            if action is Action.ARCHIVE:
+                fields.pop("active", None)
+            if fields:
+                steps.append(Step(1, address, "update", _at(f"/v1/products/{old}"), _const(fields)))
+            if action is Action.ARCHIVE:
+                steps.append(
+                    Step(
+                        5, address, "archive", _at(f"/v1/products/{old}"), _const({"active": False})
+                    )
+                )
+        case "meter", Action.CREATE:
+            steps.append(
+                Step(
+                    1,
+                    address,
+                    "create",
+                    _at("/v1/billing/meters"),
+                    _const(_meter_create_params(identity, after)),
+                    ("meter", identity),
+                )
+            )
+        case "meter", Action.UPDATE:
+            params = {"display_name": after["display_name"]}
+            steps.append(
+                Step(1, address, "update", _at(f"/v1/billing/meters/{old}"), _const(params))
+            )
+        case "meter", Action.REACTIVATE:
+            steps.append(
+                Step(
+                    1,
+                    address,
+                    "reactivate",
+                    _at(f"/v1/billing/meters/{old}/reactivate"),
+                    _const({}),
+                )
+            )
+            if any(c.field == "display_name" for c in change.changes):
+                params = {"display_name": after["display_name"]}
+                steps.append(
+                    Step(1, address, "update", _at(f"/v1/billing/meters/{old}"), _const(params))
+                )
+        case "meter", Action.DEACTIVATE:
+            steps.append(
+                Step(
+                    5,
+                    address,
+                    "deactivate",
+                    _at(f"/v1/billing/meters/{old}/deactivate"),
+                    _const({}),
+                )
+            )
+        case "price", Action.CREATE | Action.REPLACE:
+            transfer = action is Action.REPLACE
+            steps.append(
+                Step(
+                    2,
+                    address,
+                    "create",
+                    _at("/v1/prices"),
+                    _price_params(identity, after, transfer=transfer),
+                    ("price", identity),
+                )
+            )
+            if action is Action.REPLACE:
+                steps.append(
+                    Step(
+                        5,
+                        address,
+                        "archive-old",
+                        _at(f"/v1/prices/{old}"),
+                        _const({"active": False}),
+                    )
+                )
+        case "price", Action.UPDATE | Action.ARCHIVE:
+            fields = _changed_fields(change, ("nickname", "active"))
+            if action is Action.ARCHIVE:
+                fields.pop("active", None)
+            if fields:
+                steps.append(Step(2, address, "update", _at(f"/v1/prices/{old}"), _const(fields)))
+            if action is Action.ARCHIVE:
+                default_of = change.details.get("default_of")
+                if default_of and change.details.get("default_moves_to") is None:
+                    steps.append(
+                        Step(
+                            5,
+                            address,
+                            "unset-default",
+                            _at(f"/v1/products/{default_of}"),
+                            _const({"default_price": ""}),
+                        )
+                    )
+                steps.append(
+                    Step(5, address, "archive", _at(f"/v1/prices/{old}"), _const({"active": False}))
+                )
+        case "alert", Action.CREATE | Action.REPLACE:
+            if action is Action.REPLACE and (change.before or {}).get("active", True):
+                steps.append(
+                    Step(
+                        4,
+                        address,
+                        "archive-old",
+                        _at(f"/v1/billing/alerts/{old}/archive"),
+                        _const({}),
+                    )
+                )
+            steps.append(
+                Step(
+                    4,
+                    address,
+                    "create",
+                    _at("/v1/billing/alerts"),
+                    _alert_params(address, after),
+                )
+            )
+        case "alert", Action.REACTIVATE:
+            steps.append(
+                Step(4, address, "activate", _at(f"/v1/billing/alerts/{old}/activate"), _const({}))
+            )
+        case "alert", Action.DEACTIVATE:
+            steps.append(
+                Step(
+                    5,
+                    address,
+                    "deactivate",
+                    _at(f"/v1/billing/alerts/{old}/deactivate"),
+                    _const({}),
+                )
+            )
+        case _:
+            raise ReconcileError(f"{address}: apply does not know how to {action.value} a {kind}")
+    return steps
+
+
+def _default_price_steps(plan: Plan) -> list[Step]:
+    """Point each product at its declared default price once every price exists."""
+    steps: list[Step] = []
+    replaced_defaults = {
+        c.details["default_of"]: c.address.removeprefix("price.")
+        for c in plan.actionable
+        if c.kind == "price" and c.action is Action.REPLACE and c.details.get("default_of")
+    }
+    for change in plan.actionable:
+        if change.kind != "product" or change.action is Action.ARCHIVE:
+            continue
+        product = change.address.removeprefix("product.")
+        wanted = (change.after or {}).get("default_price")
+        moved = change.action is Action.CREATE or any(
+            c.field == "default_price" for c in change.changes
+        )
+        if wanted and moved:
+            replaced_defaults[product] = wanted
+    for product, lookup_key in sorted(replaced_defaults.items()):
+        steps.append(
+            Step(
+                3,
+                f"product.{product}",
+                "default-price",
+                _at(f"/v1/products/{product}"),
+                _default_price_params(lookup_key),
+            )
+        )
+    return steps
+
+
+def plan_steps(plan: Plan) -> list[Step]:
+    """Every write of the plan, ordered by phase, then plan order."""
+    steps = [step for change in plan.actionable for step in _steps_for(change)]
+    steps += _default_price_steps(plan)
+    return sorted(steps, key=lambda s: s.phase)  # stable: plan order within a phase
+
+
+def idempotency_key(plan: Plan, address: str, step: str) -> str:
+    digest = hashlib.sha256(f"{plan.snapshot_fingerprint}|{address}|{step}".encode()).hexdigest()
+    return f"sr-{digest[:40]}"
+
+
+def apply_plan(
+    plan: Plan,
+    snapshot: Snapshot,
+    gateway: Gateway,
+    *,
+    on_step: Callable[[str, int, int], None] | None = None,
+) -> ApplyResult:
+    """Run every step; stop at the first failure and say what was and was not done."""
+    ids = _Ids(snapshot)
+    steps = plan_steps(plan)
+    result = ApplyResult()
+    for index, step in enumerate(steps):
+        label = f"{step.address}: {step.name}"
+        try:
+            obj = gateway.post(
+                step.path(ids),
+                step.params(ids),
+                idempotency_key=idempotency_key(plan, step.address, step.name),
+            )
+        except ReconcileError as exc:
+            result.failed = label
+            result.error = str(exc)
+            result.remaining = [f"{s.address}: {s.name}" for s in steps[index + 1 :]]
+            raise ApplyError(_failure_message(result)) from exc
+        if step.remember is not None:
+            kind, identity = step.remember
+            (ids.meters if kind == "meter" else ids.prices)[identity] = obj["id"]
+        result.done.append(label)
+        if on_step is not None:
+            on_step(label, index + 1, len(steps))
+    return result
+
+
+def _failure_message(result: ApplyResult) -> str:
+    lines = [f"apply stopped at {result.failed}: {result.error}"]
+    lines.append(f"done ({len(result.done)}): " + (", ".join(result.done) or "nothing"))
+    lines.append(
+        f"not done ({len(result.remaining)}): " + (", ".join(result.remaining) or "nothing")
+    )
+    lines.append("Run plan again: it shows what is left, and apply finishes it.")
+    return "\n".join(lines)
