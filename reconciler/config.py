@@ -39,7 +39,7 @@ __all__ = ["MAX_FILE_BYTES", "billing_schema", "desired_from_data", "load_config
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_DECIMAL_PLACES = 12
-_MAX_INTERVAL_COUNT = {"day": 365, "week": 52, "month": 12, "year": 1}
+_MAX_INTERVAL_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}
 _NO_METER_EQUIVALENT = {
     "max": "Billing Meters have no 'max' formula",
     "last_ever": "'last_ever' was a legacy usage-record aggregation with no meter equivalent",
@@ -455,7 +455,8 @@ def _check_price_recurring(
     if recurring.interval_count > limit:
         reporter.add(
             (*at, "recurring", "interval_count"),
-            f"at most {limit} for interval '{recurring.interval}' (Stripe bills at least yearly)",
+            f"at most {limit} for interval '{recurring.interval}' "
+            "(Stripe bills at least every three years)",
         )
     if recurring.usage == "metered":
         if recurring.meter is None:

@@ -1,0 +1,114 @@
+"""The plan and apply commands as a user runs them: subprocesses against the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from reconciler.emulator import Emulator
+from tests.e2e.conftest import API_KEY
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "billing.yaml"
+
+
+def run(
+    emulator: Emulator, *args: str, key: str = API_KEY, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "STRIPE_API_KEY": key,
+        "STRIPE_API_BASE": emulator.url,
+        "NO_COLOR": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=stdin,
+        check=False,
+    )
+
+
+def test_plan_apply_plan_cycle(emulator: Emulator) -> None:
+    first = run(emulator, "plan", "-f", str(EXAMPLE), "--detailed-exitcode")
+    assert first.returncode == 2, first.stderr
+    assert "+ price.video_seconds_metered will be created" in first.stdout
+    assert first.stdout.rstrip().endswith(
+        "Plan: 11 to create, 0 to update, 0 to replace, 0 to archive."
+    )
+    applied = run(emulator, "apply", "-f", str(EXAMPLE), "--auto-approve")
+    assert applied.returncode == 0, applied.stderr
+    assert "Apply complete" in applied.stdout
+    again = run(emulator, "plan", "-f", str(EXAMPLE), "--detailed-exitcode")
+    assert again.returncode == 0, again.stderr
+    assert "No changes." in again.stdout
+
+
+def test_plan_json_is_valid_against_the_published_schema(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    out = tmp_path / "plan.json"
+    result = run(emulator, "plan", "-f", str(EXAMPLE), "--format", "json", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert json.loads(out.read_text()) == printed
+    schema = json.loads((REPO / "schemas" / "plan.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(printed)
+    assert printed["summary"]["create"] == 11
+
+
+def test_plan_markdown_is_a_pr_comment(emulator: Emulator) -> None:
+    result = run(emulator, "plan", "-f", str(EXAMPLE), "--format", "markdown")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("<!-- stripe-reconcile-plan -->")
+    assert "price.video_seconds_metered" in result.stdout
+
+
+def test_plan_without_key_is_a_clear_error(emulator: Emulator) -> None:
+    result = run(emulator, "plan", "-f", str(EXAMPLE), key="")
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: STRIPE_API_KEY is not set")
+    assert "Traceback" not in result.stderr
+
+
+def test_rejected_key_shows_stripes_message_never_the_key(emulator: Emulator) -> None:
+    secret = "sk_live_notatestkey_abcdef123456"
+    result = run(emulator, "plan", "-f", str(EXAMPLE), key=secret)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "401" in result.stderr
+    assert secret not in result.stdout + result.stderr
+
+
+def test_invalid_config_stops_before_any_request(emulator: Emulator, tmp_path: Path) -> None:
+    bad = tmp_path / "billing.yaml"
+    bad.write_text("version: 1\nmode: test\nmeters: [{event_name: x}]\n")
+    before = emulator.stats()["requests_total"]
+    result = run(emulator, "plan", "-f", str(bad))
+    assert result.returncode == 1
+    assert f"{bad}:3:10: meters[0]: missing required field 'aggregation'" in result.stderr
+    assert emulator.stats()["requests_total"] == before
+
+
+def test_apply_without_terminal_or_flag_refuses(emulator: Emulator) -> None:
+    result = run(emulator, "apply", "-f", str(EXAMPLE), stdin="yes\n")
+    assert result.returncode == 1
+    assert "pass --auto-approve" in result.stderr
+    assert run(emulator, "plan", "-f", str(EXAMPLE), "--detailed-exitcode").returncode == 2
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_plan_output_is_deterministic(emulator: Emulator, fmt: str) -> None:
+    first = run(emulator, "plan", "-f", str(EXAMPLE), "--format", fmt)
+    second = run(emulator, "plan", "-f", str(EXAMPLE), "--format", fmt)
+    assert first.returncode == second.returncode == 0
+    assert first.stdout == second.stdout
