@@ -1,0 +1,180 @@
+"""What every render of a plan shares: phrases, value text and field lines.
+
+The text and markdown renders differ only in layout and decoration; the
+words they show for one change come from here, so the terminal, the PR
+comment and any later render agree on what a change looks like. Pure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.essence import PRICE_UPDATABLE
+from reconciler.plan import Action, ResourceChange
+
+__all__ = [
+    "FieldDiff",
+    "FieldValue",
+    "changed_fields",
+    "created_fields",
+    "forces_replacement",
+    "format_value",
+    "note",
+    "phrase",
+    "printable",
+]
+
+# Fields a meter or an alert cannot change after creation (prices: not in PRICE_UPDATABLE).
+_METER_FIXED = frozenset({"aggregation", "customer_key", "value_key"})
+_ALERT_FIXED = frozenset({"threshold", "recurrence", "customer"})
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    """One field of an object to be created: a dotted path and its value's text."""
+
+    path: str
+    value: str
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    """One differing field: a dotted path, both values' text, and whether it forces replacement."""
+
+    path: str
+    before: str
+    after: str
+    forces_replacement: bool
+
+
+def phrase(action: Action) -> str:
+    """What happens to the object, as a verb phrase after its address."""
+    match action:
+        case Action.CREATE:
+            return "will be created"
+        case Action.UPDATE:
+            return "will be updated in place"
+        case Action.REPLACE:
+            return "will be replaced"
+        case Action.ARCHIVE:
+            return "will be archived"
+        case Action.DEACTIVATE:
+            return "will be deactivated"
+        case Action.REACTIVATE:
+            return "will be reactivated"
+        case Action.MIGRATE:
+            return "will be migrated"
+        case Action.NOOP:
+            return "is unchanged"
+
+
+def printable(text: str, *, keep: str = "") -> str:
+    """Control characters (ESC, CR, C1 ...) as visible escapes, so names from the account
+    cannot move the cursor or colour a terminal; characters in ``keep`` pass through."""
+    return "".join(
+        ch
+        if ch in keep or unicodedata.category(ch) != "Cc"
+        else (f"\\x{ord(ch):02x}" if ord(ch) <= 0xFF else f"\\u{ord(ch):04x}")
+        for ch in text
+    )
+
+
+def format_value(value: Any) -> str:
+    """JSON-like text of a value: strings quoted, None as ``null``, keys sorted."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _tier_text(tier: Mapping[str, Any]) -> str:
+    """A tier as people read it: ``up to 10000: unit 0.5, flat 100``."""
+    up_to = tier.get("up_to")
+    parts = [f"unit {tier['unit_amount']}"] if tier.get("unit_amount") is not None else []
+    if tier.get("flat_amount") is not None:
+        parts.append(f"flat {tier['flat_amount']}")
+    bound = "up to inf" if up_to is None else f"up to {up_to}"
+    return f"{bound}: {', '.join(parts) or 'free'}"
+
+
+def _is_tier_list(path: str, value: Any) -> bool:
+    return (
+        path.rsplit(".", maxsplit=1)[-1] == "tiers"
+        and isinstance(value, list | tuple)
+        and all(isinstance(t, Mapping) for t in value)
+    )
+
+
+def _leaves(path: str, value: Any) -> dict[str, str | None]:
+    """Flatten a value to ``{dotted.path: text}``; None stays None so callers can omit it."""
+    if isinstance(value, Mapping) and value:
+        out: dict[str, str | None] = {}
+        for key in sorted(value, key=str):
+            out.update(_leaves(f"{path}.{key}", value[key]))
+        return out
+    if _is_tier_list(path, value) and value:
+        return {f"{path}[{i}]": _tier_text(tier) for i, tier in enumerate(value)}
+    return {path: None if value is None else format_value(value)}
+
+
+def created_fields(after: Mapping[str, Any] | None) -> tuple[FieldValue, ...]:
+    """Every field of a new object, flattened and sorted; absent (None) fields are left out."""
+    if after is None:
+        return ()
+    found: list[FieldValue] = []
+    for name in sorted(after, key=str):
+        found += [
+            FieldValue(path, text)
+            for path, text in _leaves(str(name), after[name]).items()
+            if text is not None
+        ]
+    return tuple(found)
+
+
+def forces_replacement(kind: str, field: str) -> bool:
+    """Whether a change to ``field`` of a ``kind`` object can only be made by replacing it."""
+    root = re.split(r"[.\[]", field, maxsplit=1)[0]
+    if kind == "price":
+        return root not in PRICE_UPDATABLE
+    if kind == "meter":
+        return root in _METER_FIXED
+    if kind == "alert":
+        return root in _ALERT_FIXED
+    return False
+
+
+def changed_fields(change: ResourceChange) -> tuple[FieldDiff, ...]:
+    """Each field change, nested values narrowed to the leaves that differ."""
+    found: list[FieldDiff] = []
+    for field_change in change.changes:
+        forced = change.action is Action.REPLACE and forces_replacement(
+            change.kind, field_change.field
+        )
+        before = _leaves(field_change.field, field_change.before)
+        after = _leaves(field_change.field, field_change.after)
+        diffs = [
+            FieldDiff(path, before.get(path) or "null", after.get(path) or "null", forced)
+            for path in dict.fromkeys([*before, *after])
+            if before.get(path) != after.get(path)
+        ]
+        if not diffs:
+            # Equal once flattened (e.g. [] against null): still show the recorded change.
+            diffs = [
+                FieldDiff(
+                    field_change.field,
+                    format_value(field_change.before),
+                    format_value(field_change.after),
+                    forced,
+                )
+            ]
+        found += diffs
+    return tuple(found)
+
+
+def note(details: Mapping[str, Any]) -> str | None:
+    """The change's details as one line (``default_of = "video_api", ...``), None when empty."""
+    if not details:
+        return None
+    return ", ".join(f"{key} = {format_value(details[key])}" for key in sorted(details, key=str))

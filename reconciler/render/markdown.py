@@ -1,0 +1,147 @@
+"""The pull-request render of a plan: a GitHub-flavoured markdown comment.
+
+``render_markdown`` opens with a hidden marker (:data:`MARKER`) so a CI job
+can find and update one sticky comment, calls out irreversible steps first,
+then shows counts, a table of changes and each change's fields as a diff.
+Pure and deterministic.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from reconciler.plan import Action, Plan, ResourceChange
+from reconciler.render._lines import changed_fields, created_fields, note, phrase, printable
+
+__all__ = ["MARKER", "render_markdown"]
+
+MARKER = "<!-- stripe-reconcile-plan -->"
+"""The first line of every plan comment, for finding the comment to update."""
+
+_HEADING = "### stripe-reconcile plan"
+_NO_CHANGES = "**No changes.** The account matches billing.yaml."
+
+
+def _cell(text: str) -> str:
+    """Text safe in a table cell: one line; ``|``, backticks and HTML escaped."""
+    flat = html.escape(" ".join(text.split()), quote=False)
+    return flat.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+
+
+def _code(text: str) -> str:
+    """A code span that holds any text on one line, backticks included."""
+    text = text.replace("\n", " ")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _code_cell(text: str) -> str:
+    """A code span for a table cell: GFM splits cells on ``|`` even inside code."""
+    return _code(" ".join(text.split())).replace("|", "\\|")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _irreversible(plan: Plan) -> list[str]:
+    steps = [c for c in plan.actionable if c.irreversible]
+    if not steps:
+        return []
+    lines = [
+        "> [!WARNING]",
+        f"> **{_plural(len(steps), 'irreversible step')}:** review before applying.",
+        ">",
+    ]
+    lines += [f"> - {_code(c.address)}: {c.action.value}" for c in steps]
+    return [*lines, ""]
+
+
+def _counts(plan: Plan) -> list[str]:
+    counts = plan.counts()
+    rows = [_row(f"{_code_cell(a.symbol)} {a.value}", str(counts[a])) for a in Action if counts[a]]
+    return [
+        f"**Plan: {plan.summary()}.**",
+        "",
+        "| Action | Count |",
+        "| --- | ---: |",
+        *rows,
+        "",
+    ]
+
+
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(plan: Plan) -> list[str]:
+    rows = [
+        _row(_code_cell(c.action.symbol), _code_cell(c.address), c.action.value, _cell(c.reason))
+        for c in plan.actionable
+    ]
+    return ["| | Address | Action | Reason |", "| --- | --- | --- | --- |", *rows, ""]
+
+
+def _diff_lines(change: ResourceChange) -> list[str]:
+    match change.action:
+        case Action.CREATE:
+            lines = [f"+ {f.path} = {f.value}" for f in created_fields(change.after)]
+        case (
+            Action.UPDATE
+            | Action.REPLACE
+            | Action.ARCHIVE
+            | Action.DEACTIVATE
+            | Action.REACTIVATE
+            | Action.MIGRATE
+            | Action.NOOP
+        ):
+            lines = []
+            for diff in changed_fields(change):
+                forced = "  # forces replacement" if diff.forces_replacement else ""
+                lines += [f"- {diff.path}: {diff.before}", f"+ {diff.path}: {diff.after}{forced}"]
+    details = note(change.details)
+    if details is not None:
+        lines.append(f"# note: {details}")
+    return lines
+
+
+def _fenced(lines: list[str]) -> list[str]:
+    body = "\n".join(lines)
+    longest = max((len(run) for run in re.findall(r"`{3,}", body)), default=2)
+    fence = "`" * (longest + 1)
+    return [f"{fence}diff", *lines, fence]
+
+
+def _details(change: ResourceChange) -> list[str]:
+    summary = f"<code>{html.escape(change.address)}</code> {phrase(change.action)}"
+    diff = _diff_lines(change)
+    body = [*_fenced(diff), ""] if diff else ["No field changes.", ""]
+    return [f"<details><summary>{summary}</summary>", "", *body, "</details>", ""]
+
+
+def _unmanaged(plan: Plan) -> list[str]:
+    if not plan.unmanaged:
+        return []
+    title = f"{_plural(len(plan.unmanaged), 'object')} not managed by billing.yaml (left alone)"
+    items = [f"- {_code(address)}" for address in plan.unmanaged]
+    return [f"<details><summary>{title}</summary>", "", *items, "", "</details>", ""]
+
+
+def render_markdown(plan: Plan) -> str:
+    """The plan as a markdown PR comment, starting with :data:`MARKER`."""
+    lines = [MARKER, _HEADING, ""]
+    if plan.has_changes:
+        lines += _irreversible(plan)
+        lines += _counts(plan)
+        lines += _table(plan)
+        for change in plan.actionable:
+            lines += _details(change)
+    else:
+        lines += [_NO_CHANGES, ""]
+    lines += _unmanaged(plan)
+    config, snapshot = _code(plan.config_hash), _code(plan.snapshot_fingerprint)
+    lines.append(f"<sub>config {config} · snapshot {snapshot}</sub>")
+    return printable("\n".join(lines), keep="\n") + "\n"

@@ -1,0 +1,131 @@
+"""The terminal render of a plan: Terraform-like symbols, one block per change.
+
+``render_text`` turns a :class:`~reconciler.plan.Plan` into the text ``plan``
+prints. Colour is the caller's choice (see :func:`reconciler.render.should_color`);
+without it the output is plain text with no escape codes. Pure and
+deterministic: the same plan gives byte-identical text.
+"""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.text import Text
+
+from reconciler.plan import Action, Plan, ResourceChange
+from reconciler.render._lines import changed_fields, created_fields, note, phrase, printable
+
+__all__ = ["WIDTH", "render_text"]
+
+WIDTH = 100
+"""The console width the render is laid out for (lines are never wrapped)."""
+
+_HEADER = "stripe-reconcile will make these changes to the account:"
+_NO_CHANGES = "No changes. The account matches billing.yaml."
+_UNMANAGED = "Not managed by billing.yaml (left alone):"
+_INDENT = "      "
+
+
+def _style(action: Action) -> str:
+    match action:
+        case Action.CREATE:
+            return "green"
+        case Action.UPDATE | Action.REACTIVATE:
+            return "yellow"
+        case Action.REPLACE:
+            return "magenta"
+        case Action.ARCHIVE | Action.DEACTIVATE:
+            return "red"
+        case Action.MIGRATE:
+            return "cyan"
+        case Action.NOOP:
+            return "dim"
+
+
+def _line(*parts: str | tuple[str, str], style: str = "") -> Text:
+    """One output line from plain or ``(text, style)`` parts, control characters escaped."""
+    line = Text(style=style)
+    for part in parts:
+        text, part_style = (part, "") if isinstance(part, str) else part
+        line.append(printable(text), style=part_style)
+    return line
+
+
+def _field_lines(change: ResourceChange) -> list[Text]:
+    """``+ path = value`` for a new object, ``~ path: before -> after`` otherwise."""
+    if change.action is Action.CREATE:
+        created = created_fields(change.after)
+        width = max((len(f.path) for f in created), default=0)
+        return [
+            _line(_INDENT, ("+", "green"), f" {f.path.ljust(width)} = {f.value}") for f in created
+        ]
+    lines: list[Text] = []
+    for diff in changed_fields(change):
+        line = _line(
+            _INDENT,
+            ("~", "yellow"),
+            f" {diff.path}: ",
+            (diff.before, "red"),
+            " -> ",
+            (diff.after, "green"),
+        )
+        if diff.forces_replacement:
+            line.append("  # forces replacement", style="bold red")
+        lines.append(line)
+    return lines
+
+
+def _block(change: ResourceChange) -> list[Text]:
+    style = _style(change.action)
+    head = _line(
+        "  ",
+        (change.action.symbol, f"bold {style}"),
+        " ",
+        (change.address, "bold"),
+        f" {phrase(change.action)}",
+    )
+    lines = [head]
+    lines += [_line(f"{_INDENT}# {reason}", style="dim") for reason in change.reason.splitlines()]
+    lines += _field_lines(change)
+    details = note(change.details)
+    if details is not None:
+        lines.append(_line(f"{_INDENT}note: {details}", style="cyan"))
+    return lines
+
+
+def _lines(plan: Plan) -> list[Text]:
+    lines: list[Text] = []
+    if plan.has_changes:
+        lines += [Text(_HEADER, style="bold"), Text()]
+        for change in plan.actionable:
+            lines += [*_block(change), Text()]
+    if plan.unmanaged:
+        lines.append(Text(_UNMANAGED, style="dim"))
+        lines += [_line(f"  {address}", style="dim") for address in plan.unmanaged]
+        lines.append(Text())
+    if plan.has_changes:
+        lines.append(Text(f"Plan: {plan.summary()}.", style="bold"))
+    else:
+        lines.append(Text(_NO_CHANGES, style="bold green"))
+    return lines
+
+
+def render_text(plan: Plan, *, color: bool) -> str:
+    """The plan as terminal text; ANSI colour only when ``color`` is true."""
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        force_terminal=color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        width=WIDTH,
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+        emoji=False,
+        legacy_windows=False,
+    )
+    for line in _lines(plan):
+        console.print(line)
+    return buffer.getvalue()
