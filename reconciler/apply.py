@@ -8,8 +8,14 @@ archived object:
 2. prices (create, update, replace: the new price takes the lookup key),
 3. default prices (products point at their declared default),
 4. alerts (create, reactivate, replace),
-5. retirements last: archive prices (and replaced ones), archive products,
+5. products losing a default price that is being archived let go of it,
+6. retirements last: archive prices (and replaced ones), archive products,
    deactivate meters and alerts.
+
+Within a phase, the steps of different addresses write different objects and
+run concurrently (bounded); the steps of one address run in order. A step
+that finally fails stops the apply: no new step starts, those in flight
+finish, and the result says what was done and what was not.
 
 Every write carries an idempotency key derived from the plan's snapshot
 fingerprint, the address and the step, so rerunning the same plan after a
@@ -20,8 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
 from reconciler.errors import ApplyError, ReconcileError
@@ -30,6 +39,13 @@ from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.snapshot import Snapshot
 
 __all__ = ["ApplyResult", "Step", "apply_plan", "idempotency_key", "plan_steps"]
+
+PHASE_CATALOG = 1
+PHASE_PRICES = 2
+PHASE_DEFAULTS = 3
+PHASE_ALERTS = 4
+PHASE_UNSET_DEFAULTS = 5
+PHASE_RETIRE = 6
 
 
 @dataclass
@@ -197,23 +213,33 @@ def _steps_for(change: ResourceChange) -> list[Step]:
             params = {"id": identity, "name": after["name"], "metadata": dict(after["metadata"])}
             if after.get("description"):
                 params["description"] = after["description"]
-            steps.append(Step(1, address, "create", _at("/v1/products"), _const(params)))
+            steps.append(
+                Step(PHASE_CATALOG, address, "create", _at("/v1/products"), _const(params))
+            )
         case "product", Action.UPDATE | Action.ARCHIVE:
             fields = _changed_fields(change, ("name", "description", "active"))
             if action is Action.ARCHIVE:
                 fields.pop("active", None)
             if fields:
-                steps.append(Step(1, address, "update", _at(f"/v1/products/{old}"), _const(fields)))
+                steps.append(
+                    Step(
+                        PHASE_CATALOG, address, "update", _at(f"/v1/products/{old}"), _const(fields)
+                    )
+                )
             if action is Action.ARCHIVE:
                 steps.append(
                     Step(
-                        5, address, "archive", _at(f"/v1/products/{old}"), _const({"active": False})
+                        PHASE_RETIRE,
+                        address,
+                        "archive",
+                        _at(f"/v1/products/{old}"),
+                        _const({"active": False}),
                     )
                 )
         case "meter", Action.CREATE:
             steps.append(
                 Step(
-                    1,
+                    PHASE_CATALOG,
                     address,
                     "create",
                     _at("/v1/billing/meters"),
@@ -224,12 +250,18 @@ def _steps_for(change: ResourceChange) -> list[Step]:
         case "meter", Action.UPDATE:
             params = {"display_name": after["display_name"]}
             steps.append(
-                Step(1, address, "update", _at(f"/v1/billing/meters/{old}"), _const(params))
+                Step(
+                    PHASE_CATALOG,
+                    address,
+                    "update",
+                    _at(f"/v1/billing/meters/{old}"),
+                    _const(params),
+                )
             )
         case "meter", Action.REACTIVATE:
             steps.append(
                 Step(
-                    1,
+                    PHASE_CATALOG,
                     address,
                     "reactivate",
                     _at(f"/v1/billing/meters/{old}/reactivate"),
@@ -239,12 +271,18 @@ def _steps_for(change: ResourceChange) -> list[Step]:
             if any(c.field == "display_name" for c in change.changes):
                 params = {"display_name": after["display_name"]}
                 steps.append(
-                    Step(1, address, "update", _at(f"/v1/billing/meters/{old}"), _const(params))
+                    Step(
+                        PHASE_CATALOG,
+                        address,
+                        "update",
+                        _at(f"/v1/billing/meters/{old}"),
+                        _const(params),
+                    )
                 )
         case "meter", Action.DEACTIVATE:
             steps.append(
                 Step(
-                    5,
+                    PHASE_RETIRE,
                     address,
                     "deactivate",
                     _at(f"/v1/billing/meters/{old}/deactivate"),
@@ -255,7 +293,7 @@ def _steps_for(change: ResourceChange) -> list[Step]:
             transfer = action is Action.REPLACE
             steps.append(
                 Step(
-                    2,
+                    PHASE_PRICES,
                     address,
                     "create",
                     _at("/v1/prices"),
@@ -266,7 +304,7 @@ def _steps_for(change: ResourceChange) -> list[Step]:
             if action is Action.REPLACE:
                 steps.append(
                     Step(
-                        5,
+                        PHASE_RETIRE,
                         address,
                         "archive-old",
                         _at(f"/v1/prices/{old}"),
@@ -278,13 +316,15 @@ def _steps_for(change: ResourceChange) -> list[Step]:
             if action is Action.ARCHIVE:
                 fields.pop("active", None)
             if fields:
-                steps.append(Step(2, address, "update", _at(f"/v1/prices/{old}"), _const(fields)))
+                steps.append(
+                    Step(PHASE_PRICES, address, "update", _at(f"/v1/prices/{old}"), _const(fields))
+                )
             if action is Action.ARCHIVE:
                 default_of = change.details.get("default_of")
                 if default_of and change.details.get("default_moves_to") is None:
                     steps.append(
                         Step(
-                            5,
+                            PHASE_UNSET_DEFAULTS,
                             address,
                             "unset-default",
                             _at(f"/v1/products/{default_of}"),
@@ -292,13 +332,19 @@ def _steps_for(change: ResourceChange) -> list[Step]:
                         )
                     )
                 steps.append(
-                    Step(5, address, "archive", _at(f"/v1/prices/{old}"), _const({"active": False}))
+                    Step(
+                        PHASE_RETIRE,
+                        address,
+                        "archive",
+                        _at(f"/v1/prices/{old}"),
+                        _const({"active": False}),
+                    )
                 )
         case "alert", Action.CREATE | Action.REPLACE:
             if action is Action.REPLACE and (change.before or {}).get("active", True):
                 steps.append(
                     Step(
-                        4,
+                        PHASE_ALERTS,
                         address,
                         "archive-old",
                         _at(f"/v1/billing/alerts/{old}/archive"),
@@ -307,7 +353,7 @@ def _steps_for(change: ResourceChange) -> list[Step]:
                 )
             steps.append(
                 Step(
-                    4,
+                    PHASE_ALERTS,
                     address,
                     "create",
                     _at("/v1/billing/alerts"),
@@ -316,12 +362,18 @@ def _steps_for(change: ResourceChange) -> list[Step]:
             )
         case "alert", Action.REACTIVATE:
             steps.append(
-                Step(4, address, "activate", _at(f"/v1/billing/alerts/{old}/activate"), _const({}))
+                Step(
+                    PHASE_ALERTS,
+                    address,
+                    "activate",
+                    _at(f"/v1/billing/alerts/{old}/activate"),
+                    _const({}),
+                )
             )
         case "alert", Action.DEACTIVATE:
             steps.append(
                 Step(
-                    5,
+                    PHASE_RETIRE,
                     address,
                     "deactivate",
                     _at(f"/v1/billing/alerts/{old}/deactivate"),
@@ -354,7 +406,7 @@ def _default_price_steps(plan: Plan) -> list[Step]:
     for product, lookup_key in sorted(replaced_defaults.items()):
         steps.append(
             Step(
-                3,
+                PHASE_DEFAULTS,
                 f"product.{product}",
                 "default-price",
                 _at(f"/v1/products/{product}"),
@@ -381,31 +433,59 @@ def apply_plan(
     snapshot: Snapshot,
     gateway: Gateway,
     *,
+    concurrency: int = 4,
     on_step: Callable[[str, int, int], None] | None = None,
 ) -> ApplyResult:
-    """Run every step; stop at the first failure and say what was and was not done."""
+    """Run every step, phase by phase; raise ApplyError saying what was and was not done."""
     ids = _Ids(snapshot)
     steps = plan_steps(plan)
     result = ApplyResult()
-    for index, step in enumerate(steps):
-        label = f"{step.address}: {step.name}"
-        try:
-            obj = gateway.post(
-                step.path(ids),
-                step.params(ids),
-                idempotency_key=idempotency_key(plan, step.address, step.name),
-            )
-        except ReconcileError as exc:
-            result.failed = label
-            result.error = str(exc)
-            result.remaining = [f"{s.address}: {s.name}" for s in steps[index + 1 :]]
-            raise ApplyError(_failure_message(result)) from exc
-        if step.remember is not None:
-            kind, identity = step.remember
-            (ids.meters if kind == "meter" else ids.prices)[identity] = obj["id"]
-        result.done.append(label)
-        if on_step is not None:
-            on_step(label, index + 1, len(steps))
+    lock = threading.Lock()
+    stop = threading.Event()
+    failures: list[tuple[str, ReconcileError]] = []
+
+    def run_group(group: list[Step]) -> None:
+        for step in group:
+            if stop.is_set():
+                return
+            label = f"{step.address}: {step.name}"
+            try:
+                obj = gateway.post(
+                    step.path(ids),
+                    step.params(ids),
+                    idempotency_key=idempotency_key(plan, step.address, step.name),
+                )
+            except ReconcileError as exc:
+                with lock:
+                    failures.append((label, exc))
+                stop.set()
+                return
+            with lock:
+                if step.remember is not None:
+                    kind, identity = step.remember
+                    (ids.meters if kind == "meter" else ids.prices)[identity] = obj["id"]
+                result.done.append(label)
+                done = len(result.done)
+            if on_step is not None:
+                on_step(label, done, len(steps))
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        for _phase, phase_steps in groupby(steps, key=lambda s: s.phase):
+            groups: dict[str, list[Step]] = {}
+            for step in phase_steps:
+                groups.setdefault(step.address, []).append(step)
+            for future in [pool.submit(run_group, g) for g in groups.values()]:
+                future.result()
+            if stop.is_set():
+                break
+    if failures:
+        result.failed, error = failures[0]
+        result.error = str(error)
+        finished = set(result.done)
+        result.remaining = [
+            f"{s.address}: {s.name}" for s in steps if f"{s.address}: {s.name}" not in finished
+        ]
+        raise ApplyError(_failure_message(result), result) from error
     return result
 
 

@@ -64,7 +64,14 @@ class StalePlanError(ReconcileError):
 
 
 class ApplyError(ReconcileError):
-    """An apply stopped part-way; the message says what was done and what was not."""
+    """An apply stopped part-way; the message says what was done and what was not.
+
+    ``result`` is the apply's record (steps done, the failed one, the rest).
+    """
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class LiveKeyRefused(ReconcileError):
