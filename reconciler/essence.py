@@ -16,6 +16,8 @@ from typing import Any
 from reconciler.model import Alert, Meter, Price, Product, Tier, decimal_text
 
 __all__ = [
+    "ALERT_FIXED",
+    "METER_FIXED",
     "PRICE_UPDATABLE",
     "PRODUCT_UPDATABLE",
     "alert_essence",
@@ -32,6 +34,8 @@ Essence = dict[str, Any]
 
 PRODUCT_UPDATABLE = frozenset({"name", "description", "metadata", "active", "default_price"})
 PRICE_UPDATABLE = frozenset({"nickname", "metadata", "active"})
+METER_FIXED = ("aggregation", "customer_key", "value_key")
+ALERT_FIXED = ("threshold", "recurrence", "customer")
 
 
 def _amount(integer: Any, decimal: Any) -> str | None:

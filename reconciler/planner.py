@@ -18,6 +18,8 @@ from typing import Any
 
 from reconciler.errors import PlanError
 from reconciler.essence import (
+    ALERT_FIXED,
+    METER_FIXED,
     PRICE_UPDATABLE,
     alert_essence,
     meter_essence,
@@ -29,9 +31,6 @@ from reconciler.plan import Action, FieldChange, Plan, ResourceChange
 from reconciler.snapshot import LiveObject, Snapshot
 
 __all__ = ["build_plan"]
-
-_METER_FIXED = ("aggregation", "customer_key", "value_key")
-_ALERT_FIXED = ("threshold", "recurrence", "customer")
 
 
 def build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
@@ -191,7 +190,7 @@ def _plan_meters(
             continue
         fixed = [
             f"{name} {live.essence.get(name)!r} -> {after[name]!r}"
-            for name in _METER_FIXED
+            for name in METER_FIXED
             if live.essence.get(name) != after[name]
         ]
         if fixed and meter.active:
@@ -208,7 +207,7 @@ def _plan_meters(
                     "meter",
                     live,
                     after,
-                    fixed_fields=_METER_FIXED,
+                    fixed_fields=METER_FIXED,
                 )
             )
     return changes
@@ -296,7 +295,7 @@ def _plan_alerts(desired: Desired, snapshot: Snapshot) -> list[ResourceChange]:
                 "alert",
                 live,
                 after,
-                fixed_fields=_ALERT_FIXED,
+                fixed_fields=ALERT_FIXED,
             )
         )
     return changes

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.essence import PRICE_UPDATABLE
+from reconciler.essence import ALERT_FIXED, METER_FIXED, PRICE_UPDATABLE
 from reconciler.plan import Action, ResourceChange
 
 __all__ = [
@@ -30,8 +30,6 @@ __all__ = [
 ]
 
 # Fields a meter or an alert cannot change after creation (prices: not in PRICE_UPDATABLE).
-_METER_FIXED = frozenset({"aggregation", "customer_key", "value_key"})
-_ALERT_FIXED = frozenset({"threshold", "recurrence", "customer"})
 
 
 @dataclass(frozen=True)
@@ -139,9 +137,9 @@ def forces_replacement(kind: str, field: str) -> bool:
     if kind == "price":
         return root not in PRICE_UPDATABLE
     if kind == "meter":
-        return root in _METER_FIXED
+        return root in METER_FIXED
     if kind == "alert":
-        return root in _ALERT_FIXED
+        return root in ALERT_FIXED
     return False
 
 
