@@ -8,6 +8,9 @@ the result and maps errors of :mod:`reconciler.errors` to exit codes:
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -80,14 +83,27 @@ def _fail(error: ReconcileError) -> NoReturn:
     sys.exit(1)
 
 
-def _make_plan(desired: Desired) -> tuple[Gateway, Snapshot, Plan]:
-    from reconciler.gateway import Gateway
+def _connect(
+    desired: Desired, *, writing: bool, allow_live: bool = False, rate_limit: float | None = None
+) -> Gateway:
+    """A gateway for STRIPE_API_KEY, after the live-key guard; writes are paced."""
+    from reconciler.gateway import MODE_RATE_LIMITS, Gateway, guard_key_mode
+
+    gateway = Gateway.from_env()
+    guard_key_mode(gateway.mode, desired.mode, allow_live=allow_live, writing=writing)
+    if writing:
+        gateway.set_rate_limit(
+            rate_limit if rate_limit is not None else 0.8 * MODE_RATE_LIMITS[gateway.mode]
+        )
+    return gateway
+
+
+def _make_plan(desired: Desired, gateway: Gateway) -> tuple[Snapshot, Plan]:
     from reconciler.live import read_snapshot
     from reconciler.planner import build_plan
 
-    gateway = Gateway.from_env()
     snapshot = read_snapshot(gateway)
-    return gateway, snapshot, build_plan(desired, snapshot)
+    return snapshot, build_plan(desired, snapshot)
 
 
 def _render(plan: Plan, output_format: str) -> str:
@@ -117,7 +133,7 @@ def plan(
     """Show what apply would change in the Stripe account."""
     desired = _load(config_file)
     try:
-        _, _, made = _make_plan(desired)
+        _, made = _make_plan(desired, _connect(desired, writing=False))
     except ReconcileError as exc:
         _fail(exc)
     if out_file is not None:
@@ -139,34 +155,139 @@ def _write_atomically(path: Path, text: str) -> None:
 @config_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--live", is_flag=True, help="Allow a live-mode key (billing.yaml must say so too).")
-def apply(planfile: Path | None, config_file: Path, auto_approve: bool, live: bool) -> None:
-    """Make exactly the planned changes, idempotently."""
-    from reconciler.apply import apply_plan
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Requests per second (default: 80% of the key's mode limit, 20 test / 80 live).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 16),
+    default=4,
+    show_default=True,
+    help="Independent changes written at once.",
+)
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+def apply(
+    *,
+    planfile: Path | None,
+    config_file: Path,
+    auto_approve: bool,
+    live: bool,
+    rate_limit: float | None,
+    concurrency: int,
+    output_format: str,
+) -> None:
+    """Make exactly the planned changes, idempotently.
 
-    if planfile is not None:
-        click.echo("apply PLANFILE: saved plans are not supported yet.", err=True)
-        sys.exit(1)
+    With PLANFILE (from `plan --out`), apply that plan: it is refused when it
+    was made from another billing.yaml or the account changed since; a plan
+    interrupted part-way resumes. Without it, plan now and ask to confirm.
+    """
+    from reconciler.apply import apply_plan
+    from reconciler.errors import ApplyError
+    from reconciler.planfile import load_plan, resolve_saved_plan
+
     desired = _load(config_file)
     try:
-        gateway, snapshot, made = _make_plan(desired)
+        saved = load_plan(planfile) if planfile is not None else None
+        gateway = _connect(desired, writing=True, allow_live=live, rate_limit=rate_limit)
+        snapshot, made = _make_plan(desired, gateway) if saved is None else (None, None)
+        if saved is not None:
+            from reconciler.live import read_snapshot
+
+            snapshot = read_snapshot(gateway)
+            made = resolve_saved_plan(saved, desired, snapshot)
     except ReconcileError as exc:
         _fail(exc)
-    click.echo(_render(made, "text"), nl=False)
-    if not made.has_changes:
-        return
-    if not auto_approve:
-        if not sys.stdin.isatty():
-            click.echo("Refusing to apply without a terminal: pass --auto-approve.", err=True)
-            sys.exit(1)
-        answer = click.prompt("Apply these changes? Only 'yes' is accepted", default="")
-        if answer != "yes":
-            click.echo("Apply cancelled.")
-            sys.exit(1)
+    assert snapshot is not None and made is not None
+    json_out = output_format == "json"
+    if not json_out:
+        click.echo(_render(made, "text"), nl=False)
+    if made.has_changes and saved is None and not auto_approve:
+        _confirm()
     try:
-        result = apply_plan(made, snapshot, gateway)
+        with _progress(enabled=made.has_changes and not json_out) as on_step:
+            result = apply_plan(made, snapshot, gateway, concurrency=concurrency, on_step=on_step)
+    except ApplyError as exc:
+        if json_out:
+            click.echo(_apply_json(made, exc.result, gateway, ok=False))
+        _fail(exc)
     except ReconcileError as exc:
         _fail(exc)
-    click.echo(f"Apply complete: {len(result.done)} steps. {made.summary()}.")
+    if json_out:
+        click.echo(_apply_json(made, result, gateway, ok=True))
+    elif made.has_changes:
+        click.echo(
+            f"Apply complete: {len(result.done)} steps, {gateway.stats.requests} requests "
+            f"({gateway.stats.retries} retried). {made.summary()}."
+        )
+
+
+def _confirm() -> None:
+    if not sys.stdin.isatty():
+        click.echo("Refusing to apply without a terminal: pass --auto-approve.", err=True)
+        sys.exit(1)
+    answer = click.prompt("Apply these changes? Only 'yes' is accepted", default="")
+    if answer != "yes":
+        click.echo("Apply cancelled.")
+        sys.exit(1)
+
+
+@contextmanager
+def _progress(*, enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich progress bar on a terminal, a plain line every few seconds otherwise."""
+    if not enabled:
+        yield None
+        return
+    if sys.stdout.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        ) as bar:
+            task = bar.add_task("applying", total=None)
+
+            def advance(label: str, done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total, description=label[:40])
+
+            yield advance
+        return
+    last = [0.0]
+
+    def report(label: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - last[0] >= 2:
+            last[0] = now
+            click.echo(f"  [{done}/{total}] {label}")
+
+    yield report
+
+
+def _apply_json(plan: Plan, result: object, gateway: Gateway, *, ok: bool) -> str:
+    import json
+
+    from reconciler.apply import ApplyResult
+
+    record = result if isinstance(result, ApplyResult) else ApplyResult()
+    return json.dumps(
+        {
+            "ok": ok,
+            "summary": plan.summary(),
+            "done": record.done,
+            "failed": record.failed,
+            "error": record.error,
+            "remaining": record.remaining,
+            "requests": gateway.stats.requests,
+            "retries": gateway.stats.retries,
+            "rate_limited": gateway.stats.rate_limited,
+        },
+        indent=2,
+        sort_keys=True,
+    )
 
 
 @main.command()

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import stripe
 
-from reconciler.errors import ReconcileError, StripeCallError
+from reconciler.errors import LiveKeyRefused, ReconcileError, StripeCallError
 
 __all__ = [
     "LEGACY_API_VERSION",
@@ -30,6 +30,7 @@ __all__ = [
     "Gateway",
     "GatewayStats",
     "TokenBucket",
+    "guard_key_mode",
     "key_mode",
 ]
 
@@ -55,6 +56,24 @@ _PATH_WORDS = frozenset(
         "usage_record_summaries",
     }
 )
+
+
+def guard_key_mode(
+    key: Literal["test", "live"], config_mode: str, *, allow_live: bool, writing: bool
+) -> None:
+    """Refuse a key whose mode does not match billing.yaml's, and live writes without --live."""
+    if key == "live" and config_mode != "live":
+        raise LiveKeyRefused(
+            "STRIPE_API_KEY is a live key but billing.yaml says mode: test; refusing"
+        )
+    if key == "test" and config_mode == "live":
+        raise LiveKeyRefused(
+            "billing.yaml says mode: live but STRIPE_API_KEY is a test key; refusing"
+        )
+    if key == "live" and writing and not allow_live:
+        raise LiveKeyRefused(
+            "STRIPE_API_KEY is a live key: apply changes live billing only with --live"
+        )
 
 
 def key_mode(api_key: str) -> Literal["test", "live"]:
@@ -160,6 +179,10 @@ class Gateway:
                 "STRIPE_API_KEY is not set (a restricted read-only key is enough for plan)"
             )
         return cls(api_key, api_base=env.get("STRIPE_API_BASE") or None, **options)
+
+    def set_rate_limit(self, rate: float | None) -> None:
+        """Pace requests to ``rate`` per second (None: unpaced)."""
+        self.bucket = TokenBucket(rate) if rate else None
 
     def redact(self, text: str) -> str:
         """Remove the API key from any text that might carry it."""

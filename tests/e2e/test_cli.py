@@ -80,13 +80,51 @@ def test_plan_without_key_is_a_clear_error(emulator: Emulator) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_rejected_key_shows_stripes_message_never_the_key(emulator: Emulator) -> None:
+def live_config(tmp_path: Path) -> Path:
+    live = tmp_path / "billing.yaml"
+    live.write_text(EXAMPLE.read_text().replace("mode: test", "mode: live"))
+    return live
+
+
+def test_rejected_key_shows_stripes_message_never_the_key(
+    emulator: Emulator, tmp_path: Path
+) -> None:
     secret = "sk_live_notatestkey_abcdef123456"
-    result = run(emulator, "plan", "-f", str(EXAMPLE), key=secret)
+    result = run(emulator, "plan", "-f", str(live_config(tmp_path)), key=secret)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert "401" in result.stderr
+    assert "(401)" in result.stderr
     assert secret not in result.stdout + result.stderr
+
+
+def test_live_key_on_a_test_config_is_refused(emulator: Emulator) -> None:
+    secret = "sk_live_notatestkey_abcdef123456"
+    before = emulator.stats()["requests_total"]
+    for command in (["plan"], ["apply", "--auto-approve", "--live"]):
+        result = run(emulator, *command, "-f", str(EXAMPLE), key=secret)
+        assert result.returncode == 1
+        assert "is a live key but billing.yaml says mode: test" in result.stderr
+        assert secret not in result.stdout + result.stderr
+    assert emulator.stats()["requests_total"] == before
+
+
+def test_live_key_needs_the_live_flag_to_apply(emulator: Emulator, tmp_path: Path) -> None:
+    secret = "rk_live_restricted_abcdef123456"
+    result = run(emulator, "apply", "--auto-approve", "-f", str(live_config(tmp_path)), key=secret)
+    assert result.returncode == 1
+    assert "apply changes live billing only with --live" in result.stderr
+    with_flag = run(
+        emulator, "apply", "--auto-approve", "--live", "-f", str(live_config(tmp_path)), key=secret
+    )
+    assert "only with --live" not in with_flag.stderr
+    assert "(401)" in with_flag.stderr  # past the guard: the emulator refuses live keys
+    assert secret not in with_flag.stdout + with_flag.stderr
+
+
+def test_test_key_on_a_live_config_is_refused(emulator: Emulator, tmp_path: Path) -> None:
+    result = run(emulator, "apply", "--auto-approve", "--live", "-f", str(live_config(tmp_path)))
+    assert result.returncode == 1
+    assert "says mode: live but STRIPE_API_KEY is a test key" in result.stderr
 
 
 def test_invalid_config_stops_before_any_request(emulator: Emulator, tmp_path: Path) -> None:
