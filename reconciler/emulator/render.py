@@ -55,18 +55,28 @@ def _apply(req: Request, obj: JSON, tree: dict[str, Any], prefix: str) -> JSON:
                 obj.pop(name, None)
         if spec.transform is not None:
             spec.transform(obj, req.api_version)
+        if spec.embedded or spec.nested:
+            tree = {**{name: {} for name in (*spec.embedded, *spec.nested)}, **tree}
     for name, sub in tree.items():
         if spec is not None and name in spec.hidden:
             continue
-        if spec is None or name not in spec.expandable:
+        kind = None
+        if spec is not None:
+            kind = spec.expandable.get(name) or spec.embedded.get(name)
+        if spec is None or (kind is None and name not in spec.nested):
             raise _not_expandable(prefix + name)
         value = obj.get(name)
-        if isinstance(value, str):
-            target = req.store.find(spec.expandable[name], value)
+        if isinstance(value, str) and kind is not None:
+            target = req.store.find(kind, value)
             if target is not None:
                 obj[name] = _apply(req, copy.deepcopy(target), sub, prefix + name + ".")
         elif isinstance(value, dict):
             obj[name] = _apply(req, value, sub, prefix + name + ".")
+        elif isinstance(value, list):
+            obj[name] = [
+                _apply(req, item, sub, prefix + name + ".") if isinstance(item, dict) else item
+                for item in value
+            ]
     return obj
 
 

@@ -113,13 +113,19 @@ class ObjectType:
 
     ``expandable`` maps a field holding an id to the store kind it points at;
     ``hidden`` fields are only included when named in ``expand``;
-    ``transform(copy, api_version)`` adjusts a rendered copy per API version.
+    ``transform(copy, api_version)`` adjusts a rendered copy per API version;
+    ``embedded`` maps a field holding an id to the store kind whose current
+    object always replaces it (a subscription item's ``price``); ``nested``
+    names fields holding objects or lists to render too (their own embedded
+    fields and transforms apply), e.g. a subscription's ``items``.
     """
 
     name: str
     expandable: Mapping[str, str] = field(default_factory=dict)
     hidden: frozenset[str] = frozenset()
     transform: Callable[[JSON, str], None] | None = None
+    embedded: Mapping[str, str] = field(default_factory=dict)
+    nested: frozenset[str] = frozenset()
 
 
 def _compile(pattern: str) -> re.Pattern[str]:

@@ -17,6 +17,8 @@ from reconciler.emulator.resources import meter_events as meter_events
 from reconciler.emulator.resources import meters as meters
 from reconciler.emulator.resources import prices as prices
 from reconciler.emulator.resources import products as products
+from reconciler.emulator.resources import subscriptions as subscriptions
+from reconciler.emulator.resources import tax_and_discounts as tax_and_discounts
 from reconciler.emulator.resources import test_clocks as test_clocks
 from reconciler.emulator.router import Registry
 
@@ -30,6 +32,8 @@ RESOURCE_MODULES: list[ModuleType] = [
     customers,
     test_clocks,
     alerts,
+    tax_and_discounts,
+    subscriptions,
 ]
 
 

@@ -1,0 +1,587 @@
+"""Subscriptions (``/v1/subscriptions``) and their items (``/v1/subscription_items``).
+
+A subscription bills its items on one cycle: every item's price shares the
+currency, ``interval`` and ``interval_count``. Period boundaries follow the
+``billing_cycle_anchor`` on the calendar (see :mod:`.billing`); "now" is the
+customer's test clock time when it has one.
+
+Stripe's rules emulated here:
+
+- metered items take no ``quantity`` (400 when given); licensed ones default to 1;
+- a legacy meter-less metered price can be attached (create, item add or
+  price change) only on API versions up to ``2025-02-24.acacia``;
+- since ``2025-03-31.basil`` ``current_period_start`` / ``current_period_end``
+  live on each item only; older versions also show them on the subscription;
+- list filters ``price``, ``customer``, ``status`` (default: everything but
+  ``canceled`` / ``incomplete_expired``; ``all``), ``test_clock``; up to 100 a page;
+  ``expand[]=data.schedule`` works through the schedule object type;
+- ``DELETE`` cancels (and cancels an attached schedule).
+
+Payments, trials, prorations and pending updates are not emulated: every
+subscription is ``active`` from its start and every invoice is ``paid``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.emulator.errors import invalid, missing_param, no_such
+from reconciler.emulator.render import apply_metadata, matches_created, paginate
+from reconciler.emulator.resources.billing import (
+    CUSTOMER,
+    DISCOUNT,
+    INVOICE,
+    SCHEDULE,
+    SUBSCRIPTION,
+    TEST_CLOCK,
+    check_attachable,
+    customer_now,
+    is_metered,
+    next_boundary,
+)
+from reconciler.emulator.resources.catalog import PRICE
+from reconciler.emulator.resources.tax_and_discounts import make_discounts, tax_rate_objects
+from reconciler.emulator.router import ObjectType, Registry, Request
+from reconciler.emulator.store import JSON, new_id
+from reconciler.emulator.versions import BASIL, CLOVER, version_at_least
+
+__all__ = [
+    "MAX_ITEMS",
+    "ItemSpec",
+    "apply_item_specs",
+    "cancel_subscription",
+    "find_item",
+    "interval_of",
+    "new_subscription",
+    "register",
+]
+
+MAX_ITEMS = 20
+#: What a subscription item is built from: price, quantity, tax_rates, metadata (+ id to keep).
+ItemSpec = dict[str, Any]
+_UNSUPPORTED_CREATE = (
+    "add_invoice_items",
+    "backdate_start_date",
+    "billing_cycle_anchor_config",
+    "trial_end",
+    "trial_period_days",
+    "trial_from_plan",
+)
+_ENDED = ("canceled", "incomplete_expired")
+
+
+def _refuse_unsupported(params: JSON, names: tuple[str, ...]) -> None:
+    for name in names:
+        if params.get(name) is not None:
+            raise invalid(
+                f"The emulator does not support `{name}` on subscriptions (trials, "
+                "backdating and one-off invoice items are not emulated).",
+                param=name,
+            )
+
+
+def interval_of(req: Request, sub: JSON) -> tuple[str, int]:
+    """The subscription's billing interval (all items share it)."""
+    for item in sub["items"]["data"]:
+        price = req.store.find(PRICE, str(item["price"]))
+        if price is not None and price.get("recurring"):
+            return str(price["recurring"]["interval"]), int(price["recurring"]["interval_count"])
+    return "month", 1
+
+
+def find_item(
+    req: Request, item_id: str, *, param: str = "id", status: int = 404
+) -> tuple[JSON, JSON]:
+    """The subscription and the item with ``item_id`` (404 ``No such subscription_item``)."""
+    for sub in req.store.values(SUBSCRIPTION):
+        for item in sub["items"]["data"]:
+            if item["id"] == item_id:
+                return sub, item
+    raise no_such("subscription_item", item_id, param=param, status=status)
+
+
+def _check_one(req: Request, spec: ItemSpec, where: str) -> JSON:
+    """The price of one item spec, checked (attachable, no quantity when metered)."""
+    if spec.get("price_data") is not None:
+        raise invalid(
+            "The emulator does not support price_data; create the price first.",
+            param=f"{where}[price_data]",
+        )
+    if spec.get("price") is None:
+        if spec.get("plan") is None:
+            raise missing_param(f"{where}[price]")
+        spec["price"] = spec["plan"]
+    price = check_attachable(req, spec["price"], f"{where}[price]")
+    if is_metered(price) and spec.get("quantity") is not None:
+        raise invalid(
+            "Quantity should not be specified where usage_type is `metered`. Remove "
+            f"quantity from `{where}`.",
+            param=f"{where}[quantity]",
+        )
+    if spec.get("quantity") is not None and int(spec["quantity"]) < 0:
+        raise invalid("Quantity must be a non-negative integer.", param=f"{where}[quantity]")
+    return price
+
+
+def _check_specs(req: Request, specs: list[ItemSpec], param: str) -> list[JSON]:
+    """Check item specs together; returns their prices in order."""
+    if not specs:
+        raise missing_param(param, f"Missing required param: {param}. A subscription needs items.")
+    if len(specs) > MAX_ITEMS:
+        raise invalid(f"A subscription can have at most {MAX_ITEMS} items.", param=param)
+    prices: list[JSON] = []
+    seen: set[str] = set()
+    for index, spec in enumerate(specs):
+        where = f"{param}[{index}]"
+        price = _check_one(req, spec, where)
+        if price["id"] in seen:
+            raise invalid(
+                f"Cannot add multiple subscription items with the same price: {price['id']}.",
+                param=f"{where}[price]",
+            )
+        seen.add(price["id"])
+        prices.append(price)
+    first = prices[0]
+    for index, price in enumerate(prices[1:], start=1):
+        same_cycle = (
+            price["recurring"]["interval"] == first["recurring"]["interval"]
+            and price["recurring"]["interval_count"] == first["recurring"]["interval_count"]
+        )
+        if price["currency"] != first["currency"] or not same_cycle:
+            raise invalid(
+                "Currency and interval fields must match across all plans on this "
+                f"subscription. Found mismatch in `{param}[{index}][price]`.",
+                param=f"{param}[{index}][price]",
+            )
+    return prices
+
+
+def _new_item(
+    req: Request, sub: JSON, spec: ItemSpec, price: JSON, *, param: str, now: int
+) -> JSON:
+    item: JSON = {
+        "id": new_id("si", 14),
+        "object": "subscription_item",
+        "billing_thresholds": None,
+        "created": now,
+        "current_period_end": sub.get("current_period_end"),
+        "current_period_start": sub.get("current_period_start"),
+        "discounts": [],
+        "metadata": apply_metadata({}, spec.get("metadata") or {}),
+        "price": price["id"],
+        "subscription": sub["id"],
+        "tax_rates": tax_rate_objects(req, spec.get("tax_rates"), f"{param}[tax_rates]"),
+    }
+    if not is_metered(price):
+        item["quantity"] = int(spec["quantity"]) if spec.get("quantity") is not None else 1
+    return item
+
+
+def apply_item_specs(req: Request, sub: JSON, specs: list[ItemSpec], param: str, now: int) -> None:
+    """Make the subscription's items exactly ``specs`` (a schedule phase's items).
+
+    An item whose price is already on the subscription keeps its ``si_`` id
+    (quantity, tax rates and metadata follow the spec); others are removed
+    or added.
+    """
+    prices = _check_specs(req, specs, param)
+    current = {str(item["price"]): item for item in sub["items"]["data"]}
+    items: list[JSON] = []
+    for index, (spec, price) in enumerate(zip(specs, prices, strict=True)):
+        where = f"{param}[{index}]"
+        existing = current.get(price["id"])
+        if existing is None:
+            items.append(_new_item(req, sub, spec, price, param=where, now=now))
+            continue
+        if not is_metered(price):
+            existing["quantity"] = int(spec["quantity"]) if spec.get("quantity") is not None else 1
+        existing["tax_rates"] = tax_rate_objects(req, spec.get("tax_rates"), f"{where}[tax_rates]")
+        if spec.get("metadata") is not None:
+            existing["metadata"] = apply_metadata({}, spec["metadata"])
+        items.append(existing)
+    sub["items"]["data"] = items
+
+
+def set_period(sub: JSON, start: int, end: int) -> None:
+    """Set the current period on the subscription and every item."""
+    sub["current_period_start"] = start
+    sub["current_period_end"] = end
+    for item in sub["items"]["data"]:
+        item["current_period_start"] = start
+        item["current_period_end"] = end
+
+
+def new_subscription(
+    req: Request,
+    *,
+    customer_id: str,
+    specs: list[ItemSpec],
+    start: int,
+    anchor: int | None,
+    params: JSON,
+    param: str = "items",
+) -> JSON:
+    """A stored, active subscription starting at ``start`` (its first invoice is separate)."""
+    customer = req.store.get(CUSTOMER, customer_id, param="customer", status=400)
+    prices = _check_specs(req, specs, param)
+    sub_id = new_id("sub")
+    interval = str(prices[0]["recurring"]["interval"])
+    count = int(prices[0]["recurring"]["interval_count"])
+    cycle_anchor = start if anchor is None else anchor
+    if cycle_anchor < start:
+        raise invalid(
+            "billing_cycle_anchor cannot be earlier than the subscription's start.",
+            param="billing_cycle_anchor",
+        )
+    end = next_boundary(cycle_anchor, interval, count, start)
+    sub: JSON = {
+        "id": sub_id,
+        "object": "subscription",
+        "application": None,
+        "application_fee_percent": None,
+        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
+        "billing_cycle_anchor": cycle_anchor,
+        "billing_cycle_anchor_config": None,
+        "billing_mode": {
+            "type": "flexible" if version_at_least(req.api_version, CLOVER) else "classic"
+        },
+        "billing_thresholds": None,
+        "cancel_at": None,
+        "cancel_at_period_end": False,
+        "canceled_at": None,
+        "cancellation_details": {"comment": None, "feedback": None, "reason": None},
+        "collection_method": params.get("collection_method") or "charge_automatically",
+        "created": start,
+        "currency": prices[0]["currency"],
+        "current_period_end": end,
+        "current_period_start": start,
+        "customer": customer["id"],
+        "customer_account": None,
+        "days_until_due": params.get("days_until_due"),
+        "default_payment_method": None,
+        "default_source": None,
+        "default_tax_rates": tax_rate_objects(
+            req, params.get("default_tax_rates"), "default_tax_rates"
+        ),
+        "description": params.get("description"),
+        "discounts": [],
+        "ended_at": None,
+        "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
+        "items": {
+            "object": "list",
+            "data": [],
+            "has_more": False,
+            "total_count": 0,
+            "url": f"/v1/subscription_items?subscription={sub_id}",
+        },
+        "latest_invoice": None,
+        "livemode": False,
+        "metadata": apply_metadata({}, params.get("metadata") or {}),
+        "next_pending_invoice_item_invoice": None,
+        "on_behalf_of": None,
+        "pause_collection": None,
+        "payment_settings": {
+            "payment_method_options": None,
+            "payment_method_types": None,
+            "save_default_payment_method": "off",
+        },
+        "pending_invoice_item_interval": None,
+        "pending_setup_intent": None,
+        "pending_update": None,
+        "schedule": None,
+        "start_date": start,
+        "status": "active",
+        "test_clock": customer.get("test_clock"),
+        "transfer_data": None,
+        "trial_end": None,
+        "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+        "trial_start": None,
+    }
+    sub["items"]["data"] = [
+        _new_item(req, sub, spec, price, param=f"{param}[{index}]", now=start)
+        for index, (spec, price) in enumerate(zip(specs, prices, strict=True))
+    ]
+    sub["items"]["total_count"] = len(sub["items"]["data"])
+    sub["discounts"] = make_discounts(
+        req,
+        params.get("discounts"),
+        customer=customer["id"],
+        subscription=sub_id,
+        start=start,
+        param="discounts",
+    )
+    return req.store.put(SUBSCRIPTION, sub)
+
+
+def issue_first_invoice(req: Request, sub: JSON) -> None:
+    """Bill the first period (hooked by the invoice module: ``subscription.created``)."""
+    for hook in req.registry.hooks("subscription.created"):
+        hook(req, sub)
+
+
+def create(req: Request) -> JSON:
+    params = req.params
+    _refuse_unsupported(params, _UNSUPPORTED_CREATE)
+    customer_id = params.get("customer")
+    if customer_id is None:
+        raise missing_param("customer")
+    now = customer_now(req, str(customer_id))
+    anchor = params.get("billing_cycle_anchor")
+    sub = new_subscription(
+        req,
+        customer_id=str(customer_id),
+        specs=list(params.get("items") or []),
+        start=now,
+        anchor=int(anchor) if anchor is not None else None,
+        params=params,
+    )
+    issue_first_invoice(req, sub)
+    return req.store.put(SUBSCRIPTION, sub)
+
+
+def retrieve(req: Request) -> JSON:
+    return req.store.get(SUBSCRIPTION, req.path_params["id"])
+
+
+def _update_items(req: Request, sub: JSON, entries: list[JSON], now: int) -> None:
+    by_id = {item["id"]: item for item in sub["items"]["data"]}
+    items = list(sub["items"]["data"])
+    for index, entry in enumerate(entries):
+        where = f"items[{index}]"
+        if entry.get("price_data") is not None:
+            raise invalid(
+                "The emulator does not support price_data; create the price first.",
+                param=f"{where}[price_data]",
+            )
+        item_id = entry.get("id")
+        if item_id is None:
+            price = _check_one(req, entry, where)
+            items.append(_new_item(req, sub, entry, price, param=where, now=now))
+            continue
+        item = by_id.get(str(item_id))
+        if item is None:
+            raise no_such("subscription_item", str(item_id), param=f"{where}[id]", status=400)
+        if entry.get("deleted"):
+            items = [i for i in items if i["id"] != item["id"]]
+            continue
+        price_id = entry.get("price") or entry.get("plan") or item["price"]
+        price = check_attachable(req, price_id, f"{where}[price]")
+        if is_metered(price):
+            if entry.get("quantity") is not None:
+                raise invalid(
+                    "Quantity should not be specified where usage_type is `metered`. Remove "
+                    f"quantity from `{where}`.",
+                    param=f"{where}[quantity]",
+                )
+            item.pop("quantity", None)
+        else:
+            quantity = entry.get("quantity")
+            item["quantity"] = int(quantity) if quantity is not None else item.get("quantity", 1)
+        item["price"] = price["id"]
+        if "tax_rates" in entry:
+            item["tax_rates"] = tax_rate_objects(req, entry["tax_rates"], f"{where}[tax_rates]")
+        if "metadata" in entry:
+            item["metadata"] = apply_metadata(item["metadata"], entry["metadata"])
+    if not items:
+        raise invalid("A subscription must have at least one active item.", param="items")
+    _check_specs_existing(req, items)
+    sub["items"]["data"] = items
+    sub["items"]["total_count"] = len(items)
+
+
+def _check_specs_existing(req: Request, items: list[JSON]) -> None:
+    """Cycle and currency checks over the resulting items (prices already checked)."""
+    prices = [req.store.get(PRICE, str(item["price"])) for item in items]
+    first = prices[0]
+    seen: set[str] = set()
+    for index, price in enumerate(prices):
+        if price["id"] in seen:
+            raise invalid(
+                f"Cannot add multiple subscription items with the same price: {price['id']}.",
+                param=f"items[{index}][price]",
+            )
+        seen.add(price["id"])
+        if price["currency"] != first["currency"] or (
+            price["recurring"]["interval"],
+            price["recurring"]["interval_count"],
+        ) != (first["recurring"]["interval"], first["recurring"]["interval_count"]):
+            raise invalid(
+                "Currency and interval fields must match across all plans on this subscription.",
+                param="items",
+            )
+
+
+def update(req: Request) -> JSON:
+    sub = req.store.get(SUBSCRIPTION, req.path_params["id"])
+    params = req.params
+    _refuse_unsupported(params, ("add_invoice_items", "trial_end", "trial_from_plan"))
+    if sub["status"] in _ENDED:
+        allowed = {"metadata", "cancellation_details", "expand"}
+        extra = sorted(set(params) - allowed)
+        if extra:
+            raise invalid(
+                "A canceled subscription can only update its cancellation_details and metadata.",
+                param=extra[0],
+            )
+    now = customer_now(req, sub["customer"])
+    if params.get("items") is not None:
+        _update_items(req, sub, list(params["items"]), now)
+    if "metadata" in params:
+        sub["metadata"] = apply_metadata(sub["metadata"], params["metadata"])
+    if "default_tax_rates" in params:
+        sub["default_tax_rates"] = tax_rate_objects(
+            req, params["default_tax_rates"], "default_tax_rates"
+        )
+    if "discounts" in params:
+        sub["discounts"] = make_discounts(
+            req,
+            params["discounts"],
+            customer=sub["customer"],
+            subscription=sub["id"],
+            start=now,
+            param="discounts",
+            keep=sub["discounts"],
+        )
+    for name in ("collection_method", "description", "days_until_due"):
+        if name in params:
+            sub[name] = params[name] if params[name] is not None else sub[name]
+    if "cancel_at_period_end" in params:
+        if sub.get("schedule") and params["cancel_at_period_end"]:
+            raise invalid(
+                f"The subscription is managed by the subscription schedule `{sub['schedule']}`, "
+                "and updating any cancelation behavior directly is not allowed. Please update "
+                "the schedule instead.",
+                param="cancel_at_period_end",
+            )
+        sub["cancel_at_period_end"] = bool(params["cancel_at_period_end"])
+        sub["cancel_at"] = sub["current_period_end"] if sub["cancel_at_period_end"] else None
+    if params.get("cancellation_details") is not None:
+        sub["cancellation_details"].update(params["cancellation_details"])
+    return req.store.put(SUBSCRIPTION, sub)
+
+
+def cancel_subscription(req: Request, sub: JSON, when: int, reason: str) -> None:
+    """Cancel now (no proration, no final invoice); cancels an attached active schedule."""
+    sub["status"] = "canceled"
+    sub["canceled_at"] = when
+    sub["ended_at"] = when
+    sub["cancel_at_period_end"] = False
+    sub["cancellation_details"]["reason"] = reason
+    schedule_id = sub.get("schedule")
+    if schedule_id:
+        schedule = req.store.find(SCHEDULE, str(schedule_id))
+        if schedule is not None and schedule["status"] in ("active", "not_started"):
+            schedule["status"] = "canceled"
+            schedule["canceled_at"] = when
+            schedule["current_phase"] = None
+            req.store.put(SCHEDULE, schedule)
+    req.store.put(SUBSCRIPTION, sub)
+
+
+def cancel(req: Request) -> JSON:
+    sub = req.store.get(SUBSCRIPTION, req.path_params["id"])
+    if sub["status"] in _ENDED:
+        raise invalid(f"A canceled subscription can't be canceled again: {sub['id']}.", param="id")
+    if req.params.get("invoice_now"):
+        raise invalid(
+            "The emulator does not support invoice_now (no final invoice on cancel).",
+            param="invoice_now",
+        )
+    details = req.params.get("cancellation_details") or {}
+    cancel_subscription(req, sub, customer_now(req, sub["customer"]), "cancellation_requested")
+    for name in ("comment", "feedback"):
+        if details.get(name) is not None:
+            sub["cancellation_details"][name] = details[name]
+    return req.store.put(SUBSCRIPTION, sub)
+
+
+def list_(req: Request) -> JSON:
+    params = req.params
+    status = params.get("status")
+    price_filter = params.get("price") or params.get("plan")
+
+    def wanted(sub: JSON) -> bool:
+        if status is None and sub["status"] in _ENDED:
+            return False
+        if status == "ended" and sub["status"] not in _ENDED:
+            return False
+        if status not in (None, "all", "ended") and sub["status"] != status:
+            return False
+        if params.get("customer") and sub["customer"] != params["customer"]:
+            return False
+        if params.get("test_clock") and sub["test_clock"] != params["test_clock"]:
+            return False
+        if params.get("collection_method") and (
+            sub["collection_method"] != params["collection_method"]
+        ):
+            return False
+        if price_filter and all(str(i["price"]) != price_filter for i in sub["items"]["data"]):
+            return False
+        return (
+            matches_created(sub, params.get("created"))
+            and matches_created(sub, params.get("current_period_start"), "current_period_start")
+            and matches_created(sub, params.get("current_period_end"), "current_period_end")
+        )
+
+    items = [sub for sub in req.store.newest_first(SUBSCRIPTION) if wanted(sub)]
+    return paginate(req, items, "/v1/subscriptions", label="subscription")
+
+
+def list_items(req: Request) -> JSON:
+    sub_id = str(req.params["subscription"])
+    sub = req.store.get(SUBSCRIPTION, sub_id, param="subscription", status=400)
+    return paginate(
+        req,
+        list(sub["items"]["data"]),
+        f"/v1/subscription_items?subscription={sub_id}",
+        label="subscription_item",
+    )
+
+
+def retrieve_item(req: Request) -> JSON:
+    return find_item(req, req.path_params["id"])[1]
+
+
+def _transform(obj: JSON, version: str) -> None:
+    if version_at_least(version, BASIL):
+        obj.pop("current_period_start", None)
+        obj.pop("current_period_end", None)
+
+
+def _delete_clock_subscriptions(req: Request, clock: JSON) -> None:
+    """A deleted test clock takes its customers' subscriptions, schedules and invoices along."""
+    customers = {c["id"] for c in req.store.values(CUSTOMER) if c.get("test_clock") == clock["id"]}
+    for kind in (SUBSCRIPTION, SCHEDULE, INVOICE, DISCOUNT):
+        for obj in req.store.values(kind):
+            if obj.get("customer") in customers:
+                req.store.delete(kind, obj["id"])
+
+
+def register(registry: Registry) -> None:
+    registry.object_type(
+        ObjectType(
+            "subscription",
+            expandable={
+                "customer": CUSTOMER,
+                "schedule": SCHEDULE,
+                "latest_invoice": INVOICE,
+                "test_clock": TEST_CLOCK,
+            },
+            nested=frozenset({"items"}),
+            transform=_transform,
+        )
+    )
+    registry.object_type(ObjectType("subscription_item", embedded={"price": PRICE}))
+    registry.route("POST", "/v1/subscriptions", create, params="SubscriptionCreateParams")
+    registry.route("GET", "/v1/subscriptions", list_, params="SubscriptionListParams")
+    registry.route("GET", "/v1/subscriptions/{id}", retrieve, params="SubscriptionRetrieveParams")
+    registry.route("POST", "/v1/subscriptions/{id}", update, params="SubscriptionUpdateParams")
+    registry.route("DELETE", "/v1/subscriptions/{id}", cancel, params="SubscriptionCancelParams")
+    registry.route("GET", "/v1/subscription_items", list_items, params="SubscriptionItemListParams")
+    registry.route(
+        "GET",
+        "/v1/subscription_items/{id}",
+        retrieve_item,
+        params="SubscriptionItemRetrieveParams",
+    )
+    registry.add_hook("test_clock.delete", _delete_clock_subscriptions)

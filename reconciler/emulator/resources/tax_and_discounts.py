@@ -1,0 +1,247 @@
+"""Tax rates (``/v1/tax_rates``), coupons (``/v1/coupons``) and discounts.
+
+Enough for subscriptions and invoices to carry Stripe's shapes: a tax rate is
+a percentage, exclusive (added on top) or inclusive (already in the price); a
+coupon takes ``percent_off`` or ``amount_off`` (+ ``currency``) and a
+``duration`` of ``forever``, ``once`` or ``repeating`` (``duration_in_months``).
+Applying a coupon to a subscription creates a ``discount`` object (``di_``);
+subscriptions list discount ids, schedule phases ``{coupon, discount,
+promotion_code}`` entries. Promotion codes are not emulated.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from reconciler.emulator.errors import invalid, missing_param
+from reconciler.emulator.render import apply_metadata, paginate
+from reconciler.emulator.resources._common import deleted
+from reconciler.emulator.resources.billing import COUPON, DISCOUNT, TAX_RATE, shift
+from reconciler.emulator.router import ObjectType, Registry, Request
+from reconciler.emulator.store import JSON, new_id
+
+__all__ = [
+    "discount_applies",
+    "make_discounts",
+    "phase_discounts",
+    "register",
+    "tax_rate_objects",
+]
+
+
+# --- tax rates ---------------------------------------------------------------------------------
+def create_tax_rate(req: Request) -> JSON:
+    params = req.params
+    percentage = float(params["percentage"])
+    if not 0 <= percentage <= 100:
+        raise invalid("percentage must be between 0 and 100.", param="percentage")
+    rate: JSON = {
+        "id": new_id("txr"),
+        "object": "tax_rate",
+        "active": params.get("active", True) is not False,
+        "country": params.get("country"),
+        "created": req.now(),
+        "description": params.get("description"),
+        "display_name": str(params["display_name"]),
+        "effective_percentage": percentage,
+        "flat_amount": None,
+        "inclusive": bool(params["inclusive"]),
+        "jurisdiction": params.get("jurisdiction"),
+        "jurisdiction_level": None,
+        "livemode": False,
+        "metadata": apply_metadata({}, params.get("metadata") or {}),
+        "percentage": percentage,
+        "rate_type": "percentage",
+        "state": params.get("state"),
+        "tax_type": params.get("tax_type"),
+    }
+    return req.store.put(TAX_RATE, rate)
+
+
+def retrieve_tax_rate(req: Request) -> JSON:
+    return req.store.get(TAX_RATE, req.path_params["id"])
+
+
+def list_tax_rates(req: Request) -> JSON:
+    active = req.params.get("active")
+    items = [
+        rate
+        for rate in req.store.newest_first(TAX_RATE)
+        if active is None or rate["active"] == active
+    ]
+    return paginate(req, items, "/v1/tax_rates", label="tax_rate")
+
+
+def tax_rate_objects(req: Request, ids: Any, param: str) -> list[JSON]:
+    """The tax rates named by ``ids`` (copies, as subscriptions embed them)."""
+    rates = []
+    for index, rate_id in enumerate(ids or []):
+        rate = req.store.get(TAX_RATE, str(rate_id), param=f"{param}[{index}]", status=400)
+        if not rate["active"]:
+            raise invalid(f"The tax rate {rate['id']} is inactive.", param=f"{param}[{index}]")
+        rates.append(dict(rate))
+    return rates
+
+
+# --- coupons -----------------------------------------------------------------------------------
+def create_coupon(req: Request) -> JSON:
+    params = req.params
+    percent_off = params.get("percent_off")
+    amount_off = params.get("amount_off")
+    if (percent_off is None) == (amount_off is None):
+        raise invalid(
+            "You must pass exactly one of percent_off or amount_off.", param="percent_off"
+        )
+    if percent_off is not None and not 0 < float(percent_off) <= 100:
+        raise invalid("percent_off must be greater than 0 and at most 100.", param="percent_off")
+    if amount_off is not None and not params.get("currency"):
+        raise missing_param("currency", "You must pass currency when passing amount_off.")
+    duration = params.get("duration") or "once"
+    months = params.get("duration_in_months")
+    if duration == "repeating" and months is None:
+        raise missing_param(
+            "duration_in_months", "duration_in_months is required when duration is repeating."
+        )
+    coupon_id = str(params.get("id") or secrets.token_hex(4).upper())
+    if req.store.find(COUPON, coupon_id) is not None:
+        raise invalid("Coupon already exists.", param="id", code="resource_already_exists")
+    coupon: JSON = {
+        "id": coupon_id,
+        "object": "coupon",
+        "amount_off": amount_off,
+        "created": req.now(),
+        "currency": str(params["currency"]).lower() if params.get("currency") else None,
+        "duration": duration,
+        "duration_in_months": months if duration == "repeating" else None,
+        "livemode": False,
+        "max_redemptions": params.get("max_redemptions"),
+        "metadata": apply_metadata({}, params.get("metadata") or {}),
+        "name": params.get("name"),
+        "percent_off": float(percent_off) if percent_off is not None else None,
+        "redeem_by": params.get("redeem_by"),
+        "times_redeemed": 0,
+        "valid": True,
+    }
+    return req.store.put(COUPON, coupon)
+
+
+def retrieve_coupon(req: Request) -> JSON:
+    return req.store.get(COUPON, req.path_params["id"])
+
+
+def list_coupons(req: Request) -> JSON:
+    return paginate(req, req.store.newest_first(COUPON), "/v1/coupons", label="coupon")
+
+
+def delete_coupon(req: Request) -> JSON:
+    coupon = req.store.get(COUPON, req.path_params["id"])
+    req.store.delete(COUPON, coupon["id"])
+    return deleted("coupon", coupon["id"])
+
+
+# --- discounts ---------------------------------------------------------------------------------
+def _new_discount(req: Request, coupon: JSON, customer: str, subscription: str, start: int) -> JSON:
+    end = None
+    if coupon["duration"] == "repeating":
+        end = shift(start, "month", int(coupon["duration_in_months"]))
+    coupon["times_redeemed"] = int(coupon["times_redeemed"]) + 1
+    req.store.put(COUPON, coupon)
+    discount: JSON = {
+        "id": new_id("di"),
+        "object": "discount",
+        "checkout_session": None,
+        "coupon": dict(coupon),
+        "customer": customer,
+        "customer_account": None,
+        "end": end,
+        "invoice": None,
+        "invoice_item": None,
+        "promotion_code": None,
+        "source": {"coupon": coupon["id"], "type": "coupon"},
+        "start": start,
+        "subscription": subscription,
+        "subscription_item": None,
+        # Emulator bookkeeping: a ``once`` coupon is spent after its first invoice.
+        "used": False,
+    }
+    return req.store.put(DISCOUNT, discount)
+
+
+def make_discounts(
+    req: Request,
+    entries: Any,
+    *,
+    customer: str,
+    subscription: str,
+    start: int,
+    param: str,
+    keep: list[str] | None = None,
+) -> list[str]:
+    """Discount ids for ``[{coupon}|{discount}]`` entries (new discounts for coupons)."""
+    result: list[str] = []
+    for index, entry in enumerate(entries or []):
+        where = f"{param}[{index}]"
+        if entry.get("promotion_code"):
+            raise invalid(
+                "Promotion codes are not supported by the emulator.",
+                param=f"{where}[promotion_code]",
+            )
+        if entry.get("discount"):
+            existing = req.store.get(
+                DISCOUNT, str(entry["discount"]), param=f"{where}[discount]", status=400
+            )
+            if existing["subscription"] not in (None, subscription) and existing["id"] not in (
+                keep or []
+            ):
+                raise invalid(
+                    f"The discount {existing['id']} belongs to another subscription.",
+                    param=f"{where}[discount]",
+                )
+            result.append(existing["id"])
+        elif entry.get("coupon"):
+            coupon = req.store.get(
+                COUPON, str(entry["coupon"]), param=f"{where}[coupon]", status=400
+            )
+            result.append(_new_discount(req, coupon, customer, subscription, start)["id"])
+        else:
+            raise missing_param(f"{where}[coupon]")
+    return result
+
+
+def phase_discounts(entries: Any) -> list[JSON]:
+    """A schedule phase's ``discounts`` as Stripe shows them."""
+    return [
+        {
+            "coupon": entry.get("coupon"),
+            "discount": entry.get("discount"),
+            "promotion_code": entry.get("promotion_code"),
+        }
+        for entry in entries or []
+    ]
+
+
+def discount_applies(discount: JSON, when: int) -> bool:
+    """Whether a discount still reduces an invoice issued at ``when``."""
+    coupon = discount["coupon"]
+    if coupon["duration"] == "once":
+        return not discount.get("used")
+    end = discount.get("end")
+    return end is None or when < int(end)
+
+
+def _hide_bookkeeping(obj: JSON, version: str) -> None:
+    obj.pop("used", None)
+
+
+def register(registry: Registry) -> None:
+    registry.object_type(ObjectType("tax_rate"))
+    registry.object_type(ObjectType("coupon"))
+    registry.object_type(ObjectType("discount", transform=_hide_bookkeeping))
+    registry.route("POST", "/v1/tax_rates", create_tax_rate, params="TaxRateCreateParams")
+    registry.route("GET", "/v1/tax_rates", list_tax_rates, params="TaxRateListParams")
+    registry.route("GET", "/v1/tax_rates/{id}", retrieve_tax_rate, params="TaxRateRetrieveParams")
+    registry.route("POST", "/v1/coupons", create_coupon, params="CouponCreateParams")
+    registry.route("GET", "/v1/coupons", list_coupons, params="CouponListParams")
+    registry.route("GET", "/v1/coupons/{id}", retrieve_coupon, params="CouponRetrieveParams")
+    registry.route("DELETE", "/v1/coupons/{id}", delete_coupon, params="CouponDeleteParams")
