@@ -1,0 +1,125 @@
+"""Apply under injected faults and sudden death: it converges and never duplicates."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from reconciler.apply import apply_plan
+from reconciler.config import load_config
+from reconciler.emulator import Emulator
+from reconciler.errors import ApplyError, StripeCallError
+from reconciler.gateway import Gateway
+from reconciler.live import read_snapshot
+from reconciler.planner import build_plan
+from tests.e2e.conftest import API_KEY
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = load_config(REPO / "billing.yaml")
+EXPECTED_COUNTS = {"products": 3, "prices": 5, "meters": 2, "alerts": 1}
+
+
+def object_counts(gateway: Gateway) -> dict[str, int]:
+    return {
+        "products": len(list(gateway.list_all("/v1/products"))),
+        "prices": len(list(gateway.list_all("/v1/prices"))),
+        "meters": len(list(gateway.list_all("/v1/billing/meters"))),
+        "alerts": len(list(gateway.list_all("/v1/billing/alerts"))),
+    }
+
+
+def assert_converged(emulator: Emulator) -> None:
+    emulator.set_faults(None)
+    clean = Gateway(API_KEY, api_base=emulator.url, max_retries=0)
+    assert not build_plan(EXAMPLE, read_snapshot(clean)).has_changes
+    assert object_counts(clean) == EXPECTED_COUNTS
+    lookup_keys = Counter(p["lookup_key"] for p in clean.list_all("/v1/prices"))
+    assert max(lookup_keys.values()) == 1
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        "seed=1,500=0.3",
+        "seed=2,429=0.3",
+        "seed=3,reset=0.3",
+        "seed=4,lost=0.3",
+        "seed=5,500=0.1,429=0.1,reset=0.1,lost=0.1,latency=0.2:0.01",
+        "seed=6,500=0.1,429=0.1,reset=0.1,lost=0.1,latency=0.2:0.01",
+    ],
+)
+def test_apply_converges_through_faults(emulator: Emulator, faults: str) -> None:
+    emulator.set_faults(faults)
+    gateway = Gateway(API_KEY, api_base=emulator.url, max_retries=12, sleep=lambda _s: None)
+    snapshot = read_snapshot(gateway)
+    apply_plan(build_plan(EXAMPLE, snapshot), snapshot, gateway)
+    assert sum(emulator.stats()["faults"].values()) > 0
+    assert gateway.stats.retries > 0
+    assert_converged(emulator)
+
+
+def test_a_request_that_keeps_failing_stops_apply_and_says_what_is_left(
+    emulator: Emulator,
+) -> None:
+    emulator.set_faults("seed=1,500=1.0")
+    gateway = Gateway(API_KEY, api_base=emulator.url, max_retries=2, sleep=lambda _s: None)
+    with pytest.raises(StripeCallError, match=r"\(500"):
+        read_snapshot(gateway)
+    emulator.set_faults(None)
+    snapshot = read_snapshot(gateway)
+    plan = build_plan(EXAMPLE, snapshot)
+    emulator.set_faults("seed=1,500=1.0")
+    retries_before = gateway.stats.retries
+    with pytest.raises(ApplyError) as caught:
+        apply_plan(plan, snapshot, gateway, concurrency=1)
+    message = str(caught.value)
+    assert message.startswith("apply stopped at product.prod_video_generation: create: ")
+    assert "done (0): nothing" in message
+    assert "not done (14):" in message
+    assert gateway.stats.retries - retries_before == 2  # the first write, retried twice; nothing else started
+    emulator.set_faults(None)
+    clean = Gateway(API_KEY, api_base=emulator.url)
+    assert object_counts(clean) == {"products": 0, "prices": 0, "meters": 0, "alerts": 0}
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13, 14])
+def test_apply_killed_at_a_random_point_then_rerun_converges(emulator: Emulator, seed: int) -> None:
+    # Every request takes 30 ms, so the apply is killed somewhere in its middle.
+    emulator.set_faults(f"seed={seed},latency=1.0:0.03")
+    env = {
+        **os.environ,
+        "STRIPE_API_KEY": API_KEY,
+        "STRIPE_API_BASE": emulator.url,
+        "NO_COLOR": "1",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "reconciler",
+        "apply",
+        "--auto-approve",
+        "--rate-limit",
+        "1000",
+    ]
+    command += ["-f", str(REPO / "billing.yaml")]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    delay = random.Random(seed).uniform(0.6, 1.4)
+    time.sleep(delay)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    emulator.set_faults(None)
+    rerun = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert_converged(emulator)
