@@ -20,6 +20,7 @@ from reconciler.emulator.resources import products as products
 from reconciler.emulator.resources import subscriptions as subscriptions
 from reconciler.emulator.resources import tax_and_discounts as tax_and_discounts
 from reconciler.emulator.resources import test_clocks as test_clocks
+from reconciler.emulator.resources import usage_records as usage_records
 from reconciler.emulator.router import Registry
 
 __all__ = ["RESOURCE_MODULES", "build_registry"]
@@ -34,6 +35,7 @@ RESOURCE_MODULES: list[ModuleType] = [
     alerts,
     tax_and_discounts,
     subscriptions,
+    usage_records,
 ]
 
 

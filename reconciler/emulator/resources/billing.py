@@ -8,6 +8,7 @@
   billing boundary after a moment for an anchor;
 - prices: :func:`is_legacy_metered` (metered without a meter) and the
   version gate :func:`check_attachable`;
+- legacy usage: :func:`legacy_usage` aggregates usage records per ``aggregate_usage``;
 - amounts: :func:`line_amount` prices a quantity (per unit with
   ``transform_quantity``, tiered ``graduated`` / ``volume``, decimal amounts;
   the exact amount is rounded half up to a whole cent once per line, like
@@ -36,10 +37,12 @@ __all__ = [
     "SUBSCRIPTION",
     "TAX_RATE",
     "TEST_CLOCK",
+    "USAGE_RECORD_KIND",
     "check_attachable",
     "customer_now",
     "is_legacy_metered",
     "is_metered",
+    "legacy_usage",
     "line_amount",
     "next_boundary",
     "round_cents",
@@ -186,3 +189,33 @@ def exact_amount(price: JSON, quantity: int) -> Decimal:
 def line_amount(price: JSON, quantity: int) -> int:
     """The line amount in minor units: the exact amount rounded half up once."""
     return round_cents(exact_amount(price, quantity))
+
+
+#: Internal legacy usage records: ``{id, subscription_item, quantity, timestamp, action}``.
+USAGE_RECORD_KIND = "_usage_record"
+
+
+def legacy_usage(req: Request, item_id: str, aggregate_usage: str, start: int, end: int) -> int:
+    """Usage of a legacy metered item over ``[start, end)`` per the price's ``aggregate_usage``.
+
+    Records are kept per timestamp: ``increment`` adds to the quantity at its
+    timestamp, ``set`` replaces it. ``sum`` adds the period's timestamps,
+    ``max`` takes the largest, ``last_during_period`` the latest one in the
+    period (0 without any), ``last_ever`` the latest before the period's end.
+    """
+    at: dict[int, int] = {}
+    for record in req.store.values(USAGE_RECORD_KIND):
+        if record["subscription_item"] != item_id:
+            continue
+        stamp = int(record["timestamp"])
+        quantity = int(record["quantity"])
+        at[stamp] = quantity if record["action"] == "set" else at.get(stamp, 0) + quantity
+    inside = sorted((stamp, value) for stamp, value in at.items() if start <= stamp < end)
+    if aggregate_usage == "last_ever":
+        before = sorted((stamp, value) for stamp, value in at.items() if stamp < end)
+        return before[-1][1] if before else 0
+    if aggregate_usage == "last_during_period":
+        return inside[-1][1] if inside else 0
+    if aggregate_usage == "max":
+        return max((value for _, value in inside), default=0)
+    return sum(value for _, value in inside)
