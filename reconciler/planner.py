@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from deepdiff import DeepDiff
+
 from reconciler.errors import PlanError
 from reconciler.essence import (
     ALERT_FIXED,
@@ -78,8 +80,32 @@ def _field_changes(
                 if old_map.get(key, "") != new_map[key]:
                     found.append(FieldChange(f"metadata.{key}", old_map.get(key), new_map[key]))
         elif old != new:
-            found.append(FieldChange(name, old, new))
+            found.extend(_nested_changes(name, old, new))
     return tuple(found)
+
+
+def _root(field: str) -> str:
+    """The top-level field of a change path: ``tiers[0].up_to`` -> ``tiers``."""
+    return field.split(".", 1)[0].split("[", 1)[0]
+
+
+def _nested_changes(name: str, old: Any, new: Any) -> list[FieldChange]:
+    """One FieldChange per differing leaf (``tiers[0].up_to``), so reviews see what moved."""
+    if not (isinstance(old, (dict, list)) and type(old) is type(new)):
+        return [FieldChange(name, old, new)]
+    found: list[FieldChange] = []
+    for levels in DeepDiff(old, new, view="tree").values():
+        for level in levels:
+            path = name
+            for part in level.path(output_format="list"):
+                path += f"[{part}]" if isinstance(part, int) else f".{part}"
+            found.append(FieldChange(path, _present(level.t1), _present(level.t2)))
+    return sorted(found, key=lambda change: change.field)
+
+
+def _present(value: Any) -> Any:
+    """DeepDiff's marker for a missing side becomes None."""
+    return None if type(value).__name__ == "NotPresent" else value
 
 
 def _managed_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
@@ -164,7 +190,7 @@ def _plan_switchable(
     """Meters and alerts: fixed fields replace, ``active`` switches, the rest updates."""
     active = bool(after["active"])
     diffs = _field_changes(live.essence, after, after.keys())
-    fixed = [d.field for d in diffs if d.field in fixed_fields]
+    fixed = [d.field for d in diffs if _root(d.field) in fixed_fields]
     if active and fixed:
         action, reason = Action.REPLACE, f"fixed at creation: {', '.join(fixed)}"
     elif live.active and not active:
@@ -235,7 +261,7 @@ def _plan_prices(
             continue
         details = _price_details(price.product, price.lookup_key, live, snapshot, defaults)
         diffs = _field_changes(live.essence, after, after.keys())
-        fixed = [d.field for d in diffs if d.field not in PRICE_UPDATABLE]
+        fixed = [d.field for d in diffs if _root(d.field) not in PRICE_UPDATABLE]
         if price.active and fixed:
             reason = f"fixed at creation: {', '.join(fixed)}"
             changes.append(
@@ -253,7 +279,7 @@ def _plan_prices(
             continue
         if not price.active:
             # An archived price is never replaced: only its updatable fields matter.
-            diffs = tuple(d for d in diffs if d.field.split(".")[0] in PRICE_UPDATABLE)
+            diffs = tuple(d for d in diffs if _root(d.field) in PRICE_UPDATABLE)
         changes.append(
             _update_or_archive(
                 address, "price", live=live, after=after, diffs=diffs, details=details

@@ -84,7 +84,8 @@ def test_a_request_that_keeps_failing_stops_apply_and_says_what_is_left(
     assert message.startswith("apply stopped at product.prod_video_generation: create: ")
     assert "done (0): nothing" in message
     assert "not done (14):" in message
-    assert gateway.stats.retries - retries_before == 2  # the first write, retried twice; nothing else started
+    # the first write, retried twice; nothing else started
+    assert gateway.stats.retries - retries_before == 2
     emulator.set_faults(None)
     clean = Gateway(API_KEY, api_base=emulator.url)
     assert object_counts(clean) == {"products": 0, "prices": 0, "meters": 0, "alerts": 0}

@@ -68,6 +68,13 @@ def test_any_matching_account_has_no_changes(desired: Desired) -> None:
     assert not build_plan(desired, snapshot_matching(desired)).has_changes
 
 
+def test_metadata_change_updates_a_price_in_place() -> None:
+    desired = with_price(EXAMPLE, "video_seconds_metered", metadata={"plan": "payg"})
+    edited = change(build_plan(desired, snapshot_matching(EXAMPLE)), "price.video_seconds_metered")
+    assert edited.action is Action.UPDATE
+    assert edited.changes == (FieldChange("metadata.plan", None, "payg"),)
+
+
 def test_nickname_edit_is_an_update() -> None:
     snapshot = edit_live(
         snapshot_matching(EXAMPLE), "prices", "credits_1000", nickname="Dashboard edit"
@@ -121,7 +128,8 @@ def test_tier_change_replaces() -> None:
         build_plan(desired, snapshot_matching(EXAMPLE)), "price.pro_video_seconds_overage"
     )
     assert replaced.action is Action.REPLACE
-    assert [c.field for c in replaced.changes] == ["tiers"]
+    assert replaced.changes == (FieldChange("tiers[0].up_to", 1000, 500),)
+    assert replaced.reason == "fixed at creation: tiers[0].up_to"
 
 
 def test_meter_display_name_updates_in_place() -> None:
@@ -162,21 +170,7 @@ def test_moving_prices_to_a_new_meter_replaces_them() -> None:
         'alert.video_seconds_v2["Video seconds passed 50,000"]': Action.CREATE,
     }
     assert change(plan, "price.pro_video_seconds_overage").changes == (
-        FieldChange(
-            "recurring",
-            {
-                "interval": "month",
-                "interval_count": 1,
-                "usage": "metered",
-                "meter": "video_seconds",
-            },
-            {
-                "interval": "month",
-                "interval_count": 1,
-                "usage": "metered",
-                "meter": "video_seconds_v2",
-            },
-        ),
+        FieldChange("recurring.meter", "video_seconds", "video_seconds_v2"),
     )
     assert plan.unmanaged == ('alert.video_seconds["Video seconds passed 50,000"]',)
 
@@ -270,6 +264,7 @@ def test_empty_metadata_value_unsets_a_key() -> None:
     )
     desired = with_price(EXAMPLE, "credits_1000", metadata={"legacy": ""})
     unset = change(build_plan(desired, snapshot), "price.credits_1000")
+    assert unset.action is Action.UPDATE
     assert unset.changes == (FieldChange("metadata.legacy", "yes", ""),)
 
 
