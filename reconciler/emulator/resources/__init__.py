@@ -17,6 +17,7 @@ from reconciler.emulator.resources import meter_events as meter_events
 from reconciler.emulator.resources import meters as meters
 from reconciler.emulator.resources import prices as prices
 from reconciler.emulator.resources import products as products
+from reconciler.emulator.resources import schedules as schedules
 from reconciler.emulator.resources import subscriptions as subscriptions
 from reconciler.emulator.resources import tax_and_discounts as tax_and_discounts
 from reconciler.emulator.resources import test_clocks as test_clocks
@@ -36,6 +37,7 @@ RESOURCE_MODULES: list[ModuleType] = [
     tax_and_discounts,
     subscriptions,
     usage_records,
+    schedules,
 ]
 
 

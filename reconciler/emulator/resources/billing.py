@@ -111,8 +111,14 @@ def is_legacy_metered(price: JSON) -> bool:
     return is_metered(price) and not (price.get("recurring") or {}).get("meter")
 
 
-def check_attachable(req: Request, price_id: Any, param: str) -> JSON:
-    """The recurring price ``price_id`` if it may go on a subscription or phase on this version."""
+def check_attachable(
+    req: Request, price_id: Any, param: str, *, allow_legacy: bool = False
+) -> JSON:
+    """The recurring price ``price_id`` if it may go on a subscription or phase on this version.
+
+    ``allow_legacy`` skips the version gate (a schedule entering a phase that was
+    accepted earlier on a legacy version).
+    """
     price = req.store.get(PRICE, str(price_id), param=param, status=400)
     if price.get("type") != "recurring" or price.get("recurring") is None:
         raise invalid(
@@ -120,13 +126,13 @@ def check_attachable(req: Request, price_id: Any, param: str) -> JSON:
             "a recurring price.",
             param=param,
         )
-    if not price.get("active", True):
+    if not price.get("active", True) and not allow_legacy:
         raise invalid(
             f"The price specified ({price['id']}) is inactive. This field only accepts active "
             "prices.",
             param=param,
         )
-    if is_legacy_metered(price) and not req.legacy_usage_billing:
+    if is_legacy_metered(price) and not (allow_legacy or req.legacy_usage_billing):
         raise invalid(
             f"The price {price['id']} is a legacy metered price without a meter (usage "
             f"records). Since API version {BASIL} such prices can no longer be attached to "

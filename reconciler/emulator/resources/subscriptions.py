@@ -50,10 +50,12 @@ __all__ = [
     "ItemSpec",
     "apply_item_specs",
     "cancel_subscription",
+    "check_specs",
     "find_item",
     "interval_of",
     "new_subscription",
     "register",
+    "set_period",
 ]
 
 MAX_ITEMS = 20
@@ -100,7 +102,7 @@ def find_item(
     raise no_such("subscription_item", item_id, param=param, status=status)
 
 
-def _check_one(req: Request, spec: ItemSpec, where: str) -> JSON:
+def _check_one(req: Request, spec: ItemSpec, where: str, *, allow_legacy: bool = False) -> JSON:
     """The price of one item spec, checked (attachable, no quantity when metered)."""
     if spec.get("price_data") is not None:
         raise invalid(
@@ -111,7 +113,7 @@ def _check_one(req: Request, spec: ItemSpec, where: str) -> JSON:
         if spec.get("plan") is None:
             raise missing_param(f"{where}[price]")
         spec["price"] = spec["plan"]
-    price = check_attachable(req, spec["price"], f"{where}[price]")
+    price = check_attachable(req, spec["price"], f"{where}[price]", allow_legacy=allow_legacy)
     if is_metered(price) and spec.get("quantity") is not None:
         raise invalid(
             "Quantity should not be specified where usage_type is `metered`. Remove "
@@ -123,7 +125,9 @@ def _check_one(req: Request, spec: ItemSpec, where: str) -> JSON:
     return price
 
 
-def _check_specs(req: Request, specs: list[ItemSpec], param: str) -> list[JSON]:
+def check_specs(
+    req: Request, specs: list[ItemSpec], param: str, *, allow_legacy: bool = False
+) -> list[JSON]:
     """Check item specs together; returns their prices in order."""
     if not specs:
         raise missing_param(param, f"Missing required param: {param}. A subscription needs items.")
@@ -133,7 +137,7 @@ def _check_specs(req: Request, specs: list[ItemSpec], param: str) -> list[JSON]:
     seen: set[str] = set()
     for index, spec in enumerate(specs):
         where = f"{param}[{index}]"
-        price = _check_one(req, spec, where)
+        price = _check_one(req, spec, where, allow_legacy=allow_legacy)
         if price["id"] in seen:
             raise invalid(
                 f"Cannot add multiple subscription items with the same price: {price['id']}.",
@@ -184,7 +188,7 @@ def apply_item_specs(req: Request, sub: JSON, specs: list[ItemSpec], param: str,
     (quantity, tax rates and metadata follow the spec); others are removed
     or added.
     """
-    prices = _check_specs(req, specs, param)
+    prices = check_specs(req, specs, param, allow_legacy=True)
     current = {str(item["price"]): item for item in sub["items"]["data"]}
     items: list[JSON] = []
     for index, (spec, price) in enumerate(zip(specs, prices, strict=True)):
@@ -200,6 +204,7 @@ def apply_item_specs(req: Request, sub: JSON, specs: list[ItemSpec], param: str,
             existing["metadata"] = apply_metadata({}, spec["metadata"])
         items.append(existing)
     sub["items"]["data"] = items
+    sub["items"]["total_count"] = len(items)
 
 
 def set_period(sub: JSON, start: int, end: int) -> None:
@@ -220,10 +225,11 @@ def new_subscription(
     anchor: int | None,
     params: JSON,
     param: str = "items",
+    allow_legacy: bool = False,
 ) -> JSON:
     """A stored, active subscription starting at ``start`` (its first invoice is separate)."""
     customer = req.store.get(CUSTOMER, customer_id, param="customer", status=400)
-    prices = _check_specs(req, specs, param)
+    prices = check_specs(req, specs, param, allow_legacy=allow_legacy)
     sub_id = new_id("sub")
     interval = str(prices[0]["recurring"]["interval"])
     count = int(prices[0]["recurring"]["interval_count"])

@@ -1,0 +1,644 @@
+"""Subscription schedules: ``/v1/subscription_schedules``.
+
+- create ``from_subscription`` (nothing else: no phases, start date, end
+  behaviour, customer or metadata): phase 0 mirrors the current period (start
+  and end from the items' period, items with price / quantity / tax rates,
+  the subscription's discounts, default tax rates and metadata); the
+  subscription's ``schedule`` points at it; a subscription has one schedule;
+- create with ``customer`` + ``phases`` (+ ``start_date``, default now): a
+  start in the future is ``not_started`` until the test clock reaches it;
+- update: ``phases`` replaces every current and future phase; the first one
+  given must start where a current or past phase started (past phases may be
+  left out); every phase but the last needs an ``end_date`` (or ``duration``,
+  or ``iterations`` before ``2025-09-30.clover``); the last gets one period of
+  its price's interval; at most 10 phases; a changed current phase applies
+  to the subscription at once (no prorations);
+- a phase naming a legacy meter-less metered price is refused from
+  ``2025-03-31.basil`` on (the phase is accepted on acacia and earlier, and
+  entered later whatever the version of the request that moves the clock);
+- ``release`` detaches (the subscription keeps its items), ``cancel``
+  cancels the subscription too.
+
+Statuses: ``not_started``, ``active``, ``completed`` (``end_behavior=cancel``
+reached its end), ``released``, ``canceled``. Phase changes, renewals and
+``end_behavior`` happen while a test clock advances (:mod:`.renewals`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.emulator.errors import invalid, missing_param
+from reconciler.emulator.params import ListNode, ObjectNode, ScalarNode
+from reconciler.emulator.render import apply_metadata, matches_created, paginate
+from reconciler.emulator.resources.billing import (
+    COUPON,
+    CUSTOMER,
+    DISCOUNT,
+    SCHEDULE,
+    SUBSCRIPTION,
+    TEST_CLOCK,
+    customer_now,
+    is_metered,
+    shift,
+)
+from reconciler.emulator.resources.subscriptions import (
+    apply_item_specs,
+    cancel_subscription,
+    check_specs,
+    issue_first_invoice,
+    new_subscription,
+)
+from reconciler.emulator.resources.tax_and_discounts import (
+    make_discounts,
+    phase_discounts,
+    tax_rate_objects,
+)
+from reconciler.emulator.router import ObjectType, Registry, Request
+from reconciler.emulator.store import JSON, new_id
+from reconciler.emulator.versions import CLOVER, version_at_least
+
+__all__ = ["MAX_PHASES", "current_phase_index", "enter_phase", "register", "start_schedule"]
+
+MAX_PHASES = 10
+_LIVE = ("not_started", "active")
+_NOT_WITH_FROM_SUBSCRIPTION = (
+    "phases",
+    "start_date",
+    "end_behavior",
+    "customer",
+    "customer_account",
+    "default_settings",
+    "metadata",
+)
+
+
+def _phase_params(version: str, schema: ObjectNode) -> ObjectNode:
+    """Before clover, phases also took ``iterations`` (now ``duration``)."""
+    phases = schema.fields.get("phases")
+    if version_at_least(version, CLOVER) or not isinstance(phases, ListNode):
+        return schema
+    if not isinstance(phases.item, ObjectNode):
+        return schema
+    item = phases.item.with_field((), "iterations", ScalarNode("int"))
+    return ObjectNode(schema.name, {**schema.fields, "phases": ListNode(item)}, schema.required)
+
+
+def _default_settings(params: JSON | None) -> JSON:
+    given = params or {}
+    return {
+        "application_fee_percent": None,
+        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
+        "billing_cycle_anchor": given.get("billing_cycle_anchor") or "automatic",
+        "billing_thresholds": None,
+        "collection_method": given.get("collection_method") or "charge_automatically",
+        "default_payment_method": None,
+        "description": given.get("description"),
+        "invoice_settings": {"account_tax_ids": None, "days_until_due": None, "issuer": None},
+        "on_behalf_of": None,
+        "transfer_data": None,
+    }
+
+
+def _phase_item(price: JSON, spec: JSON, rates: list[JSON]) -> JSON:
+    item: JSON = {
+        "billing_thresholds": None,
+        "discounts": [],
+        "metadata": apply_metadata({}, spec.get("metadata") or {}),
+        "price": price["id"],
+        "tax_rates": rates,
+    }
+    if not is_metered(price):
+        item["quantity"] = int(spec["quantity"]) if spec.get("quantity") is not None else 1
+    return item
+
+
+def _check_phase_discounts(req: Request, entries: Any, param: str) -> None:
+    for index, entry in enumerate(entries or []):
+        where = f"{param}[{index}]"
+        if entry.get("coupon"):
+            req.store.get(COUPON, str(entry["coupon"]), param=f"{where}[coupon]", status=400)
+        elif entry.get("discount"):
+            req.store.get(DISCOUNT, str(entry["discount"]), param=f"{where}[discount]", status=400)
+        elif entry.get("promotion_code"):
+            raise invalid(
+                "Promotion codes are not supported by the emulator.",
+                param=f"{where}[promotion_code]",
+            )
+
+
+def _build_phases(req: Request, entries: list[JSON], start: int, now: int) -> list[JSON]:
+    """Phases from parameters, back to back from ``start``."""
+    if not entries:
+        raise missing_param("phases", "A subscription schedule needs at least one phase.")
+    if len(entries) > MAX_PHASES:
+        raise invalid(
+            f"A subscription schedule can have at most {MAX_PHASES} phases; "
+            f"{len(entries)} were given.",
+            param="phases",
+        )
+    phases: list[JSON] = []
+    begin = start
+    for index, entry in enumerate(entries):
+        where = f"phases[{index}]"
+        given_start = entry.get("start_date")
+        if index > 0 and given_start is not None:
+            value = now if given_start == "now" else int(given_start)
+            if value != begin:
+                raise invalid(
+                    f"{where}[start_date] must equal the end_date of the previous phase ({begin}).",
+                    param=f"{where}[start_date]",
+                )
+        specs = [dict(spec) for spec in entry.get("items") or []]
+        prices = check_specs(req, specs, f"{where}[items]")
+        interval = str(prices[0]["recurring"]["interval"])
+        count = int(prices[0]["recurring"]["interval_count"])
+        end = _phase_end(
+            entry, where, begin, now, (interval, count), last=index == len(entries) - 1
+        )
+        if end <= begin:
+            raise invalid(
+                f"{where}[end_date] must be after the phase's start ({begin}).",
+                param=f"{where}[end_date]",
+            )
+        _check_phase_discounts(req, entry.get("discounts"), f"{where}[discounts]")
+        items = [
+            _phase_item(
+                price,
+                spec,
+                tax_rate_objects(req, spec.get("tax_rates"), f"{where}[items][{j}][tax_rates]"),
+            )
+            for j, (spec, price) in enumerate(zip(specs, prices, strict=True))
+        ]
+        phases.append(
+            {
+                "add_invoice_items": [],
+                "application_fee_percent": None,
+                "automatic_tax": None,
+                "billing_cycle_anchor": entry.get("billing_cycle_anchor"),
+                "billing_thresholds": None,
+                "collection_method": entry.get("collection_method"),
+                "currency": prices[0]["currency"],
+                "default_payment_method": None,
+                "default_tax_rates": tax_rate_objects(
+                    req, entry.get("default_tax_rates"), f"{where}[default_tax_rates]"
+                ),
+                "description": entry.get("description"),
+                "discounts": phase_discounts(entry.get("discounts")),
+                "end_date": end,
+                "invoice_settings": None,
+                "items": items,
+                "metadata": apply_metadata({}, entry.get("metadata") or {}),
+                "on_behalf_of": None,
+                "proration_behavior": entry.get("proration_behavior") or "create_prorations",
+                "start_date": begin,
+                "transfer_data": None,
+                "trial_end": None,
+            }
+        )
+        begin = end
+    return phases
+
+
+def _phase_end(
+    entry: JSON, where: str, begin: int, now: int, cycle: tuple[str, int], *, last: bool
+) -> int:
+    interval, count = cycle
+    end = entry.get("end_date")
+    if end is not None:
+        return now if end == "now" else int(end)
+    duration = entry.get("duration")
+    if duration is not None:
+        return shift(begin, str(duration["interval"]), int(duration.get("interval_count") or 1))
+    if entry.get("iterations") is not None:
+        return shift(begin, interval, count * int(entry["iterations"]))
+    if last:
+        return shift(begin, interval, count)
+    raise missing_param(
+        f"{where}[end_date]",
+        f"Every phase but the last needs an end: pass {where}[end_date] or {where}[duration].",
+    )
+
+
+def current_phase_index(schedule: JSON, when: int) -> int | None:
+    """The index of the phase that contains ``when``."""
+    for index, phase in enumerate(schedule["phases"]):
+        if int(phase["start_date"]) <= when < int(phase["end_date"]):
+            return index
+    return None
+
+
+def _set_current(schedule: JSON, when: int) -> None:
+    index = current_phase_index(schedule, when) if schedule["status"] == "active" else None
+    if index is None:
+        schedule["current_phase"] = None
+    else:
+        phase = schedule["phases"][index]
+        schedule["current_phase"] = {
+            "end_date": phase["end_date"],
+            "start_date": phase["start_date"],
+        }
+
+
+def enter_phase(req: Request, schedule: JSON, sub: JSON, phase: JSON, when: int) -> None:
+    """Put the phase's items, tax rates, discounts and metadata on the subscription."""
+    specs = [
+        {
+            "price": item["price"],
+            "quantity": item.get("quantity"),
+            "tax_rates": [rate["id"] for rate in item["tax_rates"]],
+            "metadata": item.get("metadata"),
+        }
+        for item in phase["items"]
+    ]
+    apply_item_specs(req, sub, specs, "phases[items]", when)
+    sub["default_tax_rates"] = [dict(rate) for rate in phase["default_tax_rates"]]
+    sub["discounts"] = make_discounts(
+        req,
+        phase["discounts"],
+        customer=sub["customer"],
+        subscription=sub["id"],
+        start=when,
+        param="phases[discounts]",
+        keep=sub["discounts"],
+    )
+    if phase["metadata"]:
+        sub["metadata"] = apply_metadata(sub["metadata"], phase["metadata"])
+    sub["collection_method"] = (
+        phase.get("collection_method")
+        or schedule["default_settings"]["collection_method"]
+        or sub["collection_method"]
+    )
+    # Discounts created for a phase's coupons are reused when the phase is entered again.
+    phase["discounts"] = [
+        {"coupon": None, "discount": discount_id, "promotion_code": None}
+        for discount_id in sub["discounts"]
+    ]
+    req.store.put(SUBSCRIPTION, sub)
+
+
+def _new_schedule(req: Request, customer: JSON, now: int) -> JSON:
+    return {
+        "id": new_id("sub_sched"),
+        "object": "subscription_schedule",
+        "application": None,
+        "billing_mode": {
+            "type": "flexible" if version_at_least(req.api_version, CLOVER) else "classic"
+        },
+        "canceled_at": None,
+        "completed_at": None,
+        "created": now,
+        "current_phase": None,
+        "customer": customer["id"],
+        "customer_account": None,
+        "default_settings": _default_settings(None),
+        "end_behavior": "release",
+        "livemode": False,
+        "metadata": {},
+        "phases": [],
+        "released_at": None,
+        "released_subscription": None,
+        "status": "not_started",
+        "subscription": None,
+        "test_clock": customer.get("test_clock"),
+    }
+
+
+def _from_subscription(req: Request) -> JSON:
+    params = req.params
+    for name in _NOT_WITH_FROM_SUBSCRIPTION:
+        if name in params:
+            raise invalid(f"You cannot set `{name}` if `from_subscription` is set.", param=name)
+    sub = req.store.get(
+        SUBSCRIPTION, str(params["from_subscription"]), param="from_subscription", status=400
+    )
+    if sub["status"] != "active":
+        raise invalid(
+            f"The subscription {sub['id']} is {sub['status']}; only active subscriptions can be "
+            "migrated to a schedule.",
+            param="from_subscription",
+        )
+    existing = req.store.find(SCHEDULE, str(sub["schedule"])) if sub.get("schedule") else None
+    if existing is not None and existing["status"] in _LIVE:
+        raise invalid(
+            "You cannot migrate a subscription that is already attached to a schedule: "
+            f"`{existing['id']}`.",
+            param="from_subscription",
+        )
+    now = customer_now(req, sub["customer"])
+    customer = req.store.get(CUSTOMER, sub["customer"])
+    schedule = _new_schedule(req, customer, now)
+    first = sub["items"]["data"][0]
+    items = []
+    for item in sub["items"]["data"]:
+        entry: JSON = {
+            "billing_thresholds": None,
+            "discounts": [],
+            "metadata": dict(item["metadata"]),
+            "price": item["price"],
+            "tax_rates": [dict(rate) for rate in item["tax_rates"]],
+        }
+        if "quantity" in item:
+            entry["quantity"] = item["quantity"]
+        items.append(entry)
+    schedule["default_settings"]["collection_method"] = sub["collection_method"]
+    schedule["phases"] = [
+        {
+            "add_invoice_items": [],
+            "application_fee_percent": None,
+            "automatic_tax": None,
+            "billing_cycle_anchor": None,
+            "billing_thresholds": None,
+            "collection_method": sub["collection_method"],
+            "currency": sub["currency"],
+            "default_payment_method": None,
+            "default_tax_rates": [dict(rate) for rate in sub["default_tax_rates"]],
+            "description": None,
+            "discounts": [
+                {"coupon": None, "discount": discount_id, "promotion_code": None}
+                for discount_id in sub["discounts"]
+            ],
+            "end_date": first["current_period_end"],
+            "invoice_settings": None,
+            "items": items,
+            "metadata": dict(sub["metadata"]),
+            "on_behalf_of": None,
+            "proration_behavior": "create_prorations",
+            "start_date": first["current_period_start"],
+            "transfer_data": None,
+            "trial_end": None,
+        }
+    ]
+    schedule["status"] = "active"
+    schedule["subscription"] = sub["id"]
+    _set_current(schedule, now)
+    sub["schedule"] = schedule["id"]
+    req.store.put(SUBSCRIPTION, sub)
+    return req.store.put(SCHEDULE, schedule)
+
+
+def start_schedule(req: Request, schedule: JSON, when: int) -> JSON:
+    """Start a schedule at ``when``: create its subscription from the first phase."""
+    phase = schedule["phases"][0]
+    specs = [
+        {
+            "price": item["price"],
+            "quantity": item.get("quantity"),
+            "tax_rates": [rate["id"] for rate in item["tax_rates"]],
+            "metadata": item.get("metadata"),
+        }
+        for item in phase["items"]
+    ]
+    sub = new_subscription(
+        req,
+        customer_id=schedule["customer"],
+        specs=specs,
+        start=when,
+        anchor=None,
+        params={
+            "collection_method": phase.get("collection_method")
+            or schedule["default_settings"]["collection_method"],
+            "metadata": phase["metadata"],
+            "default_tax_rates": [rate["id"] for rate in phase["default_tax_rates"]],
+            "discounts": phase["discounts"],
+        },
+        param="phases[0][items]",
+        allow_legacy=True,
+    )
+    sub["schedule"] = schedule["id"]
+    phase["discounts"] = [
+        {"coupon": None, "discount": discount_id, "promotion_code": None}
+        for discount_id in sub["discounts"]
+    ]
+    schedule["status"] = "active"
+    schedule["subscription"] = sub["id"]
+    _set_current(schedule, when)
+    req.store.put(SCHEDULE, schedule)
+    issue_first_invoice(req, sub)
+    return req.store.put(SUBSCRIPTION, sub)
+
+
+def create(req: Request) -> JSON:
+    params = req.params
+    if params.get("from_subscription") is not None:
+        return _from_subscription(req)
+    customer_id = params.get("customer")
+    if customer_id is None:
+        raise missing_param("customer", "You must pass either `customer` or `from_subscription`.")
+    customer = req.store.get(CUSTOMER, str(customer_id), param="customer", status=400)
+    now = customer_now(req, customer["id"])
+    raw_start = params.get("start_date")
+    start = now if raw_start in (None, "now") else int(raw_start)
+    if start < now:
+        raise invalid(
+            "The emulator does not backdate schedules: start_date must be now or later.",
+            param="start_date",
+        )
+    schedule = _new_schedule(req, customer, now)
+    schedule["default_settings"] = _default_settings(params.get("default_settings"))
+    schedule["end_behavior"] = params.get("end_behavior") or "release"
+    _check_end_behavior(schedule["end_behavior"])
+    schedule["metadata"] = apply_metadata({}, params.get("metadata") or {})
+    schedule["phases"] = _build_phases(req, list(params.get("phases") or []), start, now)
+    req.store.put(SCHEDULE, schedule)
+    if start <= now:
+        start_schedule(req, schedule, start)
+    return req.store.put(SCHEDULE, schedule)
+
+
+def _check_end_behavior(value: str) -> None:
+    if value not in ("release", "cancel"):
+        raise invalid(
+            f"The emulator supports end_behavior release or cancel, not {value}.",
+            param="end_behavior",
+        )
+
+
+def retrieve(req: Request) -> JSON:
+    return req.store.get(SCHEDULE, req.path_params["id"], label="subscription_schedule")
+
+
+def _live(req: Request, action: str) -> JSON:
+    schedule = req.store.get(SCHEDULE, req.path_params["id"], label="subscription_schedule")
+    if schedule["status"] not in _LIVE:
+        raise invalid(
+            f"You cannot {action} a subscription schedule that is currently in the "
+            f"`{schedule['status']}` status. It must be in one of the following statuses: "
+            "not_started, active."
+        )
+    return schedule
+
+
+def _now_for(req: Request, schedule: JSON) -> int:
+    return customer_now(req, schedule["customer"])
+
+
+def update(req: Request) -> JSON:
+    schedule = _live(req, "update")
+    params = req.params
+    now = _now_for(req, schedule)
+    if params.get("phases") is not None:
+        entries = list(params["phases"])
+        if len(entries) > MAX_PHASES:
+            raise invalid(
+                f"A subscription schedule can have at most {MAX_PHASES} phases; "
+                f"{len(entries)} were given.",
+                param="phases",
+            )
+        if not entries:
+            raise missing_param("phases", "A subscription schedule needs at least one phase.")
+        if schedule["status"] == "active":
+            _replace_active_phases(req, schedule, entries, now)
+        else:
+            raw = entries[0].get("start_date")
+            start = (
+                int(schedule["phases"][0]["start_date"])
+                if raw is None
+                else (now if raw == "now" else int(raw))
+            )
+            if start < now:
+                raise invalid(
+                    "The emulator does not backdate schedules: phases[0][start_date] must be "
+                    "now or later.",
+                    param="phases[0][start_date]",
+                )
+            schedule["phases"] = _build_phases(req, entries, start, now)
+    if params.get("end_behavior") is not None:
+        _check_end_behavior(params["end_behavior"])
+        schedule["end_behavior"] = params["end_behavior"]
+    if "metadata" in params:
+        schedule["metadata"] = apply_metadata(schedule["metadata"], params["metadata"])
+    if params.get("default_settings") is not None:
+        schedule["default_settings"] = _default_settings(
+            {**schedule["default_settings"], **params["default_settings"]}
+        )
+    _set_current(schedule, now)
+    req.store.put(SCHEDULE, schedule)
+    if schedule["status"] == "not_started" and int(schedule["phases"][0]["start_date"]) <= now:
+        start_schedule(req, schedule, now)
+    return req.store.put(SCHEDULE, schedule)
+
+
+def _replace_active_phases(req: Request, schedule: JSON, entries: list[JSON], now: int) -> None:
+    index = current_phase_index(schedule, now)
+    current = schedule["phases"][index] if index is not None else schedule["phases"][-1]
+    raw = entries[0].get("start_date")
+    first_start = int(current["start_date"]) if raw is None else (now if raw == "now" else int(raw))
+    starts = [
+        int(phase["start_date"])
+        for phase in schedule["phases"]
+        if int(phase["start_date"]) <= int(current["start_date"])
+    ]
+    if first_start not in starts:
+        raise invalid(
+            "You can not modify the start date of the current phase: phases[0][start_date] "
+            f"must be {current['start_date']} (or the start of a past phase).",
+            param="phases[0][start_date]",
+        )
+    kept = [phase for phase in schedule["phases"] if int(phase["start_date"]) < first_start]
+    phases = _build_phases(req, entries, first_start, now)
+    if len(kept) + len(phases) > MAX_PHASES:
+        raise invalid(
+            f"A subscription schedule can have at most {MAX_PHASES} phases.", param="phases"
+        )
+    schedule["phases"] = kept + phases
+    position = current_phase_index(schedule, now)
+    if position is None:
+        raise invalid(
+            "The phases must cover the current time: the current phase's end_date must be in "
+            "the future.",
+            param="phases",
+        )
+    sub = req.store.get(SUBSCRIPTION, str(schedule["subscription"]))
+    enter_phase(req, schedule, sub, schedule["phases"][position], now)
+
+
+def release(req: Request) -> JSON:
+    schedule = _live(req, "release")
+    now = _now_for(req, schedule)
+    release_schedule(req, schedule, now)
+    return schedule
+
+
+def release_schedule(req: Request, schedule: JSON, when: int) -> None:
+    """Detach: the subscription keeps its current items and runs on its own."""
+    sub_id = schedule.get("subscription")
+    if sub_id:
+        sub = req.store.find(SUBSCRIPTION, str(sub_id))
+        if sub is not None:
+            sub["schedule"] = None
+            req.store.put(SUBSCRIPTION, sub)
+    schedule["status"] = "released"
+    schedule["released_at"] = when
+    schedule["released_subscription"] = sub_id
+    schedule["subscription"] = None
+    schedule["current_phase"] = None
+    req.store.put(SCHEDULE, schedule)
+
+
+def cancel(req: Request) -> JSON:
+    schedule = _live(req, "cancel")
+    now = _now_for(req, schedule)
+    if req.params.get("invoice_now"):
+        raise invalid(
+            "The emulator does not support invoice_now (no final invoice on cancel).",
+            param="invoice_now",
+        )
+    sub_id = schedule.get("subscription")
+    sub = req.store.find(SUBSCRIPTION, str(sub_id)) if sub_id else None
+    if sub is not None and sub["status"] == "active":
+        cancel_subscription(req, sub, now, "cancellation_requested")
+    schedule["status"] = "canceled"
+    schedule["canceled_at"] = now
+    schedule["current_phase"] = None
+    return req.store.put(SCHEDULE, schedule)
+
+
+def list_(req: Request) -> JSON:
+    params = req.params
+
+    def wanted(schedule: JSON) -> bool:
+        if params.get("customer") and schedule["customer"] != params["customer"]:
+            return False
+        if params.get("scheduled") is not None and (
+            (schedule["status"] == "not_started") != params["scheduled"]
+        ):
+            return False
+        return all(
+            matches_created(schedule, params.get(name), name)
+            for name in ("created", "canceled_at", "completed_at", "released_at")
+        )
+
+    items = [s for s in req.store.newest_first(SCHEDULE) if wanted(s)]
+    return paginate(req, items, "/v1/subscription_schedules", label="subscription_schedule")
+
+
+def register(registry: Registry) -> None:
+    registry.object_type(
+        ObjectType(
+            "subscription_schedule",
+            expandable={
+                "customer": CUSTOMER,
+                "subscription": SUBSCRIPTION,
+                "released_subscription": SUBSCRIPTION,
+                "test_clock": TEST_CLOCK,
+            },
+        )
+    )
+    base = "/v1/subscription_schedules"
+    registry.route(
+        "POST", base, create, params="SubscriptionScheduleCreateParams", adjust=_phase_params
+    )
+    registry.route("GET", base, list_, params="SubscriptionScheduleListParams")
+    registry.route("GET", base + "/{id}", retrieve, params="SubscriptionScheduleRetrieveParams")
+    registry.route(
+        "POST",
+        base + "/{id}",
+        update,
+        params="SubscriptionScheduleUpdateParams",
+        adjust=_phase_params,
+    )
+    registry.route(
+        "POST", base + "/{id}/release", release, params="SubscriptionScheduleReleaseParams"
+    )
+    registry.route("POST", base + "/{id}/cancel", cancel, params="SubscriptionScheduleCancelParams")
