@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 
 from reconciler.emulator import Emulator
+from reconciler.gateway import Gateway
 from tests.e2e.conftest import API_KEY
 
 REPO = Path(__file__).resolve().parents[2]
@@ -150,3 +151,53 @@ def test_plan_output_is_deterministic(emulator: Emulator, fmt: str) -> None:
     second = run(emulator, "plan", "-f", str(EXAMPLE), "--format", fmt)
     assert first.returncode == second.returncode == 0
     assert first.stdout == second.stdout
+
+
+def test_saved_plan_applies_once_then_is_a_no_op(emulator: Emulator, tmp_path: Path) -> None:
+    planfile = tmp_path / "plan.json"
+    made = run(emulator, "plan", "-f", str(EXAMPLE), "--out", str(planfile))
+    assert made.returncode == 0, made.stderr
+    first = run(emulator, "apply", str(planfile), "-f", str(EXAMPLE))
+    assert first.returncode == 0, first.stderr
+    assert "[14/14]" in first.stdout  # plain progress lines when not on a terminal
+    assert "Apply complete: 14 steps" in first.stdout
+    again = run(emulator, "apply", str(planfile), "-f", str(EXAMPLE), "--format", "json")
+    assert again.returncode == 0, again.stderr
+    result = json.loads(again.stdout)
+    assert result["ok"] is True
+    assert result["done"] == []
+    assert result["summary"] == "0 to create, 0 to update, 0 to replace, 0 to archive"
+
+
+def test_stale_saved_plan_is_refused(emulator: Emulator, tmp_path: Path) -> None:
+    assert run(emulator, "apply", "-f", str(EXAMPLE), "--auto-approve").returncode == 0
+    renamed = tmp_path / "billing.yaml"
+    renamed.write_text(EXAMPLE.read_text().replace("name: Pro plan", "name: Pro"))
+    planfile = tmp_path / "plan.json"
+    assert run(emulator, "plan", "-f", str(renamed), "--out", str(planfile)).returncode == 0
+    Gateway(API_KEY, api_base=emulator.url).post(
+        "/v1/products/prod_pro_plan", {"name": "Renamed in the Dashboard"}
+    )
+    result = run(emulator, "apply", str(planfile), "-f", str(renamed))
+    assert result.returncode == 1
+    assert "Error: the account changed since the plan was made" in result.stderr
+    assert "product.prod_pro_plan" in result.stderr
+    other_config = run(emulator, "apply", str(planfile), "-f", str(EXAMPLE))
+    assert other_config.returncode == 1
+    assert "made from a different billing.yaml" in other_config.stderr
+
+
+def test_the_key_never_appears_in_any_output(emulator: Emulator, tmp_path: Path) -> None:
+    key = "sk_test_secret_value_that_must_never_leak_42"
+    planfile = tmp_path / "plan.json"
+    outputs = [
+        run(emulator, "validate", "-f", str(EXAMPLE), key=key),
+        run(emulator, "plan", "-f", str(EXAMPLE), "--out", str(planfile), key=key),
+        run(emulator, "plan", "-f", str(EXAMPLE), "--format", "markdown", key=key),
+        run(emulator, "apply", str(planfile), "-f", str(EXAMPLE), key=key),
+        run(emulator, "apply", str(planfile), "-f", str(EXAMPLE), "--format", "json", key=key),
+        run(emulator, "apply", "-f", str(EXAMPLE), key=key),  # refused: no terminal
+    ]
+    texts = [o.stdout + o.stderr for o in outputs] + [planfile.read_text()]
+    assert all(key not in text for text in texts)
+    assert all(key[8:] not in text for text in texts)
