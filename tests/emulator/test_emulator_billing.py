@@ -353,9 +353,11 @@ def test_customer_test_clock_must_exist(client: stripe.StripeClient) -> None:
 
 def test_clock_advance_runs_hooks_and_caps_jumps(emu: Emulator) -> None:
     seen: list[tuple[int, int]] = []
-    emu.app.registry.add_hook(
-        "test_clock.advance", lambda req, clock, old, new: seen.append((old, new))
-    )
+
+    def spy(req: object, clock: object, old: int, new: int) -> None:
+        seen.append((old, new))
+
+    emu.app.registry.add_hook("test_clock.advance", spy)
     try:
         client = make_client(emu.url)
         clock = client.v1.test_helpers.test_clocks.create(params={"frozen_time": 1_700_000_000})
@@ -367,7 +369,7 @@ def test_clock_advance_runs_hooks_and_caps_jumps(emu: Emulator) -> None:
             )
         assert caught.value.param == "frozen_time"
     finally:
-        emu.app.registry._hooks.pop("test_clock.advance", None)
+        emu.app.registry._hooks["test_clock.advance"].remove(spy)
 
 
 def test_meter_event_timestamps_follow_the_customers_test_clock(emu: Emulator) -> None:

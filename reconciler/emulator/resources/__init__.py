@@ -13,10 +13,12 @@ from types import ModuleType
 
 from reconciler.emulator.resources import alerts as alerts
 from reconciler.emulator.resources import customers as customers
+from reconciler.emulator.resources import invoices as invoices
 from reconciler.emulator.resources import meter_events as meter_events
 from reconciler.emulator.resources import meters as meters
 from reconciler.emulator.resources import prices as prices
 from reconciler.emulator.resources import products as products
+from reconciler.emulator.resources import renewals as renewals
 from reconciler.emulator.resources import schedules as schedules
 from reconciler.emulator.resources import subscriptions as subscriptions
 from reconciler.emulator.resources import tax_and_discounts as tax_and_discounts
@@ -38,6 +40,8 @@ RESOURCE_MODULES: list[ModuleType] = [
     subscriptions,
     usage_records,
     schedules,
+    invoices,
+    renewals,
 ]
 
 
