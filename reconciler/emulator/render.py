@@ -73,11 +73,20 @@ def _apply(req: Request, obj: JSON, tree: dict[str, Any], prefix: str) -> JSON:
         elif isinstance(value, dict):
             obj[name] = _apply(req, value, sub, prefix + name + ".")
         elif isinstance(value, list):
-            obj[name] = [
-                _apply(req, item, sub, prefix + name + ".") if isinstance(item, dict) else item
-                for item in value
-            ]
+            obj[name] = [_apply_item(req, item, kind, sub, prefix + name + ".") for item in value]
     return obj
+
+
+def _apply_item(
+    req: Request, item: Any, kind: str | None, tree: dict[str, Any], prefix: str
+) -> Any:
+    """One element of a list field: an id to expand (lists of ids), or an object to render."""
+    if isinstance(item, str) and kind is not None:
+        target = req.store.find(kind, item)
+        return _apply(req, copy.deepcopy(target), tree, prefix) if target is not None else item
+    if isinstance(item, dict):
+        return _apply(req, item, tree, prefix)
+    return item
 
 
 def _not_expandable(path: str) -> ApiError:

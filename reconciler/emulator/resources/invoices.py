@@ -19,9 +19,10 @@ plus the first one at creation (``subscription_create``):
 Invoices are ``paid`` at once (no payments are emulated). The invoice's
 ``period_start`` / ``period_end`` are the usage period (both the creation time
 for the first invoice). Since ``2025-03-31.basil`` the invoice's
-``subscription`` and ``tax`` and the line's ``price`` / ``subscription*`` /
+``subscription`` and ``tax`` and the line's ``price`` / ``subscription_item`` /
 ``tax_amounts`` moved under ``parent``, ``total_taxes``, ``pricing`` and
-``taxes``: responses follow the request's version.
+``taxes`` (the SDK 16 resources agree; the line keeps ``subscription``):
+responses follow the request's version.
 """
 
 from __future__ import annotations
@@ -258,6 +259,7 @@ def issue_invoice(
         "amount_due": total,
         "amount_overpaid": 0,
         "amount_paid": total,
+        "amount_paid_off_stripe": 0,
         "amount_remaining": 0,
         "amount_shipping": 0,
         "attempt_count": 0,
@@ -300,6 +302,7 @@ def issue_invoice(
         "period_start": period[0],
         "starting_balance": 0,
         "status": "paid",
+        "status_details": None,
         "status_transitions": {
             "finalized_at": when,
             "marked_uncollectible_at": None,
@@ -383,7 +386,6 @@ def _line_transform(obj: JSON, version: str) -> None:
             "tax_rates",
             "proration",
             "proration_details",
-            "subscription",
             "subscription_item",
             "tax_amounts",
             "type",
@@ -400,6 +402,7 @@ def register(registry: Registry) -> None:
             "invoice",
             expandable={
                 "customer": CUSTOMER,
+                "discounts": DISCOUNT,
                 "subscription": SUBSCRIPTION,
                 "test_clock": TEST_CLOCK,
             },
