@@ -33,8 +33,12 @@ Modules
 - :mod:`.faults` deterministic fault plans; :mod:`.ratelimit` the token bucket;
 - :mod:`.errors` ``ApiError`` and Stripe's common errors;
 - :mod:`.resources` one module per resource family (products, prices, meters,
-  meter_events, customers, test_clocks, alerts; ``catalog`` holds the shared
-  product/price builders).
+  meter_events, customers, test_clocks, alerts, tax_and_discounts,
+  subscriptions, usage_records, schedules, invoices, renewals; ``catalog``
+  holds the shared product/price builders, ``billing`` the period, usage and
+  pricing arithmetic);
+- :mod:`.seed` ``seed_legacy_account``: a legacy usage-record account built
+  through the HTTP API with the real SDK (tests, demo).
 
 Adding a resource
 -----------------
@@ -57,7 +61,8 @@ Adding a resource
    params="SubscriptionUpdateParams")`` (the SDK TypedDict under
    ``stripe.params``; ``adjust=`` can widen it per API version, see
    ``prices.legacy_price_params``), ``registry.object_type(ObjectType("subscription",
-   expandable={"customer": "customer"}, hidden=..., transform=...))`` and any
+   expandable={"customer": "customer"}, hidden=..., transform=...,
+   embedded={"price": "price"}, nested=frozenset({"items"})))`` and any
    hooks (``registry.add_hook("test_clock.advance", renew)``; see
    :mod:`.resources.test_clocks` for the clock hooks).
 5. Append the module to ``RESOURCE_MODULES`` in :mod:`.resources`.
