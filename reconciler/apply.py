@@ -8,8 +8,10 @@ archived object:
 2. prices (create, update, replace: the new price takes the lookup key),
 3. default prices (products point at their declared default),
 4. alerts (create, reactivate, replace),
-5. products losing a default price that is being archived let go of it,
-6. retirements last: archive prices (and replaced ones), archive products,
+5. subscription migrations (one group per subscription, so no two workers
+   ever write one subscription or its schedule),
+6. products losing a default price that is being archived let go of it,
+7. retirements last: archive prices (and replaced ones), archive products,
    deactivate meters and alerts.
 
 Within a phase, the steps of different addresses write different objects and
@@ -34,7 +36,8 @@ from itertools import groupby
 from typing import Any
 
 from reconciler.errors import ApplyError, ReconcileError
-from reconciler.gateway import Gateway
+from reconciler.gateway import LEGACY_API_VERSION, Gateway
+from reconciler.migrations import TO_PRICE
 from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.snapshot import Snapshot
 
@@ -44,8 +47,9 @@ PHASE_CATALOG = 1
 PHASE_PRICES = 2
 PHASE_DEFAULTS = 3
 PHASE_ALERTS = 4
-PHASE_UNSET_DEFAULTS = 5
-PHASE_RETIRE = 6
+PHASE_MIGRATIONS = 5
+PHASE_UNSET_DEFAULTS = 6
+PHASE_RETIRE = 7
 
 
 @dataclass
@@ -64,6 +68,12 @@ class _Ids:
     def __init__(self, snapshot: Snapshot) -> None:
         self.meters = {name: obj.stripe_id for name, obj in snapshot.meters.items()}
         self.prices = {key: obj.stripe_id for key, obj in snapshot.prices.items()}
+        self.schedules: dict[str, str] = {}
+
+    def remember(self, kind: str, identity: str, stripe_id: str) -> None:
+        {"meter": self.meters, "price": self.prices, "schedule": self.schedules}[kind][identity] = (
+            stripe_id
+        )
 
     def meter(self, event_name: str) -> str:
         return self.meters[event_name]
@@ -86,7 +96,8 @@ class Step:
     name: str
     path: Callable[[_Ids], str]
     params: Resolver
-    remember: tuple[str, str] | None = None  # ("meter" | "price", identity)
+    remember: tuple[str, str] | None = None  # ("meter" | "price" | "schedule", identity)
+    stripe_version: str | None = None
 
 
 def _changed_fields(change: ResourceChange, names: tuple[str, ...]) -> dict[str, Any]:
@@ -380,9 +391,88 @@ def _steps_for(change: ResourceChange) -> list[Step]:
                     _const({}),
                 )
             )
+        case "migration", Action.MIGRATE:
+            for row in change.details.get("subscriptions", []):
+                steps += _subscription_steps(address, change.details, row)
         case _:
             raise ReconcileError(f"{address}: apply does not know how to {action.value} a {kind}")
     return steps
+
+
+def _with_to_price(params: Mapping[str, Any], to_price: str) -> Resolver:
+    """Planned phases name the new price by a placeholder: put its id in."""
+
+    def resolve(ids: _Ids) -> Mapping[str, Any]:
+        text = json.dumps(params).replace(json.dumps(TO_PRICE), json.dumps(ids.price(to_price)))
+        resolved: Mapping[str, Any] = json.loads(text)
+        return resolved
+
+    return resolve
+
+
+def _schedule_path(subscription: str, known: str | None, suffix: str = "") -> Callable[[_Ids], str]:
+    def path(ids: _Ids) -> str:
+        schedule = ids.schedules.get(subscription, known)
+        return f"/v1/subscription_schedules/{schedule}{suffix}"
+
+    return path
+
+
+def _subscription_steps(
+    address: str, details: Mapping[str, Any], row: Mapping[str, Any]
+) -> list[Step]:
+    """The writes that move (or restore) one subscription; they run in order."""
+    sub = row["subscription"]
+    where = f"{address}/{sub}"
+    action = row["action"]
+    to_price = details["to_price"]
+    params = row.get("params") or {}
+    legacy = LEGACY_API_VERSION  # phases name the legacy price
+    match action:
+        case "create_schedule":
+            return [
+                Step(
+                    PHASE_MIGRATIONS,
+                    where,
+                    "schedule",
+                    _at("/v1/subscription_schedules"),
+                    _const({"from_subscription": sub}),
+                    ("schedule", sub),
+                    stripe_version=legacy,
+                ),
+                Step(
+                    PHASE_MIGRATIONS,
+                    where,
+                    "phases",
+                    _schedule_path(sub, None),
+                    _with_to_price(params, to_price),
+                    stripe_version=legacy,
+                ),
+            ]
+        case "update_schedule" | "restore_schedule":
+            return [
+                Step(
+                    PHASE_MIGRATIONS,
+                    where,
+                    "phases",
+                    _schedule_path(sub, row["schedule"]),
+                    _with_to_price(params, to_price),
+                    stripe_version=legacy,
+                )
+            ]
+        case "release_schedule":
+            return [
+                Step(
+                    PHASE_MIGRATIONS,
+                    where,
+                    "release",
+                    _schedule_path(sub, row["schedule"], "/release"),
+                    _const({}),
+                    stripe_version=legacy,
+                )
+            ]
+        case _:
+            return []
 
 
 def _default_price_steps(plan: Plan) -> list[Step]:
@@ -454,6 +544,7 @@ def apply_plan(
                     step.path(ids),
                     step.params(ids),
                     idempotency_key=idempotency_key(plan, step.address, step.name),
+                    stripe_version=step.stripe_version,
                 )
             except ReconcileError as exc:
                 with lock:
@@ -462,8 +553,7 @@ def apply_plan(
                 return
             with lock:
                 if step.remember is not None:
-                    kind, identity = step.remember
-                    (ids.meters if kind == "meter" else ids.prices)[identity] = obj["id"]
+                    ids.remember(*step.remember, obj["id"])
                 result.done.append(label)
                 done = len(result.done)
             if on_step is not None:

@@ -102,7 +102,7 @@ def _make_plan(desired: Desired, gateway: Gateway) -> tuple[Snapshot, Plan]:
     from reconciler.live import read_snapshot
     from reconciler.planner import build_plan
 
-    snapshot = read_snapshot(gateway)
+    snapshot = read_snapshot(gateway, desired)
     return snapshot, build_plan(desired, snapshot)
 
 
@@ -196,7 +196,7 @@ def apply(
         if saved is not None:
             from reconciler.live import read_snapshot
 
-            snapshot = read_snapshot(gateway)
+            snapshot = read_snapshot(gateway, desired)
             made = resolve_saved_plan(saved, desired, snapshot)
     except ReconcileError as exc:
         _fail(exc)

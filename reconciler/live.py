@@ -9,30 +9,42 @@ requests (at least one each), whatever the number of declared objects.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
+from reconciler.errors import StripeCallError
 from reconciler.essence import (
     alert_essence_from_stripe,
     meter_essence_from_stripe,
     price_essence_from_stripe,
     product_essence_from_stripe,
 )
-from reconciler.gateway import Gateway
-from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE
+from reconciler.gateway import LEGACY_API_VERSION, Gateway
+from reconciler.migrations import (
+    MIGRATION_KEY,
+    LiveSubscription,
+    MigrationSnapshot,
+    subscription_from_stripe,
+)
+from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Desired, Migration
 from reconciler.snapshot import LiveObject, Snapshot
 
-__all__ = ["read_snapshot", "snapshot_from_objects"]
+__all__ = ["read_migrations", "read_snapshot", "snapshot_from_objects"]
 
 
-def read_snapshot(gateway: Gateway) -> Snapshot:
-    """List every product, meter, price and alert of the account."""
-    return snapshot_from_objects(
+def read_snapshot(gateway: Gateway, desired: Desired | None = None) -> Snapshot:
+    """List every product, meter, price and alert; then what the migrations need."""
+    snapshot = snapshot_from_objects(
         products=gateway.list_all("/v1/products"),
         meters=gateway.list_all("/v1/billing/meters"),
         prices=gateway.list_all("/v1/prices", {"expand": ["data.tiers"]}),
         alerts=gateway.list_all("/v1/billing/alerts"),
     )
+    if desired is None or not desired.migrations:
+        return snapshot
+    return dataclasses.replace(snapshot, migrations=read_migrations(gateway, desired, snapshot))
 
 
 def _managed(obj: Mapping[str, Any]) -> bool:
@@ -117,3 +129,116 @@ def snapshot_from_objects(
         anonymous_prices=tuple(sorted(anonymous)),
         orphan_prices=tuple(sorted(orphans)),
     )
+
+
+def read_migrations(
+    gateway: Gateway, desired: Desired, snapshot: Snapshot
+) -> dict[str, MigrationSnapshot]:
+    """For each migration: the legacy price, its subscriptions, and what moved already.
+
+    Costs per migration: one read of the legacy price, one request per 100
+    subscriptions on it (schedules expanded), one per 100 on the new price,
+    and two per unscheduled subscription when usage parity is required.
+    """
+    return {m.name: _read_migration(gateway, m, snapshot) for m in desired.migrations}
+
+
+def _read_migration(
+    gateway: Gateway, migration: Migration, snapshot: Snapshot
+) -> MigrationSnapshot:
+    legacy = _legacy_price(gateway, migration.from_price)
+    target = snapshot.prices.get(migration.to_price)
+    to_price_id = target.stripe_id if target is not None else None
+    if legacy is None:
+        return MigrationSnapshot(from_price_id=None, to_price_id=to_price_id)
+    query = {"price": legacy["id"], "status": "all", "expand": ["data.schedule"]}
+    subscriptions = tuple(
+        subscription_from_stripe(s) for s in gateway.list_all("/v1/subscriptions", query)
+    )
+    moved: tuple[str, ...] = ()
+    if to_price_id is not None:
+        moved = tuple(
+            s["id"]
+            for s in gateway.list_all("/v1/subscriptions", {"price": to_price_id, "status": "all"})
+            if (s.get("metadata") or {}).get(MIGRATION_KEY) == migration.name
+        )
+    usage: dict[str, tuple[Decimal, Decimal] | None] = {}
+    if migration.require_usage_parity is not None:
+        meter_name = (target.essence.get("recurring") or {}).get("meter") if target else None
+        meter = snapshot.meters.get(meter_name) if meter_name else None
+        checked = [s for s in subscriptions if s.schedule is None or not s.schedule.ours]
+        for sub in sorted(checked, key=lambda s: s.id):
+            usage[sub.id] = _usage_pair(
+                gateway, sub, legacy["id"], meter.stripe_id if meter else None
+            )
+    recurring = legacy.get("recurring") or {}
+    return MigrationSnapshot(
+        from_price_id=legacy["id"],
+        to_price_id=to_price_id,
+        from_aggregation=recurring.get("aggregate_usage") if not recurring.get("meter") else None,
+        subscriptions=subscriptions,
+        moved=moved,
+        usage=usage,
+    )
+
+
+def _legacy_price(gateway: Gateway, reference: str) -> dict[str, Any] | None:
+    """The legacy price by id or lookup key, read on the last version that shows it whole."""
+    if reference.startswith("price_"):
+        try:
+            return gateway.get(f"/v1/prices/{reference}", stripe_version=LEGACY_API_VERSION)
+        except StripeCallError as exc:
+            if exc.http_status == 404:
+                return None
+            raise
+    found = (
+        gateway.get(
+            "/v1/prices", {"lookup_keys": [reference]}, stripe_version=LEGACY_API_VERSION
+        ).get("data")
+        or []
+    )
+    best: dict[str, Any] | None = None
+    for price in found:
+        if _preferred(best, price):
+            best = price
+    return best
+
+
+def _minute(timestamp: int) -> int:
+    return timestamp - timestamp % 60
+
+
+def _usage_pair(
+    gateway: Gateway, sub: LiveSubscription, legacy_price: str, meter_id: str | None
+) -> tuple[Decimal, Decimal] | None:
+    """(usage records, meter events) of the subscription's last complete period, if any."""
+    item = next((i for i in sub.items if i.price == legacy_price), None)
+    if item is None or item.id is None or meter_id is None or item.period_start is None:
+        return None
+    summaries = (
+        gateway.get(
+            f"/v1/subscription_items/{item.id}/usage_record_summaries",
+            {"limit": 100},
+            stripe_version=LEGACY_API_VERSION,
+        ).get("data")
+        or []
+    )
+    complete = [
+        s
+        for s in summaries
+        if (s.get("period") or {}).get("end") is not None
+        and s["period"]["end"] <= item.period_start
+    ]
+    if not complete:
+        return None
+    last = max(complete, key=lambda s: s["period"]["end"])
+    start, end = _minute(last["period"]["start"]), _minute(last["period"]["end"])
+    events = (
+        gateway.get(
+            f"/v1/billing/meters/{meter_id}/event_summaries",
+            {"customer": sub.customer, "start_time": start, "end_time": end},
+        ).get("data")
+        or []
+    )
+    metered = sum((Decimal(str(e.get("aggregated_value", 0))) for e in events), Decimal(0))
+    return Decimal(str(last.get("total_usage", 0))), metered

@@ -28,6 +28,7 @@ from reconciler.essence import (
     price_essence,
     product_essence,
 )
+from reconciler.migrations import plan_migration
 from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Desired, alert_address
 from reconciler.plan import Action, FieldChange, Plan, ResourceChange
 from reconciler.snapshot import LiveObject, Snapshot
@@ -56,6 +57,12 @@ def build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
         for price_id in snapshot.orphan_prices
     ]
     changes += _plan_alerts(desired, snapshot)
+    changes += [
+        plan_migration(m, snapshot.migrations[m.name])
+        if m.name in snapshot.migrations
+        else ResourceChange(m.address, "migration", Action.NOOP, "not read")
+        for m in desired.migrations
+    ]
     if conflicts:
         raise PlanError("\n".join(conflicts))
     return Plan(

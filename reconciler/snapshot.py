@@ -7,10 +7,12 @@ Keys are identities: product id, meter event name, price lookup key, alert
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.migrations import MigrationSnapshot
 from reconciler.plan import fingerprint
 
 __all__ = ["LiveObject", "Snapshot"]
@@ -49,6 +51,7 @@ class Snapshot:
     alerts: Mapping[tuple[str, str], LiveObject] = field(default_factory=dict)
     anonymous_prices: tuple[str, ...] = ()
     orphan_prices: tuple[str, ...] = ()
+    migrations: Mapping[str, MigrationSnapshot] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
         """A hash of everything read: any change by anyone gives another fingerprint."""
@@ -74,4 +77,8 @@ class Snapshot:
             "alerts": section(self.alerts),
             "anonymous_prices": sorted(self.anonymous_prices),
             "orphan_prices": sorted(self.orphan_prices),
+            "migrations": {
+                name: dataclasses.asdict(migration)
+                for name, migration in sorted(self.migrations.items())
+            },
         }

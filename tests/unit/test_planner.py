@@ -48,8 +48,9 @@ def edit_live(snapshot: Snapshot, section: str, key: object, **essence: object) 
 
 def test_empty_account_creates_everything() -> None:
     plan = build_plan(EXAMPLE, Snapshot())
-    assert set(actions(plan).values()) == {Action.CREATE}
-    assert len(plan.changes) == 3 + 2 + 5 + 1
+    assert {c.action for c in plan.actionable} == {Action.CREATE}
+    assert len(plan.actionable) == 3 + 2 + 5 + 1
+    assert change(plan, "migration.video-seconds-to-meter").action is Action.NOOP
     assert plan.summary() == "11 to create, 0 to update, 0 to replace, 0 to archive"
     product = change(plan, "product.prod_video_generation")
     assert product.after["metadata"] == {"managed_by": "stripe-reconcile"}

@@ -1,0 +1,604 @@
+"""Pure migration planning: which subscriptions move, how, and which cannot yet.
+
+For each declared migration, every subscription holding an item on the
+legacy ``from_price`` is classified, and the schedule writes that move it to
+``to_price`` at the switch are computed here, as plain request parameters:
+
+- no schedule: create one ``from_subscription``, then update its phases (2 writes);
+- a schedule someone else made: update it, keeping its phases, with the legacy
+  price replaced in every phase from the switch on (1 write); a phase that
+  spans the switch is split there; more than 10 phases: blocked;
+- our schedule, right switch: nothing; another switch: rewrite (1 write);
+  ``paused`` (or excluded) before the switch: release ours, or put back the
+  legacy price in a schedule we adopted (1 write);
+- already moved: done; canceled or incomplete_expired: skipped.
+
+Phase 0 keeps everything of the current phase until the switch; phase 1
+swaps only the legacy item's price and keeps every other item, quantity,
+discount, tax rate, metadata and collection setting. Metered items carry no
+quantity. No I/O here: ``live.py`` reads, ``apply.py`` writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from reconciler.errors import PlanError
+from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Migration
+from reconciler.plan import Action, ResourceChange
+
+__all__ = [
+    "MAX_PHASES",
+    "MIGRATION_KEY",
+    "NO_METER_EQUIVALENT",
+    "TO_PRICE",
+    "LiveSchedule",
+    "LiveSubscription",
+    "MigrationSnapshot",
+    "SubscriptionItem",
+    "counts_phrase",
+    "plan_migration",
+    "schedule_from_stripe",
+    "subscription_from_stripe",
+]
+
+MAX_PHASES = 10
+NO_METER_EQUIVALENT = frozenset({"max", "last_ever", "last_during_period"})
+TO_PRICE = "@to_price"
+"""Stands for the new price's id in planned phases; apply puts the real id in."""
+
+MIGRATION_KEY = "stripe_reconcile_migration"
+SKIPPED_STATUSES = frozenset({"canceled", "incomplete_expired"})
+_PHASE_FIELDS = (
+    "collection_method",
+    "currency",
+    "description",
+    "billing_cycle_anchor",
+    "trial_end",
+)
+
+
+@dataclass(frozen=True)
+class SubscriptionItem:
+    """A subscription item as phases need it."""
+
+    price: str
+    quantity: int | None = None
+    tax_rates: tuple[str, ...] = ()
+    metered: bool = False
+    period_start: int | None = None
+    period_end: int | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class LiveSchedule:
+    """A subscription schedule: its phases already in update-parameter form."""
+
+    id: str
+    status: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    phases: tuple[Mapping[str, Any], ...] = ()
+    current_phase_start: int | None = None
+
+    @property
+    def ours(self) -> bool:
+        return self.metadata.get(MANAGED_BY_KEY) == MANAGED_BY_VALUE
+
+
+@dataclass(frozen=True)
+class LiveSubscription:
+    """A subscription on the legacy price (or already moved), as read."""
+
+    id: str
+    customer: str
+    status: str
+    items: tuple[SubscriptionItem, ...] = ()
+    discounts: tuple[Mapping[str, str], ...] = ()
+    default_tax_rates: tuple[str, ...] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    collection_method: str | None = None
+    schedule: LiveSchedule | None = None
+
+
+@dataclass(frozen=True)
+class MigrationSnapshot:
+    """What the account says about one migration.
+
+    ``from_aggregation`` is the legacy price's ``aggregate_usage``;
+    ``subscriptions`` those holding an item on ``from_price_id``; ``moved``
+    the ids of subscriptions this migration already switched; ``usage``
+    (legacy total, meter total) over the last complete period, per
+    subscription, where ``require_usage_parity`` asked for it.
+    """
+
+    from_price_id: str | None
+    to_price_id: str | None = None
+    from_aggregation: str | None = None
+    subscriptions: tuple[LiveSubscription, ...] = ()
+    moved: tuple[str, ...] = ()
+    usage: Mapping[str, tuple[Decimal, Decimal] | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Decision:
+    state: str
+    action: str | None = None
+    blocker: str | None = None
+    switch_at: int | str | None = None
+    params: Mapping[str, Any] | None = None
+
+
+def _switch_time(migration: Migration, legacy: SubscriptionItem) -> int | str | None:
+    match migration.switch_at.kind:
+        case "now":
+            return "now"
+        case "at":
+            return migration.switch_at.at
+        case "period_end":
+            return legacy.period_end
+
+
+def _item_params(item: SubscriptionItem, *, price: str, metered: bool) -> dict[str, Any]:
+    params: dict[str, Any] = {"price": price}
+    if not metered and item.quantity is not None:
+        params["quantity"] = item.quantity
+    if item.tax_rates:
+        params["tax_rates"] = list(item.tax_rates)
+    return params
+
+
+def _schedule_metadata(migration: Migration, from_price: str, switch: int | str) -> dict[str, str]:
+    return {
+        MANAGED_BY_KEY: MANAGED_BY_VALUE,
+        MIGRATION_KEY: migration.name,
+        "from_price": from_price,
+        "to_price": migration.to_price,
+        "switch_at": str(switch),
+    }
+
+
+def _moved_metadata(migration: Migration, sub: LiveSubscription) -> dict[str, str]:
+    return {**sub.metadata, MIGRATION_KEY: migration.name}
+
+
+def _fresh_phases(
+    migration: Migration,
+    sub: LiveSubscription,
+    legacy: SubscriptionItem,
+    switch: int | str,
+    start: int | None,
+) -> list[dict[str, Any]]:
+    """Phases for a schedule made from the subscription: now until the switch, then moved.
+
+    ``start`` is phase 0's start: the current period's start for a schedule
+    just made from the subscription, the schedule's own for one rewritten.
+    """
+    common: dict[str, Any] = {"proration_behavior": "none"}
+    if sub.discounts:
+        common["discounts"] = [dict(d) for d in sub.discounts]
+    if sub.default_tax_rates:
+        common["default_tax_rates"] = list(sub.default_tax_rates)
+    if sub.collection_method:
+        common["collection_method"] = sub.collection_method
+    before = [_item_params(i, price=i.price, metered=i.metered) for i in sub.items]
+    after = [
+        _item_params(i, price=TO_PRICE, metered=True)
+        if i is legacy
+        else _item_params(i, price=i.price, metered=i.metered)
+        for i in sub.items
+    ]
+    return [
+        {**common, "start_date": start, "end_date": switch, "items": before},
+        {**common, "items": after, "metadata": _moved_metadata(migration, sub)},
+    ]
+
+
+def _swap_items(items: Any, from_price: str) -> list[dict[str, Any]]:
+    swapped = []
+    for item in items:
+        if item.get("price") == from_price:
+            moved = {k: v for k, v in item.items() if k != "quantity"}
+            moved["price"] = TO_PRICE
+            swapped.append(moved)
+        else:
+            swapped.append(dict(item))
+    return swapped
+
+
+def _adopted_phases(
+    migration: Migration,
+    sub: LiveSubscription,
+    schedule: LiveSchedule,
+    from_price: str,
+    switch: int,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Someone else's phases, with the legacy price replaced from the switch on.
+
+    Returns the phases and whether a phase had to be split at the switch. The
+    first moved phase carries the marker that tells a moved subscription.
+    """
+    phases: list[dict[str, Any]] = []
+    split = False
+    marked = False
+
+    def moved(phase: Mapping[str, Any]) -> dict[str, Any]:
+        nonlocal marked
+        result = {**phase, "items": _swap_items(phase["items"], from_price)}
+        if not marked:
+            result["metadata"] = {
+                **sub.metadata,
+                **(phase.get("metadata") or {}),
+                MIGRATION_KEY: migration.name,
+            }
+            marked = True
+        return result
+
+    for phase in schedule.phases:
+        start, end = phase.get("start_date"), phase.get("end_date")
+        if end is not None and end <= switch:
+            phases.append(dict(phase))
+        elif start is not None and start >= switch:
+            phases.append(moved(phase))
+        else:
+            split = True
+            phases.append({**phase, "end_date": switch})
+            phases.append(moved({k: v for k, v in phase.items() if k != "start_date"}))
+    return phases, split
+
+
+def _decide(
+    migration: Migration, snap: MigrationSnapshot, sub: LiveSubscription, from_price: str
+) -> _Decision:
+    if sub.status in SKIPPED_STATUSES:
+        return _Decision("skipped")
+    legacy = next((i for i in sub.items if i.price == from_price), None)
+    schedule = sub.schedule
+    ours = schedule is not None and schedule.ours
+    mine = ours and schedule is not None and schedule.metadata.get(MIGRATION_KEY) == migration.name
+    excluded = sub.id in migration.exclude
+    if legacy is None:
+        return _Decision("done" if sub.id in snap.moved else "skipped")
+    if migration.subscriptions is not None and sub.id not in migration.subscriptions:
+        excluded = True
+    if excluded or migration.paused:
+        state = "excluded" if excluded else "paused"
+        if mine and schedule is not None:
+            if schedule.metadata.get("adopted") == "true":
+                params = _restore(schedule, from_price, snap.to_price_id)
+                return _Decision(state, "restore_schedule", params=params)
+            return _Decision(state, "release_schedule")
+        return _Decision(state)
+    switch = _switch_time(migration, legacy)
+    if switch is None:
+        return _Decision("blocked", blocker="the legacy item has no current period end")
+    if (
+        isinstance(switch, int)
+        and legacy.period_start is not None
+        and switch <= legacy.period_start
+    ):
+        return _Decision(
+            "blocked", blocker=f"switch_at {switch} is not after the current period start"
+        )
+    if schedule is not None and ours and not mine:
+        other = schedule.metadata.get(MIGRATION_KEY)
+        return _Decision("blocked", blocker=f"scheduled by migration '{other}'")
+    if mine and schedule is not None:
+        if schedule.metadata.get("switch_at") == str(switch):
+            return _Decision("scheduled", switch_at=switch)
+        return _rewrite(migration, snap, sub=sub, schedule=schedule, legacy=legacy, switch=switch)
+    parity = _parity_blocker(migration, snap, sub)
+    if parity is not None:
+        return _Decision("blocked", blocker=parity, switch_at=switch)
+    if schedule is None:
+        params = {
+            "phases": _fresh_phases(migration, sub, legacy, switch, legacy.period_start),
+            "end_behavior": "release",
+            "metadata": _schedule_metadata(migration, from_price, switch),
+            "proration_behavior": "none",
+        }
+        return _Decision("pending", "create_schedule", switch_at=switch, params=params)
+    return _adopt(migration, sub, schedule, from_price, switch)
+
+
+def _rewrite(
+    migration: Migration,
+    snap: MigrationSnapshot,
+    *,
+    sub: LiveSubscription,
+    schedule: LiveSchedule,
+    legacy: SubscriptionItem,
+    switch: int | str,
+) -> _Decision:
+    """Our schedule with another switch time: write its phases again."""
+    from_price = str(snap.from_price_id)
+    if schedule.metadata.get("adopted") == "true":
+        restored = _restore(schedule, from_price, snap.to_price_id)
+        base = LiveSchedule(schedule.id, schedule.status, {}, tuple(restored["phases"]))
+        return _adopt(migration, sub, base, from_price, switch, state="reschedule")
+    start = schedule.phases[0].get("start_date") if schedule.phases else legacy.period_start
+    params = {
+        "phases": _fresh_phases(migration, sub, legacy, switch, start),
+        "end_behavior": "release",
+        "metadata": _schedule_metadata(migration, from_price, switch),
+        "proration_behavior": "none",
+    }
+    return _Decision("reschedule", "update_schedule", switch_at=switch, params=params)
+
+
+def _adopt(
+    migration: Migration,
+    sub: LiveSubscription,
+    schedule: LiveSchedule,
+    from_price: str,
+    switch: int | str,
+    *,
+    state: str = "pending",
+) -> _Decision:
+    if not isinstance(switch, int):
+        return _Decision(
+            "blocked",
+            blocker="switch_at: now cannot be placed inside an existing schedule's phases",
+        )
+    phases, split = _adopted_phases(migration, sub, schedule, from_price, switch)
+    if len(phases) > MAX_PHASES:
+        return _Decision(
+            "blocked",
+            blocker=f"the existing schedule {schedule.id} would need {len(phases)} phases "
+            f"(Stripe allows {MAX_PHASES})",
+            switch_at=switch,
+        )
+    metadata = _schedule_metadata(migration, from_price, switch)
+    metadata.update(adopted="true", split="true" if split else "false")
+    params = {"phases": phases, "metadata": metadata, "proration_behavior": "none"}
+    return _Decision(state, "update_schedule", switch_at=switch, params=params)
+
+
+_OUR_SCHEDULE_KEYS = (
+    MANAGED_BY_KEY,
+    MIGRATION_KEY,
+    "from_price",
+    "to_price",
+    "switch_at",
+    "adopted",
+    "split",
+)
+
+
+def _restore(schedule: LiveSchedule, from_price: str, to_price_id: str | None) -> dict[str, Any]:
+    """Undo an adoption: the legacy price back, the marker gone, a split phase joined."""
+    phases: list[dict[str, Any]] = []
+    joined = schedule.metadata.get("split") != "true"
+    for phase in schedule.phases:
+        items = [
+            {**item, "price": from_price}
+            if to_price_id is not None and item.get("price") == to_price_id
+            else dict(item)
+            for item in phase["items"]
+        ]
+        metadata = {k: v for k, v in (phase.get("metadata") or {}).items() if k != MIGRATION_KEY}
+        restored = {**phase, "items": items, "metadata": metadata}
+        marked = MIGRATION_KEY in (phase.get("metadata") or {})
+        if marked and not joined and phases:
+            joined = True
+            previous = {**phases[-1]}
+            previous.pop("end_date", None)
+            if phase.get("end_date") is not None:
+                previous["end_date"] = phase["end_date"]
+            phases[-1] = previous
+            continue
+        phases.append(restored)
+    return {
+        "phases": phases,
+        "metadata": {key: "" for key in _OUR_SCHEDULE_KEYS},
+        "proration_behavior": "none",
+    }
+
+
+def _parity_blocker(
+    migration: Migration, snap: MigrationSnapshot, sub: LiveSubscription
+) -> str | None:
+    limit = migration.require_usage_parity
+    if limit is None:
+        return None
+    figures = snap.usage.get(sub.id)
+    if figures is None:
+        return "usage parity: no complete period with both usage records and meter events yet"
+    legacy, metered = figures
+    if legacy == metered:
+        return None
+    base = legacy if legacy != 0 else metered
+    gap = abs(metered - legacy) / base * 100
+    if gap > limit:
+        return (
+            f"usage parity: meter events {metered} vs usage records {legacy} over the last "
+            f"complete period differ by {gap.quantize(Decimal('0.01'))}% "
+            f"(allowed {limit}%)"
+        )
+    return None
+
+
+_STATE_PHRASES = (
+    ("pending", "to schedule"),
+    ("reschedule", "to reschedule"),
+    ("waiting", "waiting for a later batch"),
+    ("blocked", "blocked"),
+    ("scheduled", "scheduled"),
+    ("done", "done"),
+    ("paused", "paused"),
+    ("excluded", "excluded"),
+    ("skipped", "skipped"),
+)
+
+
+def counts_phrase(counts: Mapping[str, int]) -> str:
+    """``120 to schedule, 3 blocked, 877 done``: the states that occur, in a fixed order."""
+    parts = [f"{counts[state]} {phrase}" for state, phrase in _STATE_PHRASES if counts.get(state)]
+    return ", ".join(parts) or "no subscriptions on the legacy price"
+
+
+def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceChange:
+    """One ResourceChange for the migration; per-subscription detail in ``details``."""
+    address = migration.address
+    if snap.from_aggregation in NO_METER_EQUIVALENT:
+        raise PlanError(
+            f"{address}: from_price {snap.from_price_id} aggregates usage records with "
+            f"'{snap.from_aggregation}', which no meter formula reproduces (meters have sum, "
+            "count and last); bill it another way before migrating"
+        )
+    if snap.from_price_id is None:
+        return ResourceChange(
+            address,
+            "migration",
+            Action.NOOP,
+            f"from_price '{migration.from_price}' is not in the account",
+            details={"counts": {}, "subscriptions": []},
+        )
+    rows: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    scheduled_now = 0
+    for sub in sorted(snap.subscriptions, key=lambda s: s.id):
+        decision = _decide(migration, snap, sub, snap.from_price_id)
+        state, action = decision.state, decision.action
+        starts_new = action in ("create_schedule",) or (
+            action == "update_schedule" and state == "pending"
+        )
+        if starts_new and migration.batch is not None and scheduled_now >= migration.batch:
+            state, action = "waiting", None
+        elif starts_new:
+            scheduled_now += 1
+        counts[state] = counts.get(state, 0) + 1
+        row: dict[str, Any] = {
+            "subscription": sub.id,
+            "customer": sub.customer,
+            "state": state,
+            "action": action,
+            "switch_at": decision.switch_at,
+            "blocker": decision.blocker,
+            "schedule": sub.schedule.id if sub.schedule else None,
+        }
+        if action is not None and decision.params is not None:
+            row["params"] = decision.params
+        rows.append(row)
+    already_moved = len(set(snap.moved) - {sub.id for sub in snap.subscriptions})
+    if already_moved:
+        counts["done"] = counts.get("done", 0) + already_moved
+    actionable = [row for row in rows if row["action"] is not None]
+    reason = counts_phrase(counts)
+    return ResourceChange(
+        address,
+        "migration",
+        Action.MIGRATE if actionable else Action.NOOP,
+        reason,
+        details={
+            "from_price": snap.from_price_id,
+            "to_price": migration.to_price,
+            "counts": counts,
+            "subscriptions": rows,
+        },
+    )
+
+
+def _id(value: Any) -> str | None:
+    if isinstance(value, Mapping):
+        return str(value.get("id")) if value.get("id") else None
+    return str(value) if value else None
+
+
+def _discount_params(discounts: Any) -> tuple[dict[str, str], ...]:
+    """Stripe's discount objects or ids -> phase ``discounts`` parameters."""
+    params: list[dict[str, str]] = []
+    for entry in discounts or []:
+        if isinstance(entry, str):
+            params.append({"discount": entry})
+            continue
+        for key in ("discount", "coupon", "promotion_code"):
+            value = _id(entry.get(key))
+            if value:
+                params.append({key: value})
+                break
+        else:
+            if entry.get("object") == "discount" and entry.get("id"):
+                params.append({"discount": str(entry["id"])})
+    return tuple(params)
+
+
+def _phase_params(phase: Mapping[str, Any]) -> dict[str, Any]:
+    """A phase as Stripe returns it -> the parameters that would recreate it."""
+    items = []
+    for item in phase.get("items") or []:
+        entry: dict[str, Any] = {"price": _id(item.get("price"))}
+        if item.get("quantity") is not None:
+            entry["quantity"] = item["quantity"]
+        tax_rates = [_id(t) for t in item.get("tax_rates") or []]
+        if tax_rates:
+            entry["tax_rates"] = tax_rates
+        items.append(entry)
+    params: dict[str, Any] = {"items": items}
+    for key in ("start_date", "end_date"):
+        if phase.get(key) is not None:
+            params[key] = phase[key]
+    discounts = _discount_params(phase.get("discounts"))
+    if discounts:
+        params["discounts"] = list(discounts)
+    default_tax_rates = [_id(t) for t in phase.get("default_tax_rates") or []]
+    if default_tax_rates:
+        params["default_tax_rates"] = default_tax_rates
+    if phase.get("metadata"):
+        params["metadata"] = dict(phase["metadata"])
+    for key in _PHASE_FIELDS:
+        if phase.get(key) is not None:
+            params[key] = phase[key]
+    return params
+
+
+def schedule_from_stripe(obj: Mapping[str, Any]) -> LiveSchedule:
+    """Current and future phases of a schedule, in update-parameter form."""
+    current = obj.get("current_phase") or {}
+    current_start = current.get("start_date")
+    phases = [
+        _phase_params(p)
+        for p in obj.get("phases") or []
+        if current_start is None or (p.get("start_date") or 0) >= current_start
+    ]
+    return LiveSchedule(
+        id=str(obj["id"]),
+        status=str(obj.get("status")),
+        metadata=dict(obj.get("metadata") or {}),
+        phases=tuple(phases),
+        current_phase_start=current_start,
+    )
+
+
+def subscription_from_stripe(obj: Mapping[str, Any]) -> LiveSubscription:
+    """A subscription read with ``expand[]=data.schedule`` -> LiveSubscription."""
+    items = []
+    for item in (obj.get("items") or {}).get("data") or []:
+        price = item.get("price") or {}
+        recurring = price.get("recurring") or {} if isinstance(price, Mapping) else {}
+        items.append(
+            SubscriptionItem(
+                id=item.get("id"),
+                price=str(_id(price)),
+                quantity=item.get("quantity"),
+                tax_rates=tuple(str(_id(t)) for t in item.get("tax_rates") or []),
+                metered=recurring.get("usage_type") == "metered",
+                period_start=item.get("current_period_start", obj.get("current_period_start")),
+                period_end=item.get("current_period_end", obj.get("current_period_end")),
+            )
+        )
+    schedule = obj.get("schedule")
+    return LiveSubscription(
+        id=str(obj["id"]),
+        customer=str(_id(obj.get("customer"))),
+        status=str(obj.get("status")),
+        items=tuple(items),
+        discounts=_discount_params(obj.get("discounts")),
+        default_tax_rates=tuple(str(_id(t)) for t in obj.get("default_tax_rates") or []),
+        metadata=dict(obj.get("metadata") or {}),
+        collection_method=obj.get("collection_method"),
+        schedule=schedule_from_stripe(schedule) if isinstance(schedule, Mapping) else None,
+    )
