@@ -247,6 +247,10 @@ def _adopted_phases(
             split = True
             phases.append({**phase, "end_date": switch})
             phases.append(moved({k: v for k, v in phase.items() if k != "start_date"}))
+    if not marked and phases:
+        # Every phase ends by the switch: the moved subscription needs one more.
+        last = phases[-1]
+        phases.append(moved({k: v for k, v in last.items() if k not in ("start_date", "end_date")}))
     return phases, split
 
 

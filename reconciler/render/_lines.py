@@ -12,12 +12,14 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.essence import ALERT_FIXED, METER_FIXED, PRICE_UPDATABLE
 from reconciler.plan import Action, ResourceChange
 
 __all__ = [
+    "MAX_SUBSCRIPTION_LINES",
     "FieldDiff",
     "FieldValue",
     "changed_fields",
@@ -27,6 +29,7 @@ __all__ = [
     "note",
     "phrase",
     "printable",
+    "subscription_lines",
 ]
 
 # Fields a meter or an alert cannot change after creation (prices: not in PRICE_UPDATABLE).
@@ -172,7 +175,51 @@ def changed_fields(change: ResourceChange) -> tuple[FieldDiff, ...]:
 
 
 def note(details: Mapping[str, Any]) -> str | None:
-    """The change's details as one line (``default_of = "video_api", ...``), None when empty."""
-    if not details:
+    """The change's details as one line (``default_of = "video_api", ...``), None when empty.
+
+    A migration's per-subscription detail is left to :func:`subscription_lines`.
+    """
+    shown = {k: v for k, v in details.items() if k not in _MIGRATION_DETAIL}
+    if not shown:
         return None
-    return ", ".join(f"{key} = {format_value(details[key])}" for key in sorted(details, key=str))
+    return ", ".join(f"{key} = {format_value(shown[key])}" for key in sorted(shown, key=str))
+
+
+_MIGRATION_DETAIL = frozenset({"subscriptions", "counts"})
+_ACTION_WORDS = {
+    "create_schedule": "schedule (from the subscription, then phases)",
+    "update_schedule": "rewrite its schedule",
+    "release_schedule": "release our schedule",
+    "restore_schedule": "restore its schedule",
+}
+MAX_SUBSCRIPTION_LINES = 20
+
+
+def _when(value: Any) -> str:
+    if isinstance(value, int):
+        return datetime.fromtimestamp(value, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return str(value)
+
+
+def subscription_lines(details: Mapping[str, Any], limit: int | None) -> list[str]:
+    """One line per subscription that has something to do or is blocked, at most ``limit``."""
+    rows = [
+        row
+        for row in details.get("subscriptions") or []
+        if row.get("action") or row.get("state") == "blocked"
+    ]
+    lines = []
+    for row in rows[:limit]:
+        action = row.get("action") or ""
+        what = _ACTION_WORDS.get(action, row.get("state", ""))
+        if action == "update_schedule" and row.get("state") == "pending":
+            what = "take over its existing schedule"
+        line = f"{row['subscription']} ({row['customer']}): {what}"
+        if row.get("switch_at") is not None and row.get("action"):
+            line += f", switch at {_when(row['switch_at'])}"
+        if row.get("blocker"):
+            line += f": {row['blocker']}"
+        lines.append(line)
+    if limit is not None and len(rows) > limit:
+        lines.append(f"... and {len(rows) - limit} more (see the JSON plan)")
+    return lines

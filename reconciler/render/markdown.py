@@ -12,7 +12,14 @@ import html
 import re
 
 from reconciler.plan import Action, Plan, ResourceChange
-from reconciler.render._lines import changed_fields, created_fields, note, phrase, printable
+from reconciler.render._lines import (
+    changed_fields,
+    created_fields,
+    note,
+    phrase,
+    printable,
+    subscription_lines,
+)
 
 __all__ = ["MARKER", "render_markdown"]
 
@@ -105,6 +112,7 @@ def _diff_lines(change: ResourceChange) -> list[str]:
     details = note(change.details)
     if details is not None:
         lines.append(f"# note: {details}")
+    lines += [f"> {row}" for row in subscription_lines(change.details, None)]
     return lines
 
 

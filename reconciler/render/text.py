@@ -14,7 +14,15 @@ from rich.console import Console
 from rich.text import Text
 
 from reconciler.plan import Action, Plan, ResourceChange
-from reconciler.render._lines import changed_fields, created_fields, note, phrase, printable
+from reconciler.render._lines import (
+    MAX_SUBSCRIPTION_LINES,
+    changed_fields,
+    created_fields,
+    note,
+    phrase,
+    printable,
+    subscription_lines,
+)
 
 __all__ = ["WIDTH", "render_text"]
 
@@ -91,6 +99,10 @@ def _block(change: ResourceChange) -> list[Text]:
     details = note(change.details)
     if details is not None:
         lines.append(_line(f"{_INDENT}note: {details}", style="cyan"))
+    lines += [
+        _line(f"{_INDENT}> {row}", style="cyan")
+        for row in subscription_lines(change.details, MAX_SUBSCRIPTION_LINES)
+    ]
     return lines
 
 
