@@ -214,15 +214,18 @@ def _adopted_phases(
     sub: LiveSubscription,
     schedule: LiveSchedule,
     from_price: str,
-    switch: int,
-) -> tuple[list[dict[str, Any]], bool]:
+    switch: int | str,
+) -> tuple[list[dict[str, Any]], str]:
     """Someone else's phases, with the legacy price replaced from the switch on.
 
-    Returns the phases and whether a phase had to be split at the switch. The
+    Returns the phases and how they were reshaped, for a later restore:
+    ``split`` (a phase spanning the switch was cut there), ``appended`` (every
+    phase ended by the switch, so a moved one was added) or ``swapped``. The
     first moved phase carries the marker that tells a moved subscription.
+    ``switch`` "now" cuts the current phase now.
     """
     phases: list[dict[str, Any]] = []
-    split = False
+    shape = "swapped"
     marked = False
 
     def moved(phase: Mapping[str, Any]) -> dict[str, Any]:
@@ -237,21 +240,26 @@ def _adopted_phases(
             marked = True
         return result
 
-    for phase in schedule.phases:
+    for index, phase in enumerate(schedule.phases):
         start, end = phase.get("start_date"), phase.get("end_date")
-        if end is not None and end <= switch:
-            phases.append(dict(phase))
-        elif start is not None and start >= switch:
-            phases.append(moved(phase))
+        if switch == "now":
+            spans, after = index == 0, index > 0
         else:
-            split = True
+            after = start is not None and start >= int(switch)
+            spans = not after and (end is None or end > int(switch))
+        if after:
+            phases.append(moved(phase))
+        elif spans:
+            shape = "split"
             phases.append({**phase, "end_date": switch})
             phases.append(moved({k: v for k, v in phase.items() if k != "start_date"}))
+        else:
+            phases.append(dict(phase))
     if not marked and phases:
-        # Every phase ends by the switch: the moved subscription needs one more.
+        shape = "appended"
         last = phases[-1]
         phases.append(moved({k: v for k, v in last.items() if k not in ("start_date", "end_date")}))
-    return phases, split
+    return phases, shape
 
 
 def _decide(
@@ -342,12 +350,7 @@ def _adopt(
     *,
     state: str = "pending",
 ) -> _Decision:
-    if not isinstance(switch, int):
-        return _Decision(
-            "blocked",
-            blocker="switch_at: now cannot be placed inside an existing schedule's phases",
-        )
-    phases, split = _adopted_phases(migration, sub, schedule, from_price, switch)
+    phases, shape = _adopted_phases(migration, sub, schedule, from_price, switch)
     if len(phases) > MAX_PHASES:
         return _Decision(
             "blocked",
@@ -356,7 +359,7 @@ def _adopt(
             switch_at=switch,
         )
     metadata = _schedule_metadata(migration, from_price, switch)
-    metadata.update(adopted="true", split="true" if split else "false")
+    metadata.update(adopted="true", shape=shape)
     params = {"phases": phases, "metadata": metadata, "proration_behavior": "none"}
     return _Decision(state, "update_schedule", switch_at=switch, params=params)
 
@@ -368,14 +371,14 @@ _OUR_SCHEDULE_KEYS = (
     "to_price",
     "switch_at",
     "adopted",
-    "split",
+    "shape",
 )
 
 
 def _restore(schedule: LiveSchedule, from_price: str, to_price_id: str | None) -> dict[str, Any]:
-    """Undo an adoption: the legacy price back, the marker gone, a split phase joined."""
+    """Undo an adoption: the legacy price back, the marker gone, the reshaping undone."""
+    shape = schedule.metadata.get("shape", "swapped")
     phases: list[dict[str, Any]] = []
-    joined = schedule.metadata.get("split") != "true"
     for phase in schedule.phases:
         items = [
             {**item, "price": from_price}
@@ -384,17 +387,16 @@ def _restore(schedule: LiveSchedule, from_price: str, to_price_id: str | None) -
             for item in phase["items"]
         ]
         metadata = {k: v for k, v in (phase.get("metadata") or {}).items() if k != MIGRATION_KEY}
-        restored = {**phase, "items": items, "metadata": metadata}
         marked = MIGRATION_KEY in (phase.get("metadata") or {})
-        if marked and not joined and phases:
-            joined = True
-            previous = {**phases[-1]}
-            previous.pop("end_date", None)
-            if phase.get("end_date") is not None:
-                previous["end_date"] = phase["end_date"]
-            phases[-1] = previous
+        if marked and shape == "appended":
             continue
-        phases.append(restored)
+        if marked and shape == "split" and phases:
+            joined = {k: v for k, v in phases[-1].items() if k != "end_date"}
+            if phase.get("end_date") is not None:
+                joined["end_date"] = phase["end_date"]
+            phases[-1] = joined
+            continue
+        phases.append({**phase, "items": items, "metadata": metadata})
     return {
         "phases": phases,
         "metadata": {key: "" for key in _OUR_SCHEDULE_KEYS},
