@@ -294,8 +294,31 @@ def _apply_json(plan: Plan, result: object, gateway: Gateway, *, ok: bool) -> st
 @config_option
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 def status(config_file: Path, output_format: str) -> None:
-    """Show each migration's subscriptions and their state (not built yet)."""
-    _not_built("status")
+    """Show each migration's subscriptions and their state."""
+    from reconciler.render.status import render_status_json, render_status_text
+
+    desired = _load(config_file)
+    try:
+        gateway = _connect(desired, writing=False)
+        with _reading(enabled=output_format == "text"):
+            _, made = _make_plan(desired, gateway)
+    except ReconcileError as exc:
+        _fail(exc)
+    migrations = [c for c in made.changes if c.kind == "migration"]
+    render = render_status_json if output_format == "json" else render_status_text
+    click.echo(render(migrations), nl=False)
+
+
+@contextmanager
+def _reading(*, enabled: bool) -> Iterator[None]:
+    """A spinner on a terminal while the account is read; nothing otherwise."""
+    if not enabled or not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status("reading subscriptions from Stripe"):
+        yield
 
 
 @main.command(name="import")

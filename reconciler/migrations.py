@@ -461,7 +461,7 @@ def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceCha
             "migration",
             Action.NOOP,
             f"from_price '{migration.from_price}' is not in the account",
-            details={"counts": {}, "subscriptions": []},
+            details={"from_price": migration.from_price, "to_price": migration.to_price},
         )
     rows: list[dict[str, Any]] = []
     counts: dict[str, int] = {}

@@ -195,7 +195,8 @@ _ACTION_WORDS = {
 MAX_SUBSCRIPTION_LINES = 20
 
 
-def _when(value: Any) -> str:
+def when(value: Any) -> str:
+    """An epoch time as ``2026-01-01 00:00 UTC``; anything else as text."""
     if isinstance(value, int):
         return datetime.fromtimestamp(value, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
     return str(value)
@@ -216,7 +217,7 @@ def subscription_lines(details: Mapping[str, Any], limit: int | None) -> list[st
             what = "take over its existing schedule"
         line = f"{row['subscription']} ({row['customer']}): {what}"
         if row.get("switch_at") is not None and row.get("action"):
-            line += f", switch at {_when(row['switch_at'])}"
+            line += f", switch at {when(row['switch_at'])}"
         if row.get("blocker"):
             line += f": {row['blocker']}"
         lines.append(line)

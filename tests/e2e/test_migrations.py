@@ -11,6 +11,12 @@ on day d, so 915, 1515 and 2115 seconds for customers 0, 1 and 2.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -284,8 +290,6 @@ def test_crash_between_schedule_and_phases_converges(
 
 
 def test_usage_parity_gate_blocks_then_passes(gateway: Gateway, seeded: SeededAccount) -> None:
-    from decimal import Decimal
-
     plain = seeded.customers[2]
     config = desired(require_usage_parity=Decimal("0.5"), subscriptions=(plain.subscription,))
     converge(dataclasses.replace(config, migrations=()), gateway)  # the meter and price
@@ -347,3 +351,37 @@ def test_a_schedule_that_would_pass_ten_phases_is_blocked(
     assert row["state"] == "blocked"
     assert "would need 11 phases (Stripe allows 10)" in row["blocker"]
     assert counts(plan) == {"pending": 2, "blocked": 1}
+
+
+def test_status_command_shows_each_subscription(
+    emulator: Emulator, seeded: SeededAccount, tmp_path: Path
+) -> None:
+    config = tmp_path / "billing.yaml"
+    config.write_text(CONFIG)
+    env = {
+        **os.environ,
+        "STRIPE_API_KEY": "sk_test_status",
+        "STRIPE_API_BASE": emulator.url,
+        "NO_COLOR": "1",
+    }
+
+    def status(*extra: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler", "status", "-f", str(config), *extra],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    text = status()
+    assert text.startswith(f"migration video-seconds-to-meter: {seeded.legacy_price} -> ")
+    assert "  3 to schedule\n" in text
+    for customer in seeded.customers:
+        assert customer.subscription in text
+    data = json.loads(status("--format", "json"))
+    states = {r["subscription"]: r["state"] for r in data["migrations"][0]["subscriptions"]}
+    assert states == {c.subscription: "pending" for c in seeded.customers}

@@ -1,0 +1,77 @@
+"""The ``status`` view of migrations: counts per state and a table of subscriptions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from reconciler.migrations import counts_phrase
+from reconciler.plan import ResourceChange
+from reconciler.render._lines import printable, when
+
+__all__ = ["render_status_json", "render_status_text"]
+
+_COLUMNS = ("subscription", "customer", "state", "switch at", "blocker")
+
+
+def _row(row: dict[str, Any]) -> tuple[str, ...]:
+    switch = row.get("switch_at")
+    return (
+        str(row["subscription"]),
+        str(row["customer"]),
+        str(row["state"]),
+        when(switch) if switch is not None else "-",
+        str(row.get("blocker") or ""),
+    )
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [_COLUMNS, *rows]) for i in range(len(_COLUMNS) - 1)]
+    lines = []
+    for cells in [tuple(c.upper() for c in _COLUMNS), *rows]:
+        padded = [cell.ljust(width) for cell, width in zip(cells, widths, strict=False)]
+        lines.append(("  " + "  ".join([*padded, cells[-1]])).rstrip())
+    return lines
+
+
+def render_status_text(migrations: Sequence[ResourceChange]) -> str:
+    """Per migration: a heading, its counts, and one line per subscription."""
+    if not migrations:
+        return "billing.yaml declares no migrations.\n"
+    lines: list[str] = []
+    for change in migrations:
+        details = change.details
+        name = change.address.removeprefix("migration.")
+        source = details.get("from_price", "?")
+        lines.append(f"migration {name}: {source} -> {details.get('to_price', '?')}")
+        if "counts" not in details:
+            lines += [f"  {change.reason}", ""]
+            continue
+        lines.append(f"  {counts_phrase(details['counts'])}")
+        rows = [_row(r) for r in details.get("subscriptions") or []]
+        if rows:
+            lines += ["", *_table(rows)]
+        lines.append("")
+    return printable("\n".join(lines), keep="\n")
+
+
+def render_status_json(migrations: Sequence[ResourceChange]) -> str:
+    """The same as JSON: counts and subscriptions per migration (no request parameters)."""
+    payload = {
+        "migrations": [
+            {
+                "name": change.address.removeprefix("migration."),
+                "from_price": change.details.get("from_price"),
+                "to_price": change.details.get("to_price"),
+                "summary": change.reason,
+                "counts": change.details.get("counts", {}),
+                "subscriptions": [
+                    {k: v for k, v in row.items() if k != "params"}
+                    for row in change.details.get("subscriptions") or []
+                ],
+            }
+            for change in migrations
+        ]
+    }
+    return json.dumps(payload, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,91 @@
+"""The status view, golden-tested (UPDATE_GOLDEN=1 rewrites the files)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from reconciler.plan import Action, ResourceChange
+from reconciler.render.status import render_status_json, render_status_text
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+
+
+def _row(sub: str, state: str, **fields: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "subscription": sub,
+        "customer": f"cus_{sub[4:]}",
+        "state": state,
+        "action": None,
+        "switch_at": None,
+        "blocker": None,
+        "schedule": None,
+    }
+    row.update(fields)
+    return row
+
+
+MIGRATIONS = [
+    ResourceChange(
+        "migration.video-seconds-to-meter",
+        "migration",
+        Action.MIGRATE,
+        "1 to schedule, 1 waiting for a later batch, 1 blocked, 1 scheduled, 3 done",
+        details={
+            "from_price": "price_1Legacy",
+            "to_price": "video_seconds_metered",
+            "counts": {"pending": 1, "waiting": 1, "blocked": 1, "scheduled": 1, "done": 3},
+            "subscriptions": [
+                _row(
+                    "sub_A1",
+                    "pending",
+                    action="create_schedule",
+                    switch_at=1767225600,
+                    params={"phases": []},
+                ),
+                _row("sub_B22", "waiting", switch_at=1767312000),
+                _row(
+                    "sub_C333",
+                    "blocked",
+                    switch_at=1767225600,
+                    blocker="usage parity: meter events 90 vs usage records 100",
+                ),
+                _row("sub_D4", "scheduled", switch_at=1767398400, schedule="sub_sched_D4"),
+            ],
+        },
+    ),
+    ResourceChange(
+        "migration.api-calls",
+        "migration",
+        Action.NOOP,
+        "from_price 'api_calls_legacy' is not in the account",
+        details={"from_price": "api_calls_legacy", "to_price": "api_calls_metered"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "render"),
+    [("status.txt", render_status_text), ("status.json", render_status_json)],
+)
+def test_status_matches_golden(name: str, render: object) -> None:
+    assert callable(render)
+    actual = render(MIGRATIONS)
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(actual, encoding="utf-8")
+    assert actual == path.read_text(encoding="utf-8")
+
+
+def test_status_json_carries_no_request_parameters() -> None:
+    data = json.loads(render_status_json(MIGRATIONS))
+    first = data["migrations"][0]
+    assert first["counts"]["done"] == 3
+    assert all("params" not in row for row in first["subscriptions"])
+
+
+def test_no_migrations_says_so() -> None:
+    assert render_status_text([]) == "billing.yaml declares no migrations.\n"
