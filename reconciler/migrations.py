@@ -161,8 +161,10 @@ def _schedule_metadata(migration: Migration, from_price: str, switch: int | str)
     }
 
 
-def _moved_metadata(migration: Migration, sub: LiveSubscription) -> dict[str, str]:
-    return {**sub.metadata, MIGRATION_KEY: migration.name}
+def _moved_metadata(migration: Migration) -> dict[str, str]:
+    """Phase metadata is merged into the subscription's when the phase starts: this key
+    marks a subscription as moved by the migration and leaves its other keys alone."""
+    return {MIGRATION_KEY: migration.name}
 
 
 def _fresh_phases(
@@ -193,7 +195,7 @@ def _fresh_phases(
     ]
     return [
         {**common, "start_date": start, "end_date": switch, "items": before},
-        {**common, "items": after, "metadata": _moved_metadata(migration, sub)},
+        {**common, "items": after, "metadata": _moved_metadata(migration)},
     ]
 
 
@@ -232,11 +234,7 @@ def _adopted_phases(
         nonlocal marked
         result = {**phase, "items": _swap_items(phase["items"], from_price)}
         if not marked:
-            result["metadata"] = {
-                **sub.metadata,
-                **(phase.get("metadata") or {}),
-                MIGRATION_KEY: migration.name,
-            }
+            result["metadata"] = {**(phase.get("metadata") or {}), **_moved_metadata(migration)}
             marked = True
         return result
 

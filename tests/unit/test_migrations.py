@@ -1,0 +1,231 @@
+"""Pure migration planning on hand-built subscriptions and schedules."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.errors import PlanError
+from reconciler.migrations import (
+    MAX_PHASES,
+    MIGRATION_KEY,
+    TO_PRICE,
+    LiveSchedule,
+    LiveSubscription,
+    MigrationSnapshot,
+    SubscriptionItem,
+    plan_migration,
+)
+from reconciler.model import Migration, SwitchAt
+from reconciler.plan import Action
+
+LEGACY = "price_legacy"
+NEW = "price_new"
+START, END = 1_767_225_600, 1_769_904_000  # 2026-01-01, 2026-02-01
+MIGRATION = Migration(name="move", from_price="legacy_key", to_price="new_key")
+
+
+def sub(sub_id: str, **fields: Any) -> LiveSubscription:
+    base: dict[str, Any] = {
+        "id": sub_id,
+        "customer": f"cus_{sub_id}",
+        "status": "active",
+        "items": (
+            SubscriptionItem(
+                price=LEGACY, metered=True, period_start=START, period_end=END, id="si_1"
+            ),
+            SubscriptionItem(price="price_seat", quantity=3, tax_rates=("txr_1",), id="si_2"),
+        ),
+        "discounts": ({"coupon": "co_10"},),
+        "default_tax_rates": ("txr_vat",),
+        "metadata": {"team": "video"},
+        "collection_method": "charge_automatically",
+    }
+    base.update(fields)
+    return LiveSubscription(**base)
+
+
+def snapshot(*subs: LiveSubscription, **fields: Any) -> MigrationSnapshot:
+    return MigrationSnapshot(from_price_id=LEGACY, to_price_id=NEW, subscriptions=subs, **fields)
+
+
+def rows(migration: Migration, snap: MigrationSnapshot) -> dict[str, dict[str, Any]]:
+    change = plan_migration(migration, snap)
+    return {row["subscription"]: row for row in change.details["subscriptions"]}
+
+
+def test_fresh_schedule_keeps_everything_but_the_legacy_price() -> None:
+    row = rows(MIGRATION, snapshot(sub("sub_1")))["sub_1"]
+    assert (row["state"], row["action"], row["switch_at"]) == ("pending", "create_schedule", END)
+    phase0, phase1 = row["params"]["phases"]
+    common = {
+        "discounts": [{"coupon": "co_10"}],
+        "default_tax_rates": ["txr_vat"],
+        "collection_method": "charge_automatically",
+        "proration_behavior": "none",
+    }
+    assert phase0 == {
+        **common,
+        "start_date": START,
+        "end_date": END,
+        "items": [
+            {"price": LEGACY},
+            {"price": "price_seat", "quantity": 3, "tax_rates": ["txr_1"]},
+        ],
+    }
+    assert phase1 == {
+        **common,
+        "items": [
+            {"price": TO_PRICE},
+            {"price": "price_seat", "quantity": 3, "tax_rates": ["txr_1"]},
+        ],
+        "metadata": {MIGRATION_KEY: "move"},
+    }
+    assert row["params"]["end_behavior"] == "release"
+    assert row["params"]["metadata"]["switch_at"] == str(END)
+
+
+def test_states_of_every_kind() -> None:
+    ours = LiveSchedule(
+        "sub_sched_ours",
+        "active",
+        {"managed_by": "stripe-reconcile", MIGRATION_KEY: "move", "switch_at": str(END)},
+    )
+    other = LiveSchedule(
+        "sub_sched_x", "active", {"managed_by": "stripe-reconcile", MIGRATION_KEY: "other"}
+    )
+    moved_item = (SubscriptionItem(price=NEW, metered=True, period_start=END, period_end=END + 1),)
+    snap = snapshot(
+        sub("sub_scheduled", schedule=ours),
+        sub("sub_canceled", status="canceled"),
+        sub("sub_excluded"),
+        sub("sub_other", schedule=other),
+        sub("sub_moved", items=moved_item),
+        moved=("sub_moved", "sub_earlier"),
+    )
+    migration = Migration(
+        name="move", from_price="legacy_key", to_price="new_key", exclude=("sub_excluded",)
+    )
+    change = plan_migration(migration, snap)
+    states = {r["subscription"]: r["state"] for r in change.details["subscriptions"]}
+    assert states == {
+        "sub_scheduled": "scheduled",
+        "sub_canceled": "skipped",
+        "sub_excluded": "excluded",
+        "sub_other": "blocked",
+        "sub_moved": "done",
+    }
+    assert change.details["counts"] == {
+        "scheduled": 1,
+        "skipped": 1,
+        "excluded": 1,
+        "blocked": 1,
+        "done": 2,
+    }
+    assert change.action is Action.NOOP
+    assert change.reason == "1 blocked, 1 scheduled, 2 done, 1 excluded, 1 skipped"
+
+
+def test_batch_limits_new_schedules_per_apply() -> None:
+    subs = [sub(f"sub_{n:02d}") for n in range(7)]
+    change = plan_migration(
+        Migration(name="move", from_price="k", to_price="n", batch=3), snapshot(*subs)
+    )
+    assert change.details["counts"] == {"pending": 3, "waiting": 4}
+    scheduled = [r["subscription"] for r in change.details["subscriptions"] if r["action"]]
+    assert scheduled == ["sub_00", "sub_01", "sub_02"]
+
+
+def test_parity_gate() -> None:
+    migration = Migration(
+        name="move", from_price="k", to_price="n", require_usage_parity=Decimal("1")
+    )
+    snap = snapshot(
+        sub("sub_close"),
+        sub("sub_far"),
+        sub("sub_unknown"),
+        usage={
+            "sub_close": (Decimal(1000), Decimal(995)),
+            "sub_far": (Decimal(1000), Decimal(900)),
+            "sub_unknown": None,
+        },
+    )
+    result = rows(migration, snap)
+    assert result["sub_close"]["state"] == "pending"
+    assert result["sub_far"]["blocker"] == (
+        "usage parity: meter events 900 vs usage records 1000 over the last complete period "
+        "differ by 10.00% (allowed 1%)"
+    )
+    assert result["sub_unknown"]["state"] == "blocked"
+
+
+def test_legacy_aggregations_without_a_meter_formula_are_refused() -> None:
+    with pytest.raises(PlanError, match="'last_ever', which no meter formula reproduces"):
+        plan_migration(MIGRATION, snapshot(from_aggregation="last_ever"))
+
+
+def test_fixed_switch_before_the_period_is_blocked() -> None:
+    early = Migration(
+        name="m", from_price="k", to_price="n", switch_at=SwitchAt("at", START - 1, "x")
+    )
+    row = rows(early, snapshot(sub("sub_1")))["sub_1"]
+    assert row["state"] == "blocked"
+    assert "not after the current period start" in row["blocker"]
+
+
+def _foreign(phases: list[dict[str, Any]]) -> LiveSchedule:
+    return LiveSchedule("sub_sched_f", "active", {"owner": "finance"}, tuple(phases))
+
+
+phase_lengths = st.lists(st.integers(1, 40), min_size=1, max_size=9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(phase_lengths, st.integers(1, 400), st.booleans())
+def test_adopting_then_restoring_gives_back_the_original_phases(
+    lengths: list[int], offset_days: int, seats: bool
+) -> None:
+    day = 86400
+    starts = [START]
+    for length in lengths:
+        starts.append(starts[-1] + length * day)
+    items = [{"price": LEGACY}] + ([{"price": "price_seat", "quantity": 2}] if seats else [])
+    phases = [
+        {"start_date": a, "end_date": b, "items": [dict(i) for i in items], "metadata": {}}
+        for a, b in itertools.pairwise(starts)
+    ]
+    switch = START + offset_days * day
+    migration = Migration(
+        name="move", from_price="k", to_price="n", switch_at=SwitchAt("at", switch, "t")
+    )
+    row = rows(migration, snapshot(sub("sub_1", schedule=_foreign(phases))))["sub_1"]
+    if row["state"] == "blocked":
+        assert len(phases) + 1 > MAX_PHASES
+        return
+    adopted = row["params"]
+    assert adopted["metadata"]["adopted"] == "true"
+    moved_phases = [
+        {
+            **p,
+            "items": [{**i, "price": NEW} if i["price"] == TO_PRICE else i for i in p["items"]],
+        }
+        for p in adopted["phases"]
+    ]
+    for phase in moved_phases:
+        begins = phase.get("start_date")
+        prices = {i["price"] for i in phase["items"]}
+        if begins is not None and begins >= switch:
+            assert LEGACY not in prices
+    live = LiveSchedule("sub_sched_f", "active", adopted["metadata"], tuple(moved_phases))
+    restored = rows(
+        Migration(name="move", from_price="k", to_price="n", paused=True),
+        snapshot(sub("sub_1", schedule=live)),
+    )["sub_1"]
+    assert restored["action"] == "restore_schedule"
+    assert restored["params"]["phases"] == phases
+    assert set(restored["params"]["metadata"].values()) == {""}
