@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import sys
 
-from bench import apply_rate
+from bench import apply_rate, migration
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--subscriptions",
+        type=int,
+        default=2000,
+        help="subscriptions in the HTTP migration benchmark (default 2000)",
+    )
+    args = parser.parse_args()
     print(f"# stripe-reconcile benchmarks (Python {platform.python_version()}, {sys.platform})")
     print()
     print("## apply: 500 meter/price creations against the emulator's 25 req/s limit")
     for row in apply_rate.main():
+        print(row)
+    print()
+    print("## migration planning, pure (no I/O)")
+    for row in migration.pure_planning():
+        print(row)
+    print()
+    print("## migration over HTTP: seed, plan and apply against the 25 req/s limit")
+    print("   (writes/sub excludes the 3 catalog writes)")
+    for row in migration.over_http(args.subscriptions):
         print(row)
 
 

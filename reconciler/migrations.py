@@ -187,11 +187,11 @@ def _fresh_phases(
     if sub.collection_method:
         common["collection_method"] = sub.collection_method
     before = [_item_params(i, price=i.price, metered=i.metered) for i in sub.items]
+    # Items other than the legacy one are the same in both phases: share their dicts
+    # (the plan is serialised, never mutated).
     after = [
-        _item_params(i, price=TO_PRICE, metered=True)
-        if i is legacy
-        else _item_params(i, price=i.price, metered=i.metered)
-        for i in sub.items
+        _item_params(i, price=TO_PRICE, metered=True) if i is legacy else params
+        for i, params in zip(sub.items, before, strict=True)
     ]
     return [
         {**common, "start_date": start, "end_date": switch, "items": before},
