@@ -20,6 +20,7 @@ from reconciler import __version__
 from reconciler.errors import ConfigErrors, ReconcileError
 
 if TYPE_CHECKING:
+    from reconciler.demo import InvoiceView
     from reconciler.gateway import Gateway
     from reconciler.model import Desired
     from reconciler.plan import Plan
@@ -367,6 +368,142 @@ def emulator(
 
 @main.command()
 @click.option("--keep", is_flag=True, help="Leave the emulator running afterwards.")
-def demo(keep: bool) -> None:
-    """The whole story on an embedded emulator, no key needed (not built yet)."""
-    _not_built("demo")
+@click.option(
+    "-f",
+    "--file",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The billing.yaml to use (default: the example shipped with the project).",
+)
+def demo(keep: bool, config_file: Path | None) -> None:
+    """The whole story on an embedded emulator, no key needed."""
+    from reconciler.demo import DEMO_KEY, running_demo
+
+    path = config_file or _example_config()
+    section = _sections()
+    section("Validate billing.yaml")
+    desired = _load(path)
+    click.echo(f"{path}: valid ({desired.summary()})")
+    try:
+        with running_demo(desired, keep=keep) as story:
+            gateway = story.gateway
+            section("A legacy account on the emulator")
+            account = story.seed()
+            own = sum(1 for c in account.customers if c.schedule)
+            click.echo(
+                f"{story.emulator.url}: {len(account.customers)} customers on test clocks, each "
+                f"subscribed to the usage-record price video_seconds_legacy ({own} with a "
+                "schedule of their own), 10 days of usage reported."
+            )
+            section("Plan: meters and prices first; the migration waits for parity")
+            snapshot, made = _make_plan(desired, gateway)
+            click.echo(_render(made, "text"), nl=False)
+            click.echo(_migration_status(made), nl=False)
+            section("Apply")
+            _demo_apply(made, snapshot, gateway)
+            section("Dual-write: meter events beside the usage records for a full period")
+            sent = story.dual_write_first_period()
+            click.echo(f"{sent} meter events sent with the same seconds as the usage records;")
+            click.echo("the test clocks crossed into the next period.")
+            section("Plan again: parity holds, every subscription gets a schedule")
+            snapshot, made = _make_plan(desired, gateway)
+            click.echo(_render(made, "text"), nl=False)
+            section("Apply the migration")
+            _demo_apply(made, snapshot, gateway)
+            section("Status")
+            from reconciler.render.status import render_status_text
+
+            click.echo(
+                render_status_text([c for c in made.changes if c.kind == "migration"]), nl=False
+            )
+            _, after_apply = _make_plan(desired, gateway)
+            migration = [c for c in after_apply.changes if c.kind == "migration"]
+            click.echo(render_status_text(migration), nl=False)
+            section("Across the switch on the test clocks")
+            records, events = story.cross_the_switch()
+            click.echo(
+                f"period 2: {records} usage records and as many meter events; at its end every "
+                f"subscription switched; period 3: {events - records} meter events only."
+            )
+            section("The last legacy invoice and the first metered one")
+            old, new = story.invoices(account.customers[0])
+            click.echo(_side_by_side(old, new))
+            section("Status and plan once more")
+            _, final = _make_plan(desired, gateway)
+            click.echo(_migration_status(final))
+            click.echo(_render(final, "text"), nl=False)
+            if keep:
+                click.echo(
+                    f"\nThe emulator keeps running at {story.emulator.url}. In another shell:\n"
+                    f"  export STRIPE_API_BASE={story.emulator.url} STRIPE_API_KEY={DEMO_KEY}\n"
+                    "  stripe-reconcile status\nPress Ctrl-C to stop it."
+                )
+                _wait_for_interrupt()
+    except ReconcileError as exc:
+        _fail(exc)
+
+
+def _migration_status(plan: Plan) -> str:
+    from reconciler.render.status import render_status_text
+
+    return render_status_text([c for c in plan.changes if c.kind == "migration"])
+
+
+def _example_config() -> Path:
+    """The example billing.yaml: beside the package in a checkout, else the current one."""
+    here = Path(__file__).resolve().parents[1] / "billing.yaml"
+    return here if here.exists() else Path(DEFAULT_CONFIG)
+
+
+def _sections() -> Callable[[str], None]:
+    counter = [0]
+
+    def section(title: str) -> None:
+        counter[0] += 1
+        heading = f"{counter[0]}. {title}"
+        click.echo(f"\n{heading}\n{'=' * len(heading)}")
+
+    return section
+
+
+def _demo_apply(plan: Plan, snapshot: Snapshot, gateway: Gateway) -> None:
+    from reconciler.apply import apply_plan
+
+    with _progress(enabled=plan.has_changes) as on_step:
+        result = apply_plan(plan, snapshot, gateway, on_step=on_step)
+    click.echo(f"Apply complete: {len(result.done)} steps. {plan.summary()}.")
+
+
+def _side_by_side(old: InvoiceView, new: InvoiceView) -> str:
+    from datetime import UTC, datetime
+
+    def day(epoch: int) -> str:
+        return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d")
+
+    def column(view: InvoiceView) -> list[str]:
+        rows = [view.title, f"period {day(view.period[0])} to {day(view.period[1])}", ""]
+        rows += [f"{text[:30]:<30} {amount / 100:>9.2f}" for text, amount in view.lines]
+        rows += ["", f"{'subtotal':<30} {view.subtotal / 100:>9.2f}"]
+        rows += [f"{'total (after coupon and tax)':<30} {view.total / 100:>9.2f}"]
+        mark = "ok" if view.checks else "MISMATCH"
+        rows += [
+            "",
+            f"usage {view.usage_seconds} s x 0.35 cents = {view.expected_usage_cents / 100:.2f}: "
+            f"{mark}",
+        ]
+        return rows
+
+    left, right = column(old), column(new)
+    width = max(len(r) for r in left) + 4
+    height = max(len(left), len(right))
+    left += [""] * (height - len(left))
+    right += [""] * (height - len(right))
+    return "\n".join(f"  {a:<{width}}{b}".rstrip() for a, b in zip(left, right, strict=True))
+
+
+def _wait_for_interrupt() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        click.echo("stopped")
