@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -320,6 +320,51 @@ def _reading(*, enabled: bool) -> Iterator[None]:
 
     with Console(stderr=True).status("reading subscriptions from Stripe"):
         yield
+
+
+@main.group()
+def github() -> None:
+    """GitOps helpers for the billing-*.yml workflows (need GITHUB_TOKEN)."""
+
+
+def _repository(repo: str | None) -> str:
+    import os
+
+    found = repo or os.environ.get("GITHUB_REPOSITORY")
+    if not found:
+        click.echo("Error: no --repo given and GITHUB_REPOSITORY is not set", err=True)
+        sys.exit(1)
+    return found
+
+
+@github.command()
+@click.argument("body_file", type=click.File("r", encoding="utf-8"))
+@click.option("--repo", help="owner/name (default: GITHUB_REPOSITORY).")
+@click.option("--pr", "pr", type=int, help="Pull request number (default: the workflow's).")
+def comment(body_file: Any, repo: str | None, pr: int | None) -> None:
+    """Post BODY_FILE as the pull request's one plan comment (updated on reruns)."""
+    from reconciler.github import GitHub, pull_request_number, upsert_pr_comment
+
+    try:
+        number = pr if pr is not None else pull_request_number()
+        done = upsert_pr_comment(GitHub.from_env(), _repository(repo), number, body_file.read())
+    except ReconcileError as exc:
+        _fail(exc)
+    click.echo(f"plan comment {done} on pull request #{number}")
+
+
+@github.command(name="drift-issue")
+@click.argument("body_file", type=click.File("r", encoding="utf-8"))
+@click.option("--repo", help="owner/name (default: GITHUB_REPOSITORY).")
+def drift_issue(body_file: Any, repo: str | None) -> None:
+    """Open, or update, the one issue that reports drift, with BODY_FILE."""
+    from reconciler.github import GitHub, upsert_drift_issue
+
+    try:
+        done = upsert_drift_issue(GitHub.from_env(), _repository(repo), body_file.read())
+    except ReconcileError as exc:
+        _fail(exc)
+    click.echo(f"drift issue {done}")
 
 
 @main.command(name="import")

@@ -10,7 +10,17 @@ from click.testing import CliRunner
 from reconciler.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-CONTRACT = ["validate", "plan", "apply", "status", "import", "simulate", "emulator", "demo"]
+CONTRACT = [
+    "validate",
+    "plan",
+    "apply",
+    "status",
+    "import",
+    "simulate",
+    "emulator",
+    "demo",
+    "github",
+]
 
 
 def test_validate_example_exits_zero_with_summary() -> None:
