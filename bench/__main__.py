@@ -29,7 +29,7 @@ def main() -> None:
         print(row)
     print()
     print("## migration over HTTP: seed, plan and apply against the 25 req/s limit")
-    print("   (writes/sub excludes the 3 catalog writes)")
+    print("   (writes/sub counts the schedule writes only, not the catalog's)")
     for row in migration.over_http(args.subscriptions):
         print(row)
 

@@ -10,6 +10,7 @@ already did shows as done, and only the rest runs.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any, cast
 import jsonschema
 
 from reconciler.errors import PlanError, StalePlanError
-from reconciler.model import Desired
+from reconciler.model import MANAGED_BY_KEY, Desired
 from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.planner import build_plan
 from reconciler.snapshot import Snapshot
@@ -93,6 +94,14 @@ def resolve_saved_plan(saved: Plan, desired: Desired, snapshot: Snapshot) -> Pla
     return current
 
 
+def _unmarked(after: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """An after-state without the marker only created objects carry, for comparison."""
+    if after is None or not isinstance(after.get("metadata"), Mapping):
+        return after
+    metadata = {k: v for k, v in after["metadata"].items() if k != MANAGED_BY_KEY}
+    return {**after, "metadata": metadata}
+
+
 def _owed_by(saved: Plan, change: ResourceChange) -> bool:
     """Whether ``change`` is what is left of something ``saved`` set out to do.
 
@@ -106,7 +115,7 @@ def _owed_by(saved: Plan, change: ResourceChange) -> bool:
     product at the new one).
     """
     planned = next((c for c in saved.actionable if c.address == change.address), None)
-    if planned is not None and planned.after == change.after:
+    if planned is not None and _unmarked(planned.after) == _unmarked(change.after):
         if planned.action is change.action and all(f in planned.changes for f in change.changes):
             return True
         if planned.action is Action.CREATE and change.action is Action.UPDATE:

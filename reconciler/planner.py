@@ -115,8 +115,15 @@ def _present(value: Any) -> Any:
     return None if type(value).__name__ == "NotPresent" else value
 
 
-def _managed_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
-    return {**metadata, MANAGED_BY_KEY: MANAGED_BY_VALUE}
+def _marked(after: Mapping[str, Any]) -> dict[str, Any]:
+    """The state of an object stripe-reconcile creates: its metadata carries the marker.
+
+    Only created objects get it; an existing object is compared on the metadata
+    keys billing.yaml names, so adopting one writes nothing it does not declare.
+    """
+    if "metadata" not in after:
+        return dict(after)
+    return {**after, "metadata": {**after["metadata"], MANAGED_BY_KEY: MANAGED_BY_VALUE}}
 
 
 def _default_prices(desired: Desired) -> dict[str, str]:
@@ -126,7 +133,9 @@ def _default_prices(desired: Desired) -> dict[str, str]:
 def _absent(address: str, kind: str, active: bool, after: Mapping[str, Any]) -> ResourceChange:
     """A declared object the account does not have: create it, unless declared retired."""
     if active:
-        return ResourceChange(address, kind, Action.CREATE, "not in the account", None, after)
+        return ResourceChange(
+            address, kind, Action.CREATE, "not in the account", None, _marked(after)
+        )
     return ResourceChange(address, kind, Action.NOOP, "declared inactive and absent")
 
 
@@ -151,7 +160,6 @@ def _plan_products(desired: Desired, snapshot: Snapshot) -> list[ResourceChange]
     changes: list[ResourceChange] = []
     for product in desired.products:
         after = product_essence(product, defaults.get(product.id))
-        after["metadata"] = _managed_metadata(product.metadata)
         live = snapshot.products.get(product.id)
         if live is None:
             changes.append(_absent(product.address, "product", product.active, after))
@@ -178,7 +186,11 @@ def _update_or_archive(
     elif live.active and not after.get("active", True):
         action, reason = Action.ARCHIVE, "declared active: false"
     elif not live.managed:
-        action, reason = Action.UPDATE, "adopt: not created by stripe-reconcile"
+        changed = ", ".join(d.field for d in diffs)
+        action, reason = (
+            Action.UPDATE,
+            f"changed: {changed} (adopted: not created by stripe-reconcile)",
+        )
     else:
         action, reason = Action.UPDATE, "changed: " + ", ".join(d.field for d in diffs)
     return _existing(
@@ -253,7 +265,6 @@ def _plan_prices(
     changes: list[ResourceChange] = []
     for price in desired.prices:
         after = price_essence(price)
-        after["metadata"] = _managed_metadata(price.metadata)
         live = snapshot.prices.get(price.lookup_key)
         address = price.address
         if live is None:
@@ -278,7 +289,7 @@ def _plan_prices(
                     Action.REPLACE,
                     reason,
                     live=live,
-                    after=after,
+                    after=_marked(after),  # the new price is one stripe-reconcile creates
                     diffs=diffs,
                     details=details,
                 )

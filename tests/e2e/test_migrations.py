@@ -143,8 +143,9 @@ def test_the_guide_flow_with_and_without_an_existing_schedule(
     }
     writes = gateway.stats.writes
     after = converge(config, gateway)
-    # adopt the product, create the meter and the price; then 2 + 1 + 2 schedule writes
-    assert gateway.stats.writes - writes == 3 + 5
+    # create the meter and the price (the product is adopted as it is); then 2 + 1 + 2
+    # schedule writes
+    assert gateway.stats.writes - writes == 2 + 5
     assert counts(after) == {"scheduled": 3}
     assert not after.has_changes
 

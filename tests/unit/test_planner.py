@@ -231,17 +231,38 @@ def test_price_not_created_by_us_is_a_conflict_unless_adopted() -> None:
     assert adopted.action is Action.NOOP  # managed_by metadata already present in the essence
 
 
-def test_adoption_writes_managed_by() -> None:
+def test_adopting_an_existing_product_writes_only_what_is_declared() -> None:
     snapshot = snapshot_matching(EXAMPLE)
     live = snapshot.products["prod_pro_plan"]
     foreign = LiveObject(live.stripe_id, {**live.essence, "metadata": {}}, managed=False)
     snapshot = dataclasses.replace(
         snapshot, products={**snapshot.products, "prod_pro_plan": foreign}
     )
-    adopted = change(build_plan(EXAMPLE, snapshot), "product.prod_pro_plan")
+    assert change(build_plan(EXAMPLE, snapshot), "product.prod_pro_plan").action is Action.NOOP
+    renamed = dataclasses.replace(
+        snapshot,
+        products={
+            **snapshot.products,
+            "prod_pro_plan": dataclasses.replace(
+                foreign, essence={**foreign.essence, "name": "Pro"}
+            ),
+        },
+    )
+    adopted = change(build_plan(EXAMPLE, renamed), "product.prod_pro_plan")
     assert adopted.action is Action.UPDATE
-    assert adopted.reason == "adopt: not created by stripe-reconcile"
-    assert adopted.changes == (FieldChange("metadata.managed_by", None, "stripe-reconcile"),)
+    assert adopted.reason == "changed: name (adopted: not created by stripe-reconcile)"
+    assert adopted.changes == (FieldChange("name", "Pro", "Pro plan"),)
+
+
+def test_created_objects_carry_the_marker_and_replacements_too() -> None:
+    plan = build_plan(EXAMPLE, Snapshot())
+    assert change(plan, "price.credits_1000").after["metadata"] == {
+        "managed_by": "stripe-reconcile"
+    }
+    desired = with_price(EXAMPLE, "credits_1000", unit_amount=900)
+    replaced = change(build_plan(desired, snapshot_matching(EXAMPLE)), "price.credits_1000")
+    assert replaced.after["metadata"] == {"managed_by": "stripe-reconcile"}
+    assert all(not c.field.startswith("metadata") for c in replaced.changes)
 
 
 def test_metadata_keys_added_elsewhere_are_not_drift() -> None:
