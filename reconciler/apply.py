@@ -324,6 +324,7 @@ def _steps_for(change: ResourceChange) -> list[Step]:
                 )
         case "price", Action.UPDATE | Action.ARCHIVE:
             fields = _changed_fields(change, ("nickname", "active"))
+            fields.update({c.field: c.after for c in change.changes if c.field == "lookup_key"})
             if action is Action.ARCHIVE:
                 fields.pop("active", None)
             if fields:
@@ -528,6 +529,10 @@ def apply_plan(
 ) -> ApplyResult:
     """Run every step, phase by phase; raise ApplyError saying what was and was not done."""
     ids = _Ids(snapshot)
+    for change in plan.actionable:  # prices taken over by id get their lookup key here
+        for field_change in change.changes:
+            if field_change.field == "lookup_key" and change.stripe_id is not None:
+                ids.prices[str(field_change.after)] = change.stripe_id
     steps = plan_steps(plan)
     result = ApplyResult()
     lock = threading.Lock()

@@ -368,10 +368,53 @@ def drift_issue(body_file: Any, repo: str | None) -> None:
 
 
 @main.command(name="import")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path))
-def import_(out_file: Path | None) -> None:
-    """Write a billing.yaml from the live account (not built yet)."""
-    _not_built("import")
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here instead of standard output (refuses to overwrite without --force).",
+)
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def import_(out_file: Path | None, force: bool) -> None:
+    """Write a billing.yaml from the live account."""
+    from reconciler.config import load_text
+    from reconciler.gateway import Gateway
+    from reconciler.importer import import_account
+
+    if out_file is not None and out_file.exists() and not force:
+        click.echo(f"Error: {out_file} exists; pass --force to overwrite it", err=True)
+        sys.exit(1)
+    try:
+        gateway = Gateway.from_env()
+        result = import_account(
+            mode=gateway.mode,
+            products=list(gateway.list_all("/v1/products")),
+            meters=list(gateway.list_all("/v1/billing/meters")),
+            prices=list(gateway.list_all("/v1/prices", {"expand": ["data.tiers"]})),
+            alerts=list(gateway.list_all("/v1/billing/alerts")),
+        )
+    except ReconcileError as exc:
+        _fail(exc)
+    try:
+        load_text(result.text, str(out_file or "<import>"))
+    except ConfigErrors as exc:
+        click.echo("Error: the account holds objects billing.yaml cannot express:", err=True)
+        for error in exc.errors:
+            click.echo(f"  {error}", err=True)
+        sys.exit(1)
+    if out_file is None:
+        click.echo(result.text, nl=False)
+    else:
+        _write_atomically(out_file, result.text)
+        click.echo(f"wrote {out_file}", err=True)
+    if result.proposed_lookup_keys:
+        click.echo(
+            f"{len(result.proposed_lookup_keys)} prices had no lookup key: one is proposed for "
+            "each (with its id); the next plan shows them as updates.",
+            err=True,
+        )
+    for line in result.skipped:
+        click.echo(f"not imported: {line}", err=True)
 
 
 @main.command()

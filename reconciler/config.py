@@ -299,6 +299,7 @@ def _build_price(p: dict[str, Any]) -> Price:
         active=p.get("active", True),
         default=p.get("default", False),
         adopt=p.get("adopt", False),
+        id=p.get("id"),
         recurring=Recurring(
             interval=recurring["interval"],
             interval_count=recurring.get("interval_count", 1),

@@ -33,7 +33,7 @@ __all__ = [
 Essence = dict[str, Any]
 
 PRODUCT_UPDATABLE = frozenset({"name", "description", "metadata", "active", "default_price"})
-PRICE_UPDATABLE = frozenset({"nickname", "metadata", "active"})
+PRICE_UPDATABLE = frozenset({"nickname", "metadata", "active", "lookup_key"})
 METER_FIXED = ("aggregation", "customer_key", "value_key")
 ALERT_FIXED = ("threshold", "recurrence", "customer")
 

@@ -84,12 +84,16 @@ def snapshot_from_objects(
     price_by_key: dict[str, Mapping[str, Any]] = {}
     anonymous: list[str] = []
     orphans: list[str] = []
+    unkeyed: dict[str, LiveObject] = {}
     lookup_key_of: dict[str, str] = {}
     for price in prices:
         key = price.get("lookup_key")
         if not key:
             if price.get("active", True):
                 (orphans if _managed(price) else anonymous).append(price["id"])
+                unkeyed[price["id"]] = LiveObject(
+                    price["id"], price_essence_from_stripe(price, meter_names), _managed(price)
+                )
             continue
         lookup_key_of[price["id"]] = key
         if _preferred(price_by_key.get(key), price):
@@ -128,6 +132,7 @@ def snapshot_from_objects(
         alerts=snapshot_alerts,
         anonymous_prices=tuple(sorted(anonymous)),
         orphan_prices=tuple(sorted(orphans)),
+        unkeyed=unkeyed,
     )
 
 

@@ -165,6 +165,7 @@ class Price:
     active: bool = True
     default: bool = False
     adopt: bool = False
+    id: str | None = None
     recurring: Recurring | None = None
     unit_amount: int | None = None
     unit_amount_decimal: Decimal | None = None
@@ -195,6 +196,7 @@ class Price:
         out["active"] = self.active
         out["default"] = self.default
         out["adopt"] = self.adopt
+        _put(out, "id", self.id)
         if self.recurring is not None:
             out["recurring"] = self.recurring.to_dict()
         _put(out, "unit_amount", self.unit_amount)

@@ -43,6 +43,7 @@ def build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
     changes += _plan_products(desired, snapshot)
     changes += _plan_meters(desired, snapshot, conflicts)
     changes += _plan_prices(desired, snapshot, conflicts)
+    adopted = {p.id for p in desired.prices if p.id is not None}
     changes += [
         ResourceChange(
             f"price.{price_id}",
@@ -55,6 +56,7 @@ def build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
             price_id,
         )
         for price_id in snapshot.orphan_prices
+        if price_id not in adopted
     ]
     changes += _plan_alerts(desired, snapshot)
     changes += [
@@ -267,10 +269,14 @@ def _plan_prices(
         after = price_essence(price)
         live = snapshot.prices.get(price.lookup_key)
         address = price.address
+        by_id = live is None and price.id is not None and price.id in snapshot.unkeyed
+        if by_id and price.id is not None:
+            live = snapshot.unkeyed[price.id]
         if live is None:
             changes.append(_absent(address, "price", price.active, after))
             continue
-        if not live.managed and not price.adopt:
+        adopted = price.adopt or price.id == live.stripe_id  # named by id: taken over
+        if not live.managed and not adopted:
             conflicts.append(
                 f"{address}: lookup key '{price.lookup_key}' belongs to {live.stripe_id}, which "
                 "stripe-reconcile did not create; set adopt: true on this price to take it over, "
@@ -279,6 +285,8 @@ def _plan_prices(
             continue
         details = _price_details(price.product, price.lookup_key, live, snapshot, defaults)
         diffs = _field_changes(live.essence, after, after.keys())
+        if by_id:  # taken over by id: it gets its lookup key
+            diffs = (FieldChange("lookup_key", None, price.lookup_key), *diffs)
         fixed = [d.field for d in diffs if _root(d.field) not in PRICE_UPDATABLE]
         if price.active and fixed:
             reason = f"fixed at creation: {', '.join(fixed)}"
@@ -356,7 +364,12 @@ def _unmanaged(desired: Desired, snapshot: Snapshot) -> tuple[str, ...]:
     found += [f"meter.{k}" for k, o in snapshot.meters.items() if k not in meters and o.active]
     prices = {p.lookup_key for p in desired.prices}
     found += [f"price.{k}" for k, o in snapshot.prices.items() if k not in prices and o.active]
-    found += [f"price {price_id} (no lookup key)" for price_id in snapshot.anonymous_prices]
+    adopted = {p.id for p in desired.prices if p.id is not None}
+    found += [
+        f"price {price_id} (no lookup key)"
+        for price_id in snapshot.anonymous_prices
+        if price_id not in adopted
+    ]
     alerts = {(a.meter, a.title) for a in desired.alerts}
     found += [
         alert_address(*key) for key, o in snapshot.alerts.items() if key not in alerts and o.active

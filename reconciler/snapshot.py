@@ -43,6 +43,7 @@ class Snapshot:
     stripe-reconcile did not make; ``orphan_prices`` are active ones it did
     make: a replace moves the lookup key to the new price before archiving
     the old, so an orphan is a replace interrupted between the two.
+    ``unkeyed`` holds both kinds by id, for prices billing.yaml adopts by id.
     """
 
     products: Mapping[str, LiveObject] = field(default_factory=dict)
@@ -51,6 +52,7 @@ class Snapshot:
     alerts: Mapping[tuple[str, str], LiveObject] = field(default_factory=dict)
     anonymous_prices: tuple[str, ...] = ()
     orphan_prices: tuple[str, ...] = ()
+    unkeyed: Mapping[str, LiveObject] = field(default_factory=dict)
     migrations: Mapping[str, MigrationSnapshot] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
@@ -77,6 +79,7 @@ class Snapshot:
             "alerts": section(self.alerts),
             "anonymous_prices": sorted(self.anonymous_prices),
             "orphan_prices": sorted(self.orphan_prices),
+            "unkeyed": section(self.unkeyed),
             "migrations": {
                 name: dataclasses.asdict(migration)
                 for name, migration in sorted(self.migrations.items())

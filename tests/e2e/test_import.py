@@ -1,0 +1,162 @@
+"""import: an account with 50+ mixed objects comes back as a billing.yaml that plans clean."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from reconciler.apply import apply_plan
+from reconciler.config import load_config
+from reconciler.emulator import Emulator
+from reconciler.gateway import LEGACY_API_VERSION, Gateway
+from reconciler.live import read_snapshot
+from reconciler.plan import Action, FieldChange
+from reconciler.planner import build_plan
+from tests.e2e.conftest import API_KEY
+
+
+def seed_mixed_account(gateway: Gateway) -> int:
+    """Objects made the way a dashboard or a script would: none of them by us."""
+    made = 0
+    meters = []
+    for n in range(8):
+        meter = gateway.post(
+            "/v1/billing/meters",
+            {
+                "display_name": f"Meter {n}",
+                "event_name": f"event_{n}",
+                "default_aggregation": {"formula": ["sum", "count", "last"][n % 3]},
+                **({"value_settings": {"event_payload_key": "seconds"}} if n == 1 else {}),
+            },
+        )
+        meters.append(meter["id"])
+        made += 1
+    gateway.post(f"/v1/billing/meters/{meters[7]}/deactivate")
+    for n in range(6):
+        gateway.post(
+            "/v1/products",
+            {
+                "id": f"prod_mixed_{n}",
+                "name": f"Product {n}",
+                **({"description": "Has a description"} if n % 2 else {}),
+                "metadata": {"tier": str(n)},
+            },
+        )
+        made += 1
+    for n in range(30):
+        params: dict[str, object] = {"product": f"prod_mixed_{n % 6}", "currency": "usd"}
+        if n % 10 != 9:
+            params["lookup_key"] = f"mixed_{n}"
+        match n % 5:
+            case 0:
+                params["unit_amount"] = 100 + n
+            case 1:
+                params["unit_amount_decimal"] = "0.125"
+                params["recurring"] = {
+                    "interval": "month",
+                    "usage_type": "metered",
+                    "meter": meters[n % 7],
+                }
+            case 2:
+                params["billing_scheme"] = "tiered"
+                params["tiers_mode"] = "graduated" if n % 2 else "volume"
+                params["tiers"] = [
+                    {"up_to": 100, "unit_amount": 0, "flat_amount": 500},
+                    {"up_to": "inf", "unit_amount_decimal": "0.75"},
+                ]
+                params["recurring"] = {
+                    "interval": "month",
+                    "usage_type": "metered",
+                    "meter": meters[0],
+                }
+            case 3:
+                params["unit_amount"] = 2500
+                params["recurring"] = {"interval": "year", "interval_count": 1}
+                params["nickname"] = f"Yearly {n}"
+            case _:
+                params["unit_amount"] = 900
+                params["recurring"] = {"interval": "week", "interval_count": 2}
+                params["transform_quantity"] = {"divide_by": 60, "round": "up"}
+                params["metadata"] = {"source": "dashboard"}
+        gateway.post("/v1/prices", params)
+        made += 1
+    first = next(p for p in gateway.list_all("/v1/prices", {"lookup_keys": ["mixed_0"]}))
+    gateway.post("/v1/products/prod_mixed_0", {"default_price": first["id"]})
+    for n in range(6):
+        usage = {"gte": 1000 * (n + 1), "meter": meters[n % 3], "recurrence": "one_time"}
+        alert = gateway.post(
+            "/v1/billing/alerts",
+            {"alert_type": "usage_threshold", "title": f"Alert {n}", "usage_threshold": usage},
+        )
+        if n == 5:
+            gateway.post(f"/v1/billing/alerts/{alert['id']}/deactivate")
+        made += 1
+    gateway.post(
+        "/v1/prices",
+        {
+            "product": "prod_mixed_1",
+            "currency": "usd",
+            "unit_amount_decimal": "0.35",
+            "lookup_key": "seconds_legacy",
+            "recurring": {"interval": "month", "usage_type": "metered", "aggregate_usage": "sum"},
+        },
+        stripe_version=LEGACY_API_VERSION,
+    )
+    return made + 1
+
+
+def test_import_round_trips_through_plan(emulator: Emulator, tmp_path: Path) -> None:
+    gateway = Gateway(API_KEY, api_base=emulator.url)
+    assert seed_mixed_account(gateway) >= 50
+    out = tmp_path / "billing.yaml"
+    env = {**os.environ, "STRIPE_API_KEY": API_KEY, "STRIPE_API_BASE": emulator.url}
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "import", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "3 prices had no lookup key" in result.stderr
+    assert "not imported: legacy usage-record price seconds_legacy" in result.stderr
+    text = out.read_text()
+    assert "# A migration moves subscriptions off a legacy price" in text
+    desired = load_config(out)
+    assert len(desired.prices) == 30 and len(desired.alerts) == 6
+    # the deactivated meter no price or alert uses is left out, like archived objects
+    assert [m.event_name for m in desired.meters] == [f"event_{n}" for n in range(7)]
+
+    snapshot = read_snapshot(gateway)
+    plan = build_plan(desired, snapshot)
+    # Only the proposed lookup keys are changes: each an update of a price taken over by id.
+    assert {c.action for c in plan.actionable} == {Action.UPDATE}
+    assert len(plan.actionable) == 3
+    for change in plan.actionable:
+        assert change.changes[0] == FieldChange(
+            "lookup_key", None, change.address.removeprefix("price.")
+        )
+    apply_plan(plan, snapshot, gateway)
+    again = build_plan(desired, read_snapshot(gateway))
+    assert not again.has_changes
+    assert again.unmanaged == ("price.seconds_legacy",)
+
+
+def test_import_refuses_to_overwrite(emulator: Emulator, tmp_path: Path) -> None:
+    out = tmp_path / "billing.yaml"
+    out.write_text("keep me\n")
+    env = {**os.environ, "STRIPE_API_KEY": API_KEY, "STRIPE_API_BASE": emulator.url}
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "import", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "exists; pass --force" in result.stderr
+    assert out.read_text() == "keep me\n"
