@@ -201,3 +201,15 @@ def test_the_key_never_appears_in_any_output(emulator: Emulator, tmp_path: Path)
     texts = [o.stdout + o.stderr for o in outputs] + [planfile.read_text()]
     assert all(key not in text for text in texts)
     assert all(key[8:] not in text for text in texts)
+
+
+def test_drift_after_a_dashboard_edit_exits_two(emulator: Emulator) -> None:
+    assert run(emulator, "apply", "-f", str(EXAMPLE), "--auto-approve").returncode == 0
+    assert run(emulator, "plan", "-f", str(EXAMPLE), "--detailed-exitcode").returncode == 0
+    Gateway(API_KEY, api_base=emulator.url).post(
+        "/v1/products/prod_credit_packs", {"description": "Edited in the Dashboard"}
+    )
+    drift = run(emulator, "plan", "-f", str(EXAMPLE), "--detailed-exitcode", "--format", "markdown")
+    assert drift.returncode == 2, drift.stderr
+    assert drift.stdout.startswith("<!-- stripe-reconcile-plan -->")
+    assert "product.prod_credit_packs" in drift.stdout
