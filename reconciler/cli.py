@@ -7,6 +7,8 @@ the result and maps errors of :mod:`reconciler.errors` to exit codes:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -419,9 +421,58 @@ def import_(out_file: Path | None, force: bool) -> None:
 
 @main.command()
 @config_option
-def simulate(config_file: Path) -> None:
-    """Run the migrations end to end on test clocks (not built yet)."""
-    _not_built("simulate")
+@click.option(
+    "--use-key",
+    is_flag=True,
+    help="Run in the Stripe test account of STRIPE_API_KEY instead of an embedded emulator "
+    "(test keys only; the catalog must already be applied there).",
+)
+def simulate(config_file: Path, use_key: bool) -> None:
+    """Run each migration end to end on a test clock and check both invoices."""
+    from reconciler.apply import apply_plan
+    from reconciler.emulator import Emulator
+    from reconciler.gateway import Gateway
+    from reconciler.simulate import simulate_migration
+
+    desired = _load(config_file)
+    if not desired.migrations:
+        click.echo(f"{config_file} declares no migrations: nothing to simulate.")
+        return
+    failures = 0
+    try:
+        with contextlib.ExitStack() as stack:
+            if use_key:
+                gateway = Gateway.from_env()
+                if gateway.mode != "test":
+                    click.echo("Error: simulate runs on test keys only.", err=True)
+                    sys.exit(1)
+            else:
+                emulator = stack.enter_context(Emulator(port=0))
+                gateway = Gateway("sk_test_simulate_000000", api_base=emulator.url)
+                catalog = dataclasses.replace(desired, migrations=())
+                snapshot, made = _make_plan(catalog, gateway)
+                apply_plan(made, snapshot, gateway)
+                click.echo(f"embedded emulator at {emulator.url}: billing.yaml's catalog applied")
+            for migration in desired.migrations:
+                click.echo(
+                    f"\nmigration {migration.name}: {migration.from_price} -> {migration.to_price}"
+                )
+                result = simulate_migration(
+                    gateway, desired, migration, say=lambda line: click.echo(f"  {line}")
+                )
+                for check in (result.legacy, result.metered):
+                    mark = "ok" if check.ok else f"MISMATCH (expected {check.expected / 100:.2f})"
+                    click.echo(
+                        f"  invoice from {check.source}: {check.quantity} units -> "
+                        f"{check.amount / 100:.2f} ({mark}); invoice total {check.total / 100:.2f}"
+                    )
+                failures += 0 if result.ok else 1
+    except ReconcileError as exc:
+        _fail(exc)
+    if failures:
+        click.echo(f"\n{failures} migration(s) billed differently than expected.", err=True)
+        sys.exit(1)
+    click.echo("\nEvery migration billed as expected on both sides of the switch.")
 
 
 @main.command()
