@@ -210,6 +210,14 @@ def _default_price_params(lookup_key: str) -> Resolver:
     return lambda ids: {"default_price": ids.price(lookup_key)}
 
 
+def _meter_rename(address: str, meter_id: str | None, after: Mapping[str, Any]) -> Step:
+    """The one in-place change a meter takes: its display name."""
+    params = {"display_name": after["display_name"]}
+    return Step(
+        PHASE_CATALOG, address, "update", _at(f"/v1/billing/meters/{meter_id}"), _const(params)
+    )
+
+
 def _steps_for(change: ResourceChange) -> list[Step]:
     """The writes one change needs, each in its phase."""
     kind, address, action = change.kind, change.address, change.action
@@ -259,16 +267,7 @@ def _steps_for(change: ResourceChange) -> list[Step]:
                 )
             )
         case "meter", Action.UPDATE:
-            params = {"display_name": after["display_name"]}
-            steps.append(
-                Step(
-                    PHASE_CATALOG,
-                    address,
-                    "update",
-                    _at(f"/v1/billing/meters/{old}"),
-                    _const(params),
-                )
-            )
+            steps.append(_meter_rename(address, old, after))
         case "meter", Action.REACTIVATE:
             steps.append(
                 Step(
@@ -280,16 +279,7 @@ def _steps_for(change: ResourceChange) -> list[Step]:
                 )
             )
             if any(c.field == "display_name" for c in change.changes):
-                params = {"display_name": after["display_name"]}
-                steps.append(
-                    Step(
-                        PHASE_CATALOG,
-                        address,
-                        "update",
-                        _at(f"/v1/billing/meters/{old}"),
-                        _const(params),
-                    )
-                )
+                steps.append(_meter_rename(address, old, after))
         case "meter", Action.DEACTIVATE:
             steps.append(
                 Step(

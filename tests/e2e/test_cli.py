@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -13,7 +11,7 @@ import pytest
 
 from reconciler.emulator import Emulator
 from reconciler.gateway import Gateway
-from tests.e2e.conftest import API_KEY
+from tests.e2e.conftest import API_KEY, stripe_reconcile
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "billing.yaml"
@@ -22,21 +20,7 @@ EXAMPLE = REPO / "billing.yaml"
 def run(
     emulator: Emulator, *args: str, key: str = API_KEY, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "STRIPE_API_KEY": key,
-        "STRIPE_API_BASE": emulator.url,
-        "NO_COLOR": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        input=stdin,
-        check=False,
-    )
+    return stripe_reconcile(*args, url=emulator.url, key=key, stdin=stdin)
 
 
 def test_plan_apply_plan_cycle(emulator: Emulator) -> None:

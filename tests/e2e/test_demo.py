@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.e2e.conftest import stripe_reconcile
 
 SECTIONS = [
     "Validate billing.yaml",
@@ -24,16 +23,7 @@ SECTIONS = [
 
 
 def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "reconciler", "demo"],
-        cwd=tmp_path,
-        env={**env, "NO_COLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = stripe_reconcile("demo", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     headings = re.findall(r"^\d+\. (.+)$", out, flags=re.MULTILINE)

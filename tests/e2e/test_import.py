@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from reconciler.apply import apply_plan
@@ -14,7 +11,7 @@ from reconciler.gateway import LEGACY_API_VERSION, Gateway
 from reconciler.live import read_snapshot
 from reconciler.plan import Action, FieldChange
 from reconciler.planner import build_plan
-from tests.e2e.conftest import API_KEY
+from tests.e2e.conftest import API_KEY, stripe_reconcile
 
 
 def seed_mixed_account(gateway: Gateway) -> int:
@@ -111,15 +108,7 @@ def test_import_round_trips_through_plan(emulator: Emulator, tmp_path: Path) -> 
     gateway = Gateway(API_KEY, api_base=emulator.url)
     assert seed_mixed_account(gateway) >= 50
     out = tmp_path / "billing.yaml"
-    env = {**os.environ, "STRIPE_API_KEY": API_KEY, "STRIPE_API_BASE": emulator.url}
-    result = subprocess.run(
-        [sys.executable, "-m", "reconciler", "import", "--out", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = stripe_reconcile("import", "--out", str(out), url=emulator.url)
     assert result.returncode == 0, result.stderr
     assert "3 prices had no lookup key" in result.stderr
     assert "not imported: legacy usage-record price seconds_legacy" in result.stderr
@@ -148,15 +137,7 @@ def test_import_round_trips_through_plan(emulator: Emulator, tmp_path: Path) -> 
 def test_import_refuses_to_overwrite(emulator: Emulator, tmp_path: Path) -> None:
     out = tmp_path / "billing.yaml"
     out.write_text("keep me\n")
-    env = {**os.environ, "STRIPE_API_KEY": API_KEY, "STRIPE_API_BASE": emulator.url}
-    result = subprocess.run(
-        [sys.executable, "-m", "reconciler", "import", "--out", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = stripe_reconcile("import", "--out", str(out), url=emulator.url)
     assert result.returncode == 1
     assert "exists; pass --force" in result.stderr
     assert out.read_text() == "keep me\n"

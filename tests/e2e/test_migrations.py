@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from reconciler.live import read_snapshot
 from reconciler.model import Desired
 from reconciler.plan import Plan, ResourceChange
 from reconciler.planner import build_plan
+from tests.e2e.conftest import stripe_reconcile
 
 DAY = 86400
 # 0.35 cents x seconds of usage records, rounded half up: 915 -> 320.25, 1515 -> 530.25,
@@ -359,22 +357,9 @@ def test_status_command_shows_each_subscription(
 ) -> None:
     config = tmp_path / "billing.yaml"
     config.write_text(CONFIG)
-    env = {
-        **os.environ,
-        "STRIPE_API_KEY": "sk_test_status",
-        "STRIPE_API_BASE": emulator.url,
-        "NO_COLOR": "1",
-    }
 
     def status(*extra: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "reconciler", "status", "-f", str(config), *extra],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = stripe_reconcile("status", "-f", str(config), *extra, url=emulator.url)
         assert done.returncode == 0, done.stderr
         return done.stdout
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from reconciler.emulator import Emulator
+from tests.e2e.conftest import stripe_reconcile
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -39,28 +37,10 @@ def test_the_plan_and_apply_commands_run_against_the_emulator(tmp_path: Path) ->
     assert len(runnable) == 4
     shutil.copy(REPO / "billing.yaml", tmp_path / "billing.yaml")
     with Emulator(port=0) as emulator:
-        env = {**os.environ, "STRIPE_API_KEY": "sk_test_readme", "STRIPE_API_BASE": emulator.url}
         for line in runnable:
-            args = line.split()[1:]
-            done = subprocess.run(
-                [sys.executable, "-m", "reconciler", *args],
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
+            done = stripe_reconcile(*line.split()[1:], url=emulator.url, cwd=tmp_path)
             assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
-        final = subprocess.run(
-            [sys.executable, "-m", "reconciler", "plan", "--detailed-exitcode"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        final = stripe_reconcile("plan", "--detailed-exitcode", url=emulator.url, cwd=tmp_path)
         assert final.returncode == 0, final.stdout
 
 

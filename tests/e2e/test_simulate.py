@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from tests.e2e.conftest import stripe_reconcile
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,15 +29,7 @@ migrations:
 
 
 def simulate(config: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", "simulate", "-f", str(config)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return stripe_reconcile("simulate", "-f", str(config))
 
 
 def test_simulate_the_example(tmp_path: Path) -> None:
