@@ -481,8 +481,19 @@ def simulate(config_file: Path, use_key: bool) -> None:
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--rate-limit", type=float, help="Requests per second (default 25, 0 = off).")
 @click.option("--faults", help="Fault injection spec, e.g. 'seed=1,500=0.05,429=0.05'.")
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow a --host other than loopback (the emulator accepts any test key: never expose it).",
+)
 def emulator(
-    host: str, port: int, db_path: Path | None, rate_limit: float | None, faults: str | None
+    *,
+    host: str,
+    port: int,
+    db_path: Path | None,
+    rate_limit: float | None,
+    faults: str | None,
+    allow_remote: bool,
 ) -> None:
     """Serve the local Stripe emulator until stopped (SIGINT or SIGTERM)."""
     from reconciler.emulator import FaultPlan, serve
@@ -499,10 +510,12 @@ def emulator(
             db_path=db_path,
             rate_limit=25.0 if rate_limit is None else (rate_limit or None),
             faults=faults,
+            allow_remote=allow_remote,
             on_ready=lambda url: click.echo(f"emulator listening on {url}"),
         )
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--host") from None
+        message = str(exc).replace("allow_remote=True", "--allow-remote")
+        raise click.BadParameter(message, param_hint="--host") from None
 
 
 @main.command()

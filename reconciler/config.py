@@ -429,6 +429,12 @@ def _check_prices(desired: Desired, reporter: _Reporter) -> None:
         at: Path = ("prices", i)
         if price.product not in products:
             reporter.add((*at, "product"), f"product '{price.product}' is not declared in products")
+        elif price.active and not products[price.product].active:
+            reporter.add(
+                (*at, "product"),
+                f"an active price cannot belong to product '{price.product}', "
+                "which is declared inactive",
+            )
         _check_price_recurring(price, at, meters, reporter)
         _check_price_amounts(price, at, reporter)
         if price.default:

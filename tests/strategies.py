@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 from typing import Any
 
@@ -81,10 +82,13 @@ def desired_states(draw: Any) -> Desired:
         )
         for pid in draw(st.lists(ident, min_size=1, max_size=3, unique=True))
     )
+    if not any(p.active for p in products):
+        products = (dataclasses.replace(products[0], active=True), *products[1:])
+    sellable = [p for p in products if p.active]
     prices: list[Price] = []
     has_default: set[str] = set()
     for key in draw(st.lists(ident, max_size=6, unique=True)):
-        product = draw(st.sampled_from(products)).id
+        product = draw(st.sampled_from(sellable)).id
         metered = bool(meters) and draw(st.booleans())
         recurring: Recurring | None = None
         if metered:

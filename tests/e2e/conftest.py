@@ -14,6 +14,7 @@ from reconciler.emulator import Emulator
 from reconciler.gateway import Gateway
 
 API_KEY = "sk_test_e2e_0123456789"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
