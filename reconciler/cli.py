@@ -244,12 +244,19 @@ def _progress(*, enabled: bool) -> Iterator[Callable[[str, int, int], None] | No
         yield None
         return
     if sys.stdout.isatty():
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TimeElapsedColumn,
+        )
 
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),
             MofNCompleteColumn(),
+            TaskProgressColumn(show_speed=True),
             TimeElapsedColumn(),
         ) as bar:
             task = bar.add_task("applying", total=None)

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.apply import apply_plan
-from reconciler.config import load_config
+from reconciler.config import load_config, load_text
 from reconciler.emulator import Emulator
+from reconciler.emulator.seed import seed_legacy_account
 from reconciler.errors import ApplyError, StripeCallError
 from reconciler.gateway import Gateway
 from reconciler.live import read_snapshot
@@ -124,3 +125,48 @@ def test_apply_killed_at_a_random_point_then_rerun_converges(emulator: Emulator,
     )
     assert rerun.returncode == 0, rerun.stderr
     assert_converged(emulator)
+
+
+MIGRATION_CONFIG = """
+version: 1
+mode: test
+products: [{id: prod_video_generation, name: Video generation}]
+meters: [{event_name: video_seconds, display_name: Video seconds, aggregation: sum}]
+prices:
+  - lookup_key: video_seconds_metered
+    product: prod_video_generation
+    currency: usd
+    unit_amount_decimal: "0.35"
+    recurring: {interval: month, usage: metered, meter: video_seconds}
+    default: true
+migrations:
+  to-meter: {from_price: video_seconds_legacy, to_price: video_seconds_metered}
+"""
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23])
+def test_migration_converges_through_faults_with_one_schedule_each(
+    emulator: Emulator, seed: int
+) -> None:
+    account = seed_legacy_account(emulator, customers=8, usage_days=1)
+    desired = load_text(MIGRATION_CONFIG, "migration.yaml")
+    emulator.set_faults(f"seed={seed},500=0.1,429=0.1,reset=0.1,lost=0.15")
+    gateway = Gateway(API_KEY, api_base=emulator.url, max_retries=12, sleep=lambda _s: None)
+    for _ in range(3):  # reruns finish whatever a final failure left
+        snapshot = read_snapshot(gateway, desired)
+        try:
+            apply_plan(build_plan(desired, snapshot), snapshot, gateway)
+            break
+        except ApplyError:
+            continue
+    emulator.set_faults(None)
+    clean = Gateway(API_KEY, api_base=emulator.url)
+    final = build_plan(desired, read_snapshot(clean, desired))
+    assert not final.has_changes
+    schedules = list(clean.list_all("/v1/subscription_schedules"))
+    per_subscription = Counter(s["subscription"] for s in schedules if s["status"] != "released")
+    assert set(per_subscription) == set(account.subscriptions)
+    assert max(per_subscription.values()) == 1
+    for product in clean.list_all("/v1/products"):
+        if product.get("default_price"):
+            assert clean.get(f"/v1/prices/{product['default_price']}")["active"] is True

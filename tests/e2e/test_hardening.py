@@ -6,6 +6,7 @@ import dataclasses
 import threading
 from collections import Counter
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from reconciler.apply import apply_plan
@@ -38,15 +39,27 @@ def _counts(gateway: Gateway) -> Counter[str]:
     )
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+_CHECKS = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=_CHECKS)
 @given(first=desired_states(), second=desired_states())
 def test_any_config_converges_from_any_start(
     running_emulator: Emulator, first: Desired, second: Desired
 ) -> None:
+    _converges(running_emulator, first, second)
+
+
+@pytest.mark.slow
+@settings(max_examples=400, deadline=None, suppress_health_check=_CHECKS)
+@given(first=desired_states(), second=desired_states())
+def test_any_config_converges_from_any_start_deeply(
+    running_emulator: Emulator, first: Desired, second: Desired
+) -> None:
+    _converges(running_emulator, first, second)
+
+
+def _converges(running_emulator: Emulator, first: Desired, second: Desired) -> None:
     """Apply ``first`` (a starting account), then ``second`` over it: plan is empty after,
     a second apply writes nothing, and the plan text and JSON are stable."""
     running_emulator.reset()
