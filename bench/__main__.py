@@ -6,7 +6,7 @@ import argparse
 import platform
 import sys
 
-from bench import apply_rate, migration
+from bench import apply_rate, migration, reliability
 
 
 def main() -> None:
@@ -31,6 +31,10 @@ def main() -> None:
     print("## migration over HTTP: seed, plan and apply against the 25 req/s limit")
     print("   (writes/sub counts the schedule writes only, not the catalog's)")
     for row in migration.over_http(args.subscriptions):
+        print(row)
+    print()
+    print("## reliability: example config and a 6-subscription migration under random faults")
+    for row in reliability.main():
         print(row)
 
 
