@@ -15,7 +15,7 @@ import tracemalloc
 from reconciler.apply import apply_plan, plan_steps
 from reconciler.config import load_text
 from reconciler.emulator import Emulator
-from reconciler.emulator.seed import seed_legacy_account
+from reconciler.emulator.seed import MIGRATION_CONFIG, seed_legacy_account
 from reconciler.gateway import Gateway
 from reconciler.live import read_snapshot
 from reconciler.migrations import (
@@ -29,21 +29,6 @@ from reconciler.planner import build_plan
 
 EMULATOR_LIMIT = 25.0
 START, END = 1_767_225_600, 1_769_904_000
-
-CONFIG = """
-version: 1
-mode: test
-products: [{id: prod_video_generation, name: Video generation}]
-meters: [{event_name: video_seconds, display_name: Video seconds, aggregation: sum}]
-prices:
-  - lookup_key: video_seconds_metered
-    product: prod_video_generation
-    currency: usd
-    unit_amount_decimal: "0.35"
-    recurring: {interval: month, usage: metered, meter: video_seconds}
-migrations:
-  video-seconds-to-meter: {from_price: video_seconds_legacy, to_price: video_seconds_metered}
-"""
 
 
 def pure_planning(subscriptions: int = 20_000) -> list[str]:
@@ -86,7 +71,7 @@ def pure_planning(subscriptions: int = 20_000) -> list[str]:
 
 
 def over_http(subscriptions: int = 2_000) -> list[str]:
-    desired = load_text(CONFIG, "bench.yaml")
+    desired = load_text(MIGRATION_CONFIG, "bench.yaml")
     with Emulator(port=0) as emulator:
         seed_legacy_account(emulator, customers=subscriptions, usage_days=1)
         emulator.set_rate_limit(EMULATOR_LIMIT)

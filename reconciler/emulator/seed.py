@@ -36,7 +36,7 @@ import stripe
 from reconciler.emulator.server import Emulator
 from reconciler.emulator.versions import LAST_LEGACY_USAGE_VERSION
 
-__all__ = ["SeededAccount", "SeededCustomer", "seed_legacy_account"]
+__all__ = ["MIGRATION_CONFIG", "SeededAccount", "SeededCustomer", "seed_legacy_account"]
 
 DAY = 86400
 #: 2025-01-15 00:00:00 UTC.
@@ -45,6 +45,30 @@ PRODUCT_ID = "prod_video_generation"
 LEGACY_LOOKUP_KEY = "video_seconds_legacy"
 PLATFORM_LOOKUP_KEY = "platform_fee"
 EMULATOR_KEY = "sk_test_emulator_seed"
+
+MIGRATION_CONFIG = """\
+version: 1
+mode: test
+products:
+  - id: prod_video_generation
+    name: Video generation
+meters:
+  - event_name: video_seconds
+    display_name: Video seconds
+    aggregation: sum
+prices:
+  - lookup_key: video_seconds_metered
+    product: prod_video_generation
+    currency: usd
+    unit_amount_decimal: "0.35"
+    recurring: {interval: month, usage: metered, meter: video_seconds}
+    default: true
+migrations:
+  video-seconds-to-meter:
+    from_price: video_seconds_legacy
+    to_price: video_seconds_metered
+"""
+"""A billing.yaml that moves the seeded account to a meter: the smallest migration."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pytest
 from reconciler.apply import apply_plan
 from reconciler.config import load_config, load_text
 from reconciler.emulator import Emulator
-from reconciler.emulator.seed import seed_legacy_account
+from reconciler.emulator.seed import MIGRATION_CONFIG, seed_legacy_account
 from reconciler.errors import ApplyError, StripeCallError
 from reconciler.gateway import Gateway
 from reconciler.live import read_snapshot
@@ -125,23 +125,6 @@ def test_apply_killed_at_a_random_point_then_rerun_converges(emulator: Emulator,
     )
     assert rerun.returncode == 0, rerun.stderr
     assert_converged(emulator)
-
-
-MIGRATION_CONFIG = """
-version: 1
-mode: test
-products: [{id: prod_video_generation, name: Video generation}]
-meters: [{event_name: video_seconds, display_name: Video seconds, aggregation: sum}]
-prices:
-  - lookup_key: video_seconds_metered
-    product: prod_video_generation
-    currency: usd
-    unit_amount_decimal: "0.35"
-    recurring: {interval: month, usage: metered, meter: video_seconds}
-    default: true
-migrations:
-  to-meter: {from_price: video_seconds_legacy, to_price: video_seconds_metered}
-"""
 
 
 @pytest.mark.parametrize("seed", [21, 22, 23])

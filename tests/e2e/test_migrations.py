@@ -21,7 +21,12 @@ import pytest
 from reconciler.apply import apply_plan
 from reconciler.config import load_text
 from reconciler.emulator import Emulator
-from reconciler.emulator.seed import SeededAccount, SeededCustomer, seed_legacy_account
+from reconciler.emulator.seed import (
+    MIGRATION_CONFIG,
+    SeededAccount,
+    SeededCustomer,
+    seed_legacy_account,
+)
 from reconciler.errors import ApplyError, PlanError, StripeCallError
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
 from reconciler.live import read_snapshot
@@ -35,31 +40,9 @@ DAY = 86400
 # 2115 -> 740.25 cents.
 LEGACY_AMOUNTS = {0: 320, 1: 530, 2: 740}
 
-CONFIG = """
-version: 1
-mode: test
-products:
-  - id: prod_video_generation
-    name: Video generation
-meters:
-  - event_name: video_seconds
-    display_name: Video seconds
-    aggregation: sum
-prices:
-  - lookup_key: video_seconds_metered
-    product: prod_video_generation
-    currency: usd
-    unit_amount_decimal: "0.35"
-    recurring: {interval: month, usage: metered, meter: video_seconds}
-migrations:
-  video-seconds-to-meter:
-    from_price: video_seconds_legacy
-    to_price: video_seconds_metered
-"""
-
 
 def desired(**migration: Any) -> Desired:
-    base = load_text(CONFIG, "migrations.yaml")
+    base = load_text(MIGRATION_CONFIG, "migrations.yaml")
     changed = dataclasses.replace(base.migrations[0], **migration)
     return dataclasses.replace(base, migrations=(changed,))
 
@@ -141,9 +124,9 @@ def test_the_guide_flow_with_and_without_an_existing_schedule(
     }
     writes = gateway.stats.writes
     after = converge(config, gateway)
-    # create the meter and the price (the product is adopted as it is); then 2 + 1 + 2
-    # schedule writes
-    assert gateway.stats.writes - writes == 2 + 5
+    # create the meter and the price, make it the product's default (the product is
+    # adopted as it is); then 2 + 1 + 2 schedule writes
+    assert gateway.stats.writes - writes == 3 + 5
     assert counts(after) == {"scheduled": 3}
     assert not after.has_changes
 
@@ -356,7 +339,7 @@ def test_status_command_shows_each_subscription(
     emulator: Emulator, seeded: SeededAccount, tmp_path: Path
 ) -> None:
     config = tmp_path / "billing.yaml"
-    config.write_text(CONFIG)
+    config.write_text(MIGRATION_CONFIG)
 
     def status(*extra: str) -> str:
         done = stripe_reconcile("status", "-f", str(config), *extra, url=emulator.url)
