@@ -1,4 +1,11 @@
-"""Shared test helpers: where the repository and its test data live."""
+"""Shared test helpers, and a guard: no API key the suite uses may leak.
+
+Every key the tests hand to the command line, the gateway or the emulator is
+a secret here (the demo's published key excepted). After each test its
+captured output and logs are scanned, and at the end every file the tests
+wrote under pytest's temporary directory (plan files, imported billing.yaml,
+results): a key found anywhere fails the run.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,49 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 
+SECRETS = (
+    "sk_test_e2e_0123456789",
+    "sk_test_secret_value_that_must_never_leak_42",
+    "sk_live_notatestkey_abcdef123456",
+    "rk_live_restricted_abcdef123456",
+    "sk_test_status",
+    "sk_test_readme",
+    "sk_test_emulator_seed",
+    "sk_test_emulator_0000000000",
+    "sk_live_51Habcdefghijklmnop1234",
+    "sk_live_51Hsecretsecretsecret9876",
+)
+_LEAKS: list[str] = []
+
 
 @pytest.fixture
 def repo_root() -> Path:
     return REPO
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for section, content in report.sections:
+        for secret in SECRETS:
+            if secret in content:
+                _LEAKS.append(f"{report.nodeid}: {section} shows {secret[:12]}...")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is not None:
+        base = factory.getbasetemp()
+        for path in base.rglob("*"):
+            if path.is_file() and path.stat().st_size < 5_000_000:
+                text = path.read_text(encoding="utf-8", errors="replace")
+                _LEAKS.extend(
+                    f"{path.relative_to(base)} holds {secret[:12]}..."
+                    for secret in SECRETS
+                    if secret in text
+                )
+    if _LEAKS:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("API keys leaked into test output or files:", red=True)
+            for leak in sorted(set(_LEAKS)):
+                reporter.write_line(f"  {leak}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
