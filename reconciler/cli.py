@@ -195,15 +195,15 @@ def apply(
     try:
         saved = load_plan(planfile) if planfile is not None else None
         gateway = _connect(desired, writing=True, allow_live=live, rate_limit=rate_limit)
-        snapshot, made = _make_plan(desired, gateway) if saved is None else (None, None)
-        if saved is not None:
+        if saved is None:
+            snapshot, made = _make_plan(desired, gateway)
+        else:
             from reconciler.live import read_snapshot
 
             snapshot = read_snapshot(gateway, desired)
             made = resolve_saved_plan(saved, desired, snapshot)
     except ReconcileError as exc:
         _fail(exc)
-    assert snapshot is not None and made is not None
     json_out = output_format == "json"
     if not json_out:
         click.echo(_render(made, "text"), nl=False)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,15 @@ from reconciler.emulator import Emulator
 from reconciler.emulator.seed import SeededAccount, SeededCustomer, seed_legacy_account
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
 from reconciler.model import Desired
+from reconciler.pricing import line_amount
+from reconciler.scenario import advance_clock, report_usage, send_meter_event
 
 __all__ = ["DEMO_KEY", "Demo", "InvoiceView", "running_demo"]
 
 DEMO_KEY = "sk_test_demo_0000000000"
 DAY = 86400
 HOUR = 3600
-UNIT_CENTS = Decimal("0.35")  # the legacy price and the new metered price alike
+UNIT_PRICE = {"unit_amount": "0.35"}  # the legacy price and the new metered price alike
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,6 @@ class InvoiceView:
     @property
     def checks(self) -> bool:
         return self.usage_cents == self.expected_usage_cents
-
-
-def _cents(seconds: int) -> int:
-    return int((UNIT_CENTS * seconds).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 class Demo:
@@ -75,26 +72,14 @@ class Demo:
         return self.account
 
     def _advance(self, customer: SeededCustomer, to: int) -> None:
-        self.gateway.post(
-            f"/v1/test_helpers/test_clocks/{customer.test_clock}/advance", {"frozen_time": to}
-        )
+        advance_clock(self.gateway, customer.test_clock, to)
 
     def _record(self, customer: SeededCustomer, seconds: int, at: int) -> None:
-        self.gateway.post(
-            f"/v1/subscription_items/{customer.legacy_item}/usage_records",
-            {"quantity": seconds, "timestamp": at, "action": "increment"},
-            stripe_version=LEGACY_API_VERSION,
-        )
+        report_usage(self.gateway, customer.legacy_item, seconds, at)
 
     def _event(self, customer: SeededCustomer, seconds: int, at: int, key: str) -> None:
-        self.gateway.post(
-            "/v1/billing/meter_events",
-            {
-                "event_name": "video_seconds",
-                "identifier": key,
-                "timestamp": at,
-                "payload": {"stripe_customer_id": customer.customer, "value": str(seconds)},
-            },
+        send_meter_event(
+            self.gateway, "video_seconds", customer.customer, seconds, at=at, identifier=key
         )
 
     @staticmethod
@@ -186,7 +171,7 @@ class Demo:
                     subtotal=int(invoice["subtotal"]),
                     total=int(invoice["total"]),
                     usage_seconds=seconds,
-                    expected_usage_cents=_cents(seconds),
+                    expected_usage_cents=line_amount(UNIT_PRICE, seconds),
                     usage_cents=int(line["amount"]),
                 )
             )

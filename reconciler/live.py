@@ -31,7 +31,7 @@ from reconciler.migrations import (
 from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Desired, Migration
 from reconciler.snapshot import LiveObject, Snapshot
 
-__all__ = ["read_migrations", "read_snapshot", "snapshot_from_objects"]
+__all__ = ["read_legacy_price", "read_migrations", "read_snapshot", "snapshot_from_objects"]
 
 
 def read_snapshot(gateway: Gateway, desired: Desired | None = None) -> Snapshot:
@@ -151,7 +151,7 @@ def read_migrations(
 def _read_migration(
     gateway: Gateway, migration: Migration, snapshot: Snapshot
 ) -> MigrationSnapshot:
-    legacy = _legacy_price(gateway, migration.from_price)
+    legacy = read_legacy_price(gateway, migration.from_price)
     target = snapshot.prices.get(migration.to_price)
     to_price_id = target.stripe_id if target is not None else None
     if legacy is None:
@@ -187,18 +187,23 @@ def _read_migration(
     )
 
 
-def _legacy_price(gateway: Gateway, reference: str) -> dict[str, Any] | None:
-    """The legacy price by id or lookup key, read on the last version that shows it whole."""
+def read_legacy_price(gateway: Gateway, reference: str) -> dict[str, Any] | None:
+    """The legacy price by id or lookup key (the active one first), tiers included, read on
+    the last API version that shows it whole (``aggregate_usage``); None when absent."""
     if reference.startswith("price_"):
         try:
-            return gateway.get(f"/v1/prices/{reference}", stripe_version=LEGACY_API_VERSION)
+            return gateway.get(
+                f"/v1/prices/{reference}", {"expand": ["tiers"]}, stripe_version=LEGACY_API_VERSION
+            )
         except StripeCallError as exc:
             if exc.http_status == 404:
                 return None
             raise
     found = (
         gateway.get(
-            "/v1/prices", {"lookup_keys": [reference]}, stripe_version=LEGACY_API_VERSION
+            "/v1/prices",
+            {"lookup_keys": [reference], "expand": ["data.tiers"]},
+            stripe_version=LEGACY_API_VERSION,
         ).get("data")
         or []
     )

@@ -21,10 +21,11 @@ from reconciler.apply import apply_plan
 from reconciler.errors import ReconcileError
 from reconciler.essence import price_essence_from_stripe
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
-from reconciler.live import read_snapshot
+from reconciler.live import read_legacy_price, read_snapshot
 from reconciler.model import Desired, Migration
 from reconciler.planner import build_plan
 from reconciler.pricing import line_amount
+from reconciler.scenario import advance_clock, report_usage, send_meter_event
 
 __all__ = ["InvoiceCheck", "SimulationResult", "simulate_migration"]
 
@@ -66,17 +67,11 @@ class SimulationResult:
 def _legacy_price(gateway: Gateway, desired: Desired, migration: Migration) -> dict[str, Any]:
     """The legacy price in the account, or one made to mirror the new price."""
     reference = migration.from_price
+    existing = read_legacy_price(gateway, reference)
+    if existing is not None:
+        return existing
     if reference.startswith("price_"):
-        return gateway.get(
-            f"/v1/prices/{reference}", {"expand": ["tiers"]}, stripe_version=LEGACY_API_VERSION
-        )
-    found = gateway.get(
-        "/v1/prices",
-        {"lookup_keys": [reference], "active": True},
-        stripe_version=LEGACY_API_VERSION,
-    )["data"]
-    if found:
-        return dict(found[0])
+        raise ReconcileError(f"migration.{migration.name}: from_price {reference} not found")
     target = next(p for p in desired.prices if p.lookup_key == migration.to_price)
     params: dict[str, Any] = {
         "expand": ["tiers"],
@@ -134,13 +129,9 @@ def simulate_migration(
     item = sub["items"]["data"][0]
     period_end = int(item["current_period_end"])
     say(f"customer {customer['id']} on test clock {clock['id']}, subscription {sub['id']}")
-    _advance(gateway, clock["id"], begin + DAY)
+    advance_clock(gateway, clock["id"], begin + DAY)
     for n, seconds in enumerate(LEGACY_USAGE):
-        gateway.post(
-            f"/v1/subscription_items/{item['id']}/usage_records",
-            {"quantity": seconds, "timestamp": begin + n * HOUR + 60, "action": "increment"},
-            stripe_version=LEGACY_API_VERSION,
-        )
+        report_usage(gateway, item["id"], seconds, begin + n * HOUR + 60)
     say(f"{sum(LEGACY_USAGE)} seconds reported as usage records")
     only_this = dataclasses.replace(
         migration,
@@ -155,23 +146,18 @@ def simulate_migration(
     plan = build_plan(one, snapshot)
     apply_plan(plan, snapshot, gateway)
     say(f"migration applied: switch at the period end ({period_end})")
-    _advance(gateway, clock["id"], period_end + HOUR)
+    advance_clock(gateway, clock["id"], period_end + HOUR)
+    meter = str(next(p for p in desired.prices if p.lookup_key == migration.to_price).meter)
     for n, seconds in enumerate(METERED_USAGE):
-        meter = next(p for p in desired.prices if p.lookup_key == migration.to_price).meter
-        gateway.post(
-            "/v1/billing/meter_events",
-            {
-                "event_name": meter,
-                "timestamp": period_end + n * 60,
-                "identifier": f"simulate-{sub['id']}-{n}",
-                "payload": {"stripe_customer_id": customer["id"], "value": str(seconds)},
-            },
+        at = period_end + n * 60
+        send_meter_event(
+            gateway, meter, customer["id"], seconds, at=at, identifier=f"sim-{sub['id']}-{n}"
         )
     say(f"{sum(METERED_USAGE)} seconds sent as meter events after the switch")
     next_end = int(
         gateway.get(f"/v1/subscriptions/{sub['id']}")["items"]["data"][0]["current_period_end"]
     )
-    _advance(gateway, clock["id"], next_end + HOUR)
+    advance_clock(gateway, clock["id"], next_end + HOUR)
     target = read_snapshot(gateway).prices[migration.to_price]
     checks = _invoice_checks(gateway, customer["id"], legacy, target.stripe_id)
     legacy_check = checks.get(legacy["id"])
@@ -194,15 +180,6 @@ def simulate_migration(
             expected=line_amount(target.essence, sum(METERED_USAGE)),
         ),
     )
-
-
-def _advance(gateway: Gateway, clock: str, to: int) -> None:
-    gateway.post(f"/v1/test_helpers/test_clocks/{clock}/advance", {"frozen_time": to})
-    for _ in range(120):
-        if gateway.get(f"/v1/test_helpers/test_clocks/{clock}")["status"] == "ready":
-            return
-        time.sleep(1)
-    raise ReconcileError(f"test clock {clock} did not finish advancing")
 
 
 def _invoice_checks(

@@ -33,6 +33,7 @@ from reconciler.live import read_snapshot
 from reconciler.model import Desired
 from reconciler.plan import Plan, ResourceChange
 from reconciler.planner import build_plan
+from reconciler.scenario import advance_clock, report_usage, send_meter_event
 from tests.e2e.conftest import stripe_reconcile
 
 DAY = 86400
@@ -71,20 +72,12 @@ def counts(plan: Plan) -> dict[str, int]:
 
 
 def advance(gateway: Gateway, customer: SeededCustomer, to: int) -> None:
-    clock = gateway.post(
-        f"/v1/test_helpers/test_clocks/{customer.test_clock}/advance", {"frozen_time": to}
-    )
-    assert clock["status"] == "ready"
+    advance_clock(gateway, customer.test_clock, to, wait_seconds=1)
 
 
 def meter_event(gateway: Gateway, customer: SeededCustomer, value: int, at: int) -> None:
-    gateway.post(
-        "/v1/billing/meter_events",
-        {
-            "event_name": "video_seconds",
-            "payload": {"stripe_customer_id": customer.customer, "value": str(value)},
-            "timestamp": at,
-        },
+    send_meter_event(
+        gateway, "video_seconds", customer.customer, value, at=at, identifier=f"{at}-{value}"
     )
 
 
@@ -283,11 +276,7 @@ def test_usage_parity_gate_blocks_then_passes(gateway: Gateway, seeded: SeededAc
     assert row["blocker"].startswith("usage parity: meter events 0 vs usage records 2115")
     # Dual-write in period 2: records and events agree within 0.5 %.
     start = plain.period_end
-    gateway.post(
-        f"/v1/subscription_items/{plain.legacy_item}/usage_records",
-        {"quantity": 1000, "timestamp": start + 3600, "action": "increment"},
-        stripe_version=LEGACY_API_VERSION,
-    )
+    report_usage(gateway, plain.legacy_item, 1000, start + 3600)
     meter_event(gateway, plain, 998, start + 3600)
     advance(gateway, plain, start + 31 * DAY)
     passed, _ = plan_for(config, gateway)
