@@ -218,6 +218,17 @@ def _meter_rename(address: str, meter_id: str | None, after: Mapping[str, Any]) 
     )
 
 
+def _unset_default(address: str, product: str) -> Step:
+    """A product lets go of its default price, so that price can be archived."""
+    return Step(
+        PHASE_UNSET_DEFAULTS,
+        address,
+        "unset-default",
+        _at(f"/v1/products/{product}"),
+        _const({"default_price": ""}),
+    )
+
+
 def _steps_for(change: ResourceChange) -> list[Step]:
     """The writes one change needs, each in its phase."""
     kind, address, action = change.kind, change.address, change.action
@@ -302,6 +313,9 @@ def _steps_for(change: ResourceChange) -> list[Step]:
                     ("price", identity),
                 )
             )
+            unset_of = change.details.get("unset_default_of")
+            if action is Action.REPLACE and unset_of:
+                steps.append(_unset_default(address, str(unset_of)))
             if action is Action.REPLACE:
                 steps.append(
                     Step(
@@ -324,15 +338,9 @@ def _steps_for(change: ResourceChange) -> list[Step]:
             if action is Action.ARCHIVE:
                 default_of = change.details.get("default_of")
                 if default_of and change.details.get("default_moves_to") is None:
-                    steps.append(
-                        Step(
-                            PHASE_UNSET_DEFAULTS,
-                            address,
-                            "unset-default",
-                            _at(f"/v1/products/{default_of}"),
-                            _const({"default_price": ""}),
-                        )
-                    )
+                    steps.append(_unset_default(address, str(default_of)))
+                elif change.details.get("unset_default_of"):
+                    steps.append(_unset_default(address, str(change.details["unset_default_of"])))
                 steps.append(
                     Step(
                         PHASE_RETIRE,

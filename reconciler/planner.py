@@ -321,13 +321,20 @@ def _price_details(
     snapshot: Snapshot,
     defaults: Mapping[str, str],
 ) -> dict[str, Any]:
-    """Default-price bookkeeping apply needs when this price is replaced or archived."""
-    live_product = snapshot.products.get(product)
-    is_live_default = (
-        live_product is not None and live_product.essence.get("default_price") == lookup_key
-    )
-    if not is_live_default:
+    """Default-price bookkeeping apply needs when this price is replaced or archived.
+
+    The product that matters is the one the live price is on: a price moved to
+    another product leaves its old product, which may no longer be declared,
+    pointing at it, and Stripe refuses to archive a product's default price.
+    """
+    home = str(live.essence.get("product") or product)
+    live_home = snapshot.products.get(home)
+    if live_home is None or live_home.essence.get("default_price") != lookup_key:
         return {}
+    if home != product:
+        if defaults.get(home) is not None:
+            return {}  # the old product's declared default moves first
+        return {"unset_default_of": home}
     if defaults.get(product) == lookup_key:
         return {"default_of": product}
     return {"default_of": product, "default_moves_to": defaults.get(product)}

@@ -7,10 +7,10 @@ import threading
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 from reconciler.apply import apply_plan
-from reconciler.config import load_config
+from reconciler.config import load_config, load_text
 from reconciler.emulator import Emulator
 from reconciler.gateway import Gateway
 from reconciler.live import read_snapshot
@@ -19,6 +19,7 @@ from reconciler.plan import Plan
 from reconciler.planner import build_plan
 from reconciler.render import render_text
 from tests.e2e.conftest import API_KEY, REPO_ROOT, stripe_reconcile
+from tests.e2e.test_regressions import DEFAULT_MOVED_FIRST, DEFAULT_MOVED_SECOND
 from tests.strategies import desired_states
 
 
@@ -44,6 +45,7 @@ _CHECKS = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 
 @settings(max_examples=40, deadline=None, suppress_health_check=_CHECKS)
 @given(first=desired_states(), second=desired_states())
+@example(first=load_text(DEFAULT_MOVED_FIRST), second=load_text(DEFAULT_MOVED_SECOND))
 def test_any_config_converges_from_any_start(
     running_emulator: Emulator, first: Desired, second: Desired
 ) -> None:
@@ -53,6 +55,7 @@ def test_any_config_converges_from_any_start(
 @pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=_CHECKS)
 @given(first=desired_states(), second=desired_states())
+@example(first=load_text(DEFAULT_MOVED_FIRST), second=load_text(DEFAULT_MOVED_SECOND))
 def test_any_config_converges_from_any_start_deeply(
     running_emulator: Emulator, first: Desired, second: Desired
 ) -> None:
