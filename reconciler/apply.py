@@ -19,13 +19,17 @@ run concurrently (bounded); the steps of one address run in order. A step
 that finally fails stops the apply: no new step starts, those in flight
 finish, and the result says what was done and what was not.
 
-Every write carries an idempotency key derived from the plan's snapshot
-fingerprint, the address and the step, so rerunning the same plan after a
-crash replays Stripe's first answers instead of creating twice.
+Every write carries an idempotency key bound to the exact request: the
+object as the plan saw it (its evidence), the address, the step, and a digest
+of the method, path, API version and resolved parameters. Rerunning the same
+plan after a crash, or a second apply that read the same account, replays
+Stripe's first answer instead of writing twice; a changed billing.yaml sends
+other parameters under another key, so it never collides with an earlier one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -38,7 +42,7 @@ from typing import Any
 from reconciler.errors import ApplyError, ReconcileError
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
 from reconciler.migrations import TO_PRICE
-from reconciler.plan import Action, Plan, ResourceChange
+from reconciler.plan import IDEMPOTENCY_PREFIX, Action, Plan, ResourceChange, digest
 from reconciler.snapshot import Snapshot
 
 __all__ = ["ApplyResult", "Step", "apply_plan", "idempotency_key", "plan_steps"]
@@ -54,9 +58,15 @@ PHASE_RETIRE = 7
 
 @dataclass
 class ApplyResult:
-    """What an apply did: steps done, in order, and the one that failed if any."""
+    """What an apply did: steps done, in order, and the one that failed if any.
+
+    ``replayed`` lists the steps Stripe answered from an earlier request with the
+    same key (another apply's, or this plan's before a crash): nothing was
+    written for them now, so only a fresh read tells whether their effect holds.
+    """
 
     done: list[str] = field(default_factory=list)
+    replayed: list[str] = field(default_factory=list)
     failed: str | None = None
     error: str | None = None
     remaining: list[str] = field(default_factory=list)
@@ -98,6 +108,7 @@ class Step:
     params: Resolver
     remember: tuple[str, str] | None = None  # ("meter" | "price" | "schedule", identity)
     stripe_version: str | None = None
+    evidence: str = ""  # the object as planned; set by plan_steps for the whole change
 
 
 def _changed_fields(change: ResourceChange, names: tuple[str, ...]) -> dict[str, Any]:
@@ -424,6 +435,7 @@ def _subscription_steps(
     sub = row["subscription"]
     where = f"{address}/{sub}"
     action = row["action"]
+    evidence = str(row.get("evidence") or "")
     to_price = details["to_price"]
     params = row.get("params") or {}
     legacy = LEGACY_API_VERSION  # phases name the legacy price
@@ -438,6 +450,7 @@ def _subscription_steps(
                     _const({"from_subscription": sub}),
                     ("schedule", sub),
                     stripe_version=legacy,
+                    evidence=evidence,
                 ),
                 Step(
                     PHASE_MIGRATIONS,
@@ -446,6 +459,7 @@ def _subscription_steps(
                     _schedule_path(sub, None),
                     _with_to_price(params, to_price),
                     stripe_version=legacy,
+                    evidence=evidence,
                 ),
             ]
         case "update_schedule" | "restore_schedule":
@@ -457,6 +471,7 @@ def _subscription_steps(
                     _schedule_path(sub, row["schedule"]),
                     _with_to_price(params, to_price),
                     stripe_version=legacy,
+                    evidence=evidence,
                 )
             ]
         case "release_schedule":
@@ -468,6 +483,7 @@ def _subscription_steps(
                     _schedule_path(sub, row["schedule"], "/release"),
                     _const({}),
                     stripe_version=legacy,
+                    evidence=evidence,
                 )
             ]
         case _:
@@ -506,15 +522,35 @@ def _default_price_steps(plan: Plan) -> list[Step]:
 
 
 def plan_steps(plan: Plan) -> list[Step]:
-    """Every write of the plan, ordered by phase, then plan order."""
-    steps = [step for change in plan.actionable for step in _steps_for(change)]
-    steps += _default_price_steps(plan)
+    """Every write of the plan, ordered by phase, then plan order.
+
+    Each step carries the evidence of the object it writes as the plan saw it
+    (migration steps, their subscription's), for its idempotency key.
+    """
+    evidence = {change.address: change.evidence for change in plan.changes}
+    steps = [
+        step if step.evidence else dataclasses.replace(step, evidence=evidence[change.address])
+        for change in plan.actionable
+        for step in _steps_for(change)
+    ]
+    steps += [
+        dataclasses.replace(step, evidence=evidence.get(step.address, step.address))
+        for step in _default_price_steps(plan)
+    ]
     return sorted(steps, key=lambda s: s.phase)  # stable: plan order within a phase
 
 
-def idempotency_key(plan: Plan, address: str, step: str) -> str:
-    digest = hashlib.sha256(f"{plan.snapshot_fingerprint}|{address}|{step}".encode()).hexdigest()
-    return f"sr-{digest[:40]}"
+def idempotency_key(step: Step, path: str, params: Mapping[str, Any], *, salt: str = "") -> str:
+    """The key of one exact request: what it writes, as seen, and what it sends.
+
+    ``salt`` is empty on a first attempt; a later round that must send a request
+    again after Stripe already answered it under the same key sets it.
+    """
+    request = digest((step.stripe_version, path, params))
+    text = f"{step.evidence}|{step.address}|{step.name}|{request}|{salt}"
+    return (
+        IDEMPOTENCY_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    )
 
 
 def apply_plan(
@@ -524,8 +560,15 @@ def apply_plan(
     *,
     concurrency: int = 4,
     on_step: Callable[[str, int, int], None] | None = None,
+    answered: set[str] | None = None,
 ) -> ApplyResult:
-    """Run every step, phase by phase; raise ApplyError saying what was and was not done."""
+    """Run every step, phase by phase; raise ApplyError saying what was and was not done.
+
+    ``answered`` holds the keys Stripe already answered earlier in this run (it
+    is added to): a later round that needs one of those requests again, because
+    its effect is gone, sends it under a salted key instead of being replayed.
+    """
+    answered = set() if answered is None else answered
     ids = _Ids(snapshot)
     for change in plan.actionable:  # prices taken over by id get their lookup key here
         for field_change in change.changes:
@@ -543,11 +586,13 @@ def apply_plan(
                 return
             label = f"{step.address}: {step.name}"
             try:
-                obj = gateway.post(
-                    step.path(ids),
-                    step.params(ids),
-                    idempotency_key=idempotency_key(plan, step.address, step.name),
-                    stripe_version=step.stripe_version,
+                path, params = step.path(ids), step.params(ids)
+                key = idempotency_key(step, path, params)
+                with lock:
+                    if key in answered:
+                        key = idempotency_key(step, path, params, salt=str(len(answered)))
+                obj, replayed = gateway.write(
+                    path, params, idempotency_key=key, stripe_version=step.stripe_version
                 )
             except ReconcileError as exc:
                 with lock:
@@ -555,6 +600,9 @@ def apply_plan(
                 stop.set()
                 return
             with lock:
+                answered.add(key)
+                if replayed:
+                    result.replayed.append(label)
                 if step.remember is not None:
                     ids.remember(*step.remember, obj["id"])
                 result.done.append(label)

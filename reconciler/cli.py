@@ -187,21 +187,24 @@ def apply(
     was made from another billing.yaml or the account changed since; a plan
     interrupted part-way resumes. Without it, plan now and ask to confirm.
     """
-    from reconciler.apply import apply_plan
+    from reconciler.converge import apply_until_done
     from reconciler.errors import ApplyError
+    from reconciler.live import read_snapshot
     from reconciler.planfile import load_plan, resolve_saved_plan
 
     desired = _load(config_file)
     try:
         saved = load_plan(planfile) if planfile is not None else None
         gateway = _connect(desired, writing=True, allow_live=live, rate_limit=rate_limit)
-        if saved is None:
-            snapshot, made = _make_plan(desired, gateway)
-        else:
-            from reconciler.live import read_snapshot
 
+        def replan() -> tuple[Snapshot, Plan]:
+            """The account now, and what is left: of the saved plan, or of billing.yaml."""
+            if saved is None:
+                return _make_plan(desired, gateway)
             snapshot = read_snapshot(gateway, desired)
-            made = resolve_saved_plan(saved, desired, snapshot)
+            return snapshot, resolve_saved_plan(saved, desired, snapshot)
+
+        snapshot, made = replan()
     except ReconcileError as exc:
         _fail(exc)
     json_out = output_format == "json"
@@ -209,22 +212,36 @@ def apply(
         click.echo(_render(made, "text"), nl=False)
     if made.has_changes and saved is None and not auto_approve:
         _confirm()
+    if not made.has_changes:
+        if json_out:
+            click.echo(_apply_json(made, None, gateway, ok=True, rounds=0))
+        return
     try:
-        with _progress(enabled=made.has_changes and not json_out) as on_step:
-            result = apply_plan(made, snapshot, gateway, concurrency=concurrency, on_step=on_step)
+        with _progress(enabled=not json_out) as on_step:
+            converged = apply_until_done(
+                made,
+                snapshot,
+                gateway,
+                replan=replan,
+                concurrency=concurrency,
+                on_step=on_step,
+            )
     except ApplyError as exc:
         if json_out:
-            click.echo(_apply_json(made, exc.result, gateway, ok=False))
+            click.echo(_apply_json(made, exc.result, gateway, ok=False, rounds=None))
         _fail(exc)
     except ReconcileError as exc:
         _fail(exc)
+    result = converged.result
     if json_out:
-        click.echo(_apply_json(made, result, gateway, ok=True))
-    elif made.has_changes:
-        click.echo(
-            f"Apply complete: {len(result.done)} steps, {gateway.stats.requests} requests "
-            f"({gateway.stats.retries} retried). {made.summary()}."
-        )
+        click.echo(_apply_json(made, result, gateway, ok=True, rounds=converged.rounds))
+        return
+    rounds = f", {converged.rounds} rounds" if converged.rounds > 1 else ""
+    replayed = f", {len(result.replayed)} answered by an earlier request" if result.replayed else ""
+    click.echo(
+        f"Apply complete: {len(result.done)} steps{replayed}, {gateway.stats.requests} requests "
+        f"({gateway.stats.retries} retried){rounds}. {made.summary()}."
+    )
 
 
 def _confirm() -> None:
@@ -277,7 +294,9 @@ def _progress(*, enabled: bool) -> Iterator[Callable[[str, int, int], None] | No
     yield report
 
 
-def _apply_json(plan: Plan, result: object, gateway: Gateway, *, ok: bool) -> str:
+def _apply_json(
+    plan: Plan, result: object, gateway: Gateway, *, ok: bool, rounds: int | None
+) -> str:
     import json
 
     from reconciler.apply import ApplyResult
@@ -288,6 +307,8 @@ def _apply_json(plan: Plan, result: object, gateway: Gateway, *, ok: bool) -> st
             "ok": ok,
             "summary": plan.summary(),
             "done": record.done,
+            "replayed": record.replayed,
+            "rounds": rounds,
             "failed": record.failed,
             "error": record.error,
             "remaining": record.remaining,

@@ -14,6 +14,7 @@ __all__ = [
     "ConfigErrors",
     "LiveKeyRefused",
     "PlanError",
+    "PlanMismatchError",
     "ReconcileError",
     "StalePlanError",
     "StripeCallError",
@@ -61,6 +62,12 @@ class PlanError(ReconcileError):
 
 class StalePlanError(ReconcileError):
     """A saved plan no longer matches the account (or the config) it was made from."""
+
+
+class PlanMismatchError(StalePlanError):
+    """A saved plan differs from what billing.yaml and the account give: edited, or
+    made by another version. Nothing was written; the message names the first
+    differing entry."""
 
 
 class ApplyError(ReconcileError):

@@ -131,6 +131,7 @@ class GatewayStats:
     by_status: Counter[int] = field(default_factory=Counter)
     by_route: Counter[str] = field(default_factory=Counter)
     rate_limited: int = 0
+    replayed: int = 0
 
     @property
     def writes(self) -> int:
@@ -206,7 +207,21 @@ class Gateway:
         stripe_version: str | None = None,
     ) -> dict[str, Any]:
         """A write; without an idempotency key one is made, and reused by every retry."""
-        return self.request(
+        return self.write(
+            path, params, idempotency_key=idempotency_key, stripe_version=stripe_version
+        )[0]
+
+    def write(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        stripe_version: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """A write and whether Stripe answered it from an earlier request with the same key
+        (``Idempotent-Replayed``): then nothing was written now."""
+        return self._send(
             "post",
             path,
             params,
@@ -241,6 +256,19 @@ class Gateway:
         stripe_version: str | None = None,
     ) -> dict[str, Any]:
         """One logical request, retried on 409, 429, 5xx and connection errors."""
+        return self._send(
+            method, path, params, idempotency_key=idempotency_key, stripe_version=stripe_version
+        )[0]
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        stripe_version: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
         options: dict[str, Any] = {}
         if idempotency_key:
             options["idempotency_key"] = idempotency_key
@@ -264,7 +292,12 @@ class Gateway:
                 raise self._call_error(method, path, exc) from None
             self._count(method, path, response.code)
             body: dict[str, Any] = json.loads(response.body)
-            return body
+            headers = {k.lower(): v for k, v in (response.headers or {}).items()}
+            replayed = headers.get("idempotent-replayed") == "true"
+            if replayed:
+                with self._stats_lock:
+                    self.stats.replayed += 1
+            return body, replayed
 
     def _backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff: up to 0.5 s, 1 s, 2 s ... capped at 8 s."""

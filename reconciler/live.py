@@ -29,6 +29,7 @@ from reconciler.migrations import (
     subscription_from_stripe,
 )
 from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Desired, Migration
+from reconciler.plan import IDEMPOTENCY_PREFIX
 from reconciler.snapshot import LiveObject, Snapshot
 
 __all__ = ["read_legacy_price", "read_migrations", "read_snapshot", "snapshot_from_objects"]
@@ -157,8 +158,9 @@ def _read_migration(
     if legacy is None:
         return MigrationSnapshot(from_price_id=None, to_price_id=to_price_id)
     query = {"price": legacy["id"], "status": "all", "expand": ["data.schedule"]}
-    subscriptions = tuple(
-        subscription_from_stripe(s) for s in gateway.list_all("/v1/subscriptions", query)
+    subscriptions = _with_unfinished_schedules(
+        gateway,
+        tuple(subscription_from_stripe(s) for s in gateway.list_all("/v1/subscriptions", query)),
     )
     moved: tuple[str, ...] = ()
     if to_price_id is not None:
@@ -181,9 +183,52 @@ def _read_migration(
         from_price_id=legacy["id"],
         to_price_id=to_price_id,
         from_aggregation=recurring.get("aggregate_usage") if not recurring.get("meter") else None,
+        from_price_active=bool(legacy.get("active", True)),
         subscriptions=subscriptions,
         moved=moved,
         usage=usage,
+    )
+
+
+def _with_unfinished_schedules(
+    gateway: Gateway, subscriptions: tuple[LiveSubscription, ...]
+) -> tuple[LiveSubscription, ...]:
+    """Mark the unlabelled schedules stripe-reconcile created (``LiveSchedule.begun``).
+
+    A schedule made ``from_subscription`` carries no metadata until its phases
+    are written; a crash between the two writes leaves it unlabelled. The
+    account's ``subscription_schedule.created`` events name the idempotency key
+    of the request that made each schedule, and apply's keys start with
+    ``IDEMPOTENCY_PREFIX``. Read only when an unlabelled schedule exists, from
+    the oldest one's creation on (Stripe keeps events for 30 days; an older
+    unlabelled schedule is treated as someone else's).
+    """
+    unlabelled = {
+        s.schedule.id: s.schedule.created
+        for s in subscriptions
+        if s.schedule is not None and not s.schedule.metadata
+    }
+    if not unlabelled:
+        return subscriptions
+    since = min((t for t in unlabelled.values() if t is not None), default=None)
+    query: dict[str, Any] = {"type": "subscription_schedule.created"}
+    if since is not None:
+        query["created"] = {"gte": since}
+    begun: set[str] = set()
+    try:
+        for event in gateway.list_all("/v1/events", query):
+            made = ((event.get("data") or {}).get("object") or {}).get("id")
+            key = (event.get("request") or {}).get("idempotency_key") or ""
+            if made in unlabelled and key.startswith(IDEMPOTENCY_PREFIX):
+                begun.add(str(made))
+    except StripeCallError as exc:
+        if exc.http_status not in (403, 404):  # a key without events access: none known
+            raise
+    return tuple(
+        dataclasses.replace(s, schedule=dataclasses.replace(s.schedule, begun=True))
+        if s.schedule is not None and s.schedule.id in begun
+        else s
+        for s in subscriptions
     )
 
 

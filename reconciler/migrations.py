@@ -28,7 +28,7 @@ from typing import Any
 
 from reconciler.errors import PlanError
 from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Migration
-from reconciler.plan import Action, ResourceChange
+from reconciler.plan import Action, ResourceChange, digest
 
 __all__ = [
     "MAX_PHASES",
@@ -42,6 +42,7 @@ __all__ = [
     "counts_phrase",
     "plan_migration",
     "schedule_from_stripe",
+    "subscription_evidence",
     "subscription_from_stripe",
 ]
 
@@ -83,10 +84,22 @@ class LiveSchedule:
     metadata: Mapping[str, str] = field(default_factory=dict)
     phases: tuple[Mapping[str, Any], ...] = ()
     current_phase_start: int | None = None
+    created: int | None = None
+    begun: bool = False
 
     @property
     def ours(self) -> bool:
         return self.metadata.get(MANAGED_BY_KEY) == MANAGED_BY_VALUE
+
+    @property
+    def unfinished(self) -> bool:
+        """Created by stripe-reconcile, which a crash stopped before it wrote the phases.
+
+        A schedule made ``from_subscription`` cannot carry metadata, so until the
+        second write it is recognised by the account's record of the request that
+        created it (``begun``, read from events), never by its looks.
+        """
+        return self.begun and not self.metadata
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,7 @@ class MigrationSnapshot:
     from_price_id: str | None
     to_price_id: str | None = None
     from_aggregation: str | None = None
+    from_price_active: bool = True
     subscriptions: tuple[LiveSubscription, ...] = ()
     moved: tuple[str, ...] = ()
     usage: Mapping[str, tuple[Decimal, Decimal] | None] = field(default_factory=dict)
@@ -267,8 +281,11 @@ def _decide(
         return _Decision("skipped")
     legacy = next((i for i in sub.items if i.price == from_price), None)
     schedule = sub.schedule
-    ours = schedule is not None and schedule.ours
-    mine = ours and schedule is not None and schedule.metadata.get(MIGRATION_KEY) == migration.name
+    unfinished = schedule is not None and schedule.unfinished
+    ours = schedule is not None and (schedule.ours or unfinished)
+    mine = unfinished or (
+        ours and schedule is not None and schedule.metadata.get(MIGRATION_KEY) == migration.name
+    )
     excluded = sub.id in migration.exclude
     if legacy is None:
         return _Decision("done" if sub.id in snap.moved else "skipped")
@@ -296,9 +313,16 @@ def _decide(
     if schedule is not None and ours and not mine:
         other = schedule.metadata.get(MIGRATION_KEY)
         return _Decision("blocked", blocker=f"scheduled by migration '{other}'")
+    if mine and schedule is not None and schedule.metadata.get("switch_at") == str(switch):
+        return _Decision("scheduled", switch_at=switch)
+    if not snap.from_price_active:
+        return _Decision(
+            "blocked",
+            blocker=f"the legacy price {from_price} is archived, and a schedule phase may not "
+            "name an inactive price: reactivate it until the migration is done",
+            switch_at=switch,
+        )
     if mine and schedule is not None:
-        if schedule.metadata.get("switch_at") == str(switch):
-            return _Decision("scheduled", switch_at=switch)
         return _rewrite(migration, snap, sub=sub, schedule=schedule, legacy=legacy, switch=switch)
     parity = _parity_blocker(migration, snap, sub)
     if parity is not None:
@@ -336,7 +360,8 @@ def _rewrite(
         "metadata": _schedule_metadata(migration, from_price, switch),
         "proration_behavior": "none",
     }
-    return _Decision("reschedule", "update_schedule", switch_at=switch, params=params)
+    state = "unfinished" if schedule.unfinished else "reschedule"
+    return _Decision(state, "update_schedule", switch_at=switch, params=params)
 
 
 def _adopt(
@@ -427,6 +452,7 @@ def _parity_blocker(
 
 _STATE_PHRASES = (
     ("pending", "to schedule"),
+    ("unfinished", "to finish scheduling"),
     ("reschedule", "to reschedule"),
     ("waiting", "waiting for a later batch"),
     ("blocked", "blocked"),
@@ -483,6 +509,7 @@ def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceCha
             "switch_at": decision.switch_at,
             "blocker": decision.blocker,
             "schedule": sub.schedule.id if sub.schedule else None,
+            "evidence": subscription_evidence(sub),
         }
         if action is not None and decision.params is not None:
             row["params"] = decision.params
@@ -504,6 +531,15 @@ def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceCha
             "subscriptions": rows,
         },
     )
+
+
+def subscription_evidence(sub: LiveSubscription) -> str:
+    """A digest of everything read about one subscription (its schedule included).
+
+    A saved plan's rows carry it: a subscription whose status, items, prices or
+    schedule changed since the plan shows another digest, and its row is stale.
+    """
+    return digest(sub)
 
 
 def _id(value: Any) -> str | None:
@@ -574,6 +610,7 @@ def schedule_from_stripe(obj: Mapping[str, Any]) -> LiveSchedule:
         metadata=dict(obj.get("metadata") or {}),
         phases=tuple(phases),
         current_phase_start=current_start,
+        created=obj.get("created"),
     )
 
 

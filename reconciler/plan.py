@@ -8,6 +8,7 @@ form is the machine contract (``format_version``), published as
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import json
@@ -18,14 +19,19 @@ from typing import Any
 
 __all__ = [
     "FORMAT_VERSION",
+    "IDEMPOTENCY_PREFIX",
     "Action",
     "FieldChange",
     "Plan",
     "ResourceChange",
+    "digest",
     "fingerprint",
 ]
 
 FORMAT_VERSION = "1"
+IDEMPOTENCY_PREFIX = "stripe-reconcile-"
+"""Every write apply makes carries a key that starts so: the account's events tell
+which objects stripe-reconcile created."""
 
 
 class Action(enum.Enum):
@@ -98,6 +104,11 @@ class ResourceChange:
     def irreversible(self) -> bool:
         return self.action.irreversible
 
+    @property
+    def evidence(self) -> str:
+        """A digest of the object as the plan saw it (None before: absent)."""
+        return digest((self.address, self.stripe_id, self.before))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "address": self.address,
@@ -139,6 +150,30 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def _canonical(value: Any) -> Any:
+    """Plain, order-independent data: mappings and dataclasses become sorted pairs."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _canonical(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return tuple(
+            (f.name, _canonical(getattr(value, f.name))) for f in dataclasses.fields(value)
+        )
+    return ("~", type(value).__name__, str(value))
+
+
+def digest(value: Any) -> str:
+    """A stable hash of plain data or frozen dataclasses, cheaper than a JSON round trip.
+
+    Mapping order does not matter; a change anywhere gives another digest.
+    """
+    text = repr(_canonical(value))
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def fingerprint(value: Any) -> str:

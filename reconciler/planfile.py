@@ -9,6 +9,7 @@ already did shows as done, and only the rest runs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from functools import cache
@@ -18,13 +19,13 @@ from typing import Any, cast
 
 import jsonschema
 
-from reconciler.errors import PlanError, StalePlanError
-from reconciler.model import MANAGED_BY_KEY, Desired
+from reconciler.errors import PlanError, PlanMismatchError, StalePlanError
+from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Desired
 from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.planner import build_plan
 from reconciler.snapshot import Snapshot
 
-__all__ = ["load_plan", "plan_schema", "resolve_saved_plan"]
+__all__ = ["first_difference", "load_plan", "plan_schema", "resolve_saved_plan"]
 
 
 @cache
@@ -63,35 +64,186 @@ def load_plan(path: Path) -> Plan:
 def resolve_saved_plan(saved: Plan, desired: Desired, snapshot: Snapshot) -> Plan:
     """The plan to execute now for a saved plan, or StalePlanError.
 
-    Unchanged account: the saved plan itself (its idempotency keys replay any
-    write that landed without an answer). Changed account: a fresh plan,
-    accepted only if each of its changes is one the saved plan still owes,
-    with the same before and after, or the tail of a replace the saved plan
-    started (archiving the old price, pointing the product at the new one).
+    The file is evidence of what was reviewed, never an instruction: the plan
+    executed is always derived anew from billing.yaml and the account.
+
+    - Unchanged account: the derived plan must equal the saved one entry for
+      entry; any difference (an edited amount, an added archive, a phase
+      field) is a PlanMismatchError naming the first differing entry.
+    - Changed account: each change still needed must be what is left of one
+      the saved plan set out to do (same object as seen, same target, the
+      same or fewer fields to write), and every subscription row must be
+      the saved row, or its continuation after the schedule's first write.
+      Anything else is someone else's change: StalePlanError, with each.
     """
     if saved.config_hash != desired.config_hash():
         raise StalePlanError(
             "the plan was made from a different billing.yaml "
             f"({saved.config_hash[:19]}, now {desired.config_hash()[:19]}); plan again"
         )
-    if snapshot.fingerprint() == saved.snapshot_fingerprint:
-        return saved
     try:
         current = build_plan(desired, snapshot)
     except PlanError as exc:
         raise StalePlanError(f"the account changed since the plan was made:\n{exc}") from None
-    unexplained = [
-        f"  {change.address}: now needs {change.action.value} ({change.reason})"
-        for change in current.actionable
-        if not _owed_by(saved, change)
-    ]
-    if unexplained:
+    if current.snapshot_fingerprint == saved.snapshot_fingerprint:
+        difference = first_difference(saved.to_json(), current.to_json())
+        if difference is not None:
+            raise PlanMismatchError(
+                f"the plan file is not the plan billing.yaml and the account give: {difference}. "
+                "Nothing was written; run plan again and review the new plan."
+            )
+        return current
+    return _remainder(saved, current, snapshot)
+
+
+def first_difference(saved: Any, derived: Any, path: str = "") -> str | None:
+    """Where two JSON plans first differ, as ``changes[3] (price.x).after.unit_amount: the
+    file says '1', derived '4900'``; None when they are equal."""
+    if isinstance(saved, dict) and isinstance(derived, dict):
+        for key in sorted(set(saved) | set(derived)):
+            if key not in saved or key not in derived:
+                where = f"{path}.{key}".lstrip(".")
+                side = "the plan file" if key in saved else "the derived plan"
+                return f"{where}: only {side} has it"
+            found = first_difference(saved[key], derived[key], f"{path}.{key}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(saved, list) and isinstance(derived, list):
+        for index, (left, right) in enumerate(zip(saved, derived, strict=False)):
+            label = f"{path}[{index}]"
+            if isinstance(left, dict) and isinstance(left.get("address"), str):
+                label += f" ({left['address']})"
+            elif isinstance(left, dict) and isinstance(left.get("subscription"), str):
+                label += f" ({left['subscription']})"
+            found = first_difference(left, right, label)
+            if found is not None:
+                return found
+        if len(saved) != len(derived):
+            return (
+                f"{path.lstrip('.')}: the plan file has {len(saved)} entries, "
+                f"the derived plan {len(derived)}"
+            )
+        return None
+    if saved != derived or type(saved) is not type(derived):
+        return f"{path.lstrip('.')}: the plan file says {saved!r}, derived {derived!r}"
+    return None
+
+
+def _remainder(saved: Plan, current: Plan, snapshot: Snapshot) -> Plan:
+    """What is left of ``saved`` in ``current``, or StalePlanError listing what is not."""
+    problems: list[str] = []
+    saved_at = {c.address: c for c in saved.changes}
+    kept: list[ResourceChange] = []
+    for change in current.changes:
+        if change.kind == "migration":
+            kept.append(_migration_remainder(saved_at.get(change.address), change, problems))
+        elif change.action is Action.NOOP or _owed_by(saved, change):
+            kept.append(change)
+        else:
+            problems.append(
+                f"  {change.address}: now needs {change.action.value} ({change.reason})"
+            )
+    current_at = {c.address: c for c in current.changes}
+    active_prices = {o.stripe_id for o in snapshot.prices.values() if o.active}
+    active_prices |= set(snapshot.unkeyed)
+    for planned in saved.actionable:
+        if planned.address in current_at or planned.kind == "migration":
+            continue
+        finished_orphan = (
+            planned.kind == "price"
+            and planned.action is Action.ARCHIVE
+            and planned.stripe_id is not None
+            and planned.address == f"price.{planned.stripe_id}"
+            and planned.stripe_id not in active_prices
+        )
+        if not finished_orphan:
+            problems.append(
+                f"  {planned.address}: the plan file says {planned.action.value}, which "
+                "billing.yaml and the account do not give"
+            )
+    if problems:
         raise StalePlanError(
             "the account changed since the plan was made, outside this plan:\n"
-            + "\n".join(unexplained)
-            + "\nRun plan again and review the new plan."
+            + "\n".join(problems)
+            + "\nNothing was written. Run plan again and review the new plan."
         )
-    return current
+    return dataclasses.replace(current, changes=tuple(kept))
+
+
+_DONE_STATES = frozenset({"scheduled", "done"})
+
+
+def _migration_remainder(
+    planned: ResourceChange | None, change: ResourceChange, problems: list[str]
+) -> ResourceChange:
+    """The subscription rows still owed; a row someone else changed is a problem."""
+    rows: list[Mapping[str, Any]] = list(change.details.get("subscriptions") or [])
+    saved_rows: dict[str, Mapping[str, Any]] = {
+        r["subscription"]: r
+        for r in ((planned.details if planned else {}).get("subscriptions") or [])
+    }
+    ends = ("from_price", "to_price")
+    if planned is not None and any(planned.details.get(k) != change.details.get(k) for k in ends):
+        problems.append(f"  {change.address}: its prices changed since the plan")
+        return change
+    kept: list[Mapping[str, Any]] = []
+    for row in rows:
+        sub = row["subscription"]
+        before = saved_rows.get(sub)
+        if row["action"] is None or (before is not None and _row_owed(before, row)):
+            kept.append(row)
+        elif before is not None and before["state"] == "waiting" and _same_read(before, row):
+            kept.append({k: v for k, v in row.items() if k != "params"} | _waiting)
+        else:
+            was = f"{before['state']}" if before is not None else "not in the plan"
+            problems.append(
+                f"  {change.address}/{sub}: now needs {row['action']} ({row['state']}); "
+                f"the plan said {was}"
+            )
+    now = {r["subscription"]: r for r in rows}
+    for sub, before in saved_rows.items():
+        if before.get("action") is None:
+            continue
+        after = now.get(sub)
+        finished = (
+            after is not None
+            and after["action"] is None
+            and (after["state"] in _DONE_STATES or after["state"] == before["state"])
+        )
+        if after is None or (after["action"] is None and not finished):
+            state = "gone" if after is None else after["state"]
+            problems.append(
+                f"  {change.address}/{sub}: the plan would {before['action']}, but it is now "
+                f"{state}" + (f" ({after['blocker']})" if after and after.get("blocker") else "")
+            )
+    actionable = any(r["action"] is not None for r in kept)
+    return dataclasses.replace(
+        change,
+        action=Action.MIGRATE if actionable else Action.NOOP,
+        details={**change.details, "subscriptions": kept},
+    )
+
+
+_waiting = {"state": "waiting", "action": None}
+
+
+def _same_read(before: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
+    return bool(before.get("evidence")) and before.get("evidence") == row.get("evidence")
+
+
+def _row_owed(before: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
+    """A row left to do: unchanged since the plan, or a schedule whose creation landed
+    and whose phases are still to be written, exactly as planned."""
+    same_request = before.get("params") == row.get("params")
+    if before["action"] == row["action"] and _same_read(before, row) and same_request:
+        return True
+    return (
+        before["action"] == "create_schedule"
+        and row["state"] == "unfinished"
+        and row["action"] == "update_schedule"
+        and same_request
+    )
 
 
 def _unmarked(after: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -102,27 +254,44 @@ def _unmarked(after: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     return {**after, "metadata": metadata}
 
 
+def _created_by_us(change: ResourceChange) -> bool:
+    metadata = (change.before or {}).get("metadata")
+    return isinstance(metadata, Mapping) and metadata.get(MANAGED_BY_KEY) == MANAGED_BY_VALUE
+
+
 def _owed_by(saved: Plan, change: ResourceChange) -> bool:
     """Whether ``change`` is what is left of something ``saved`` set out to do.
 
-    Left over means: the same action on the same address with the same
-    target, and each differing field one the saved plan changes, from the
-    same value to the same value (fields already written drop out). A field
-    someone else changed in between shows a different "before" and is not
-    owed. A planned create whose object exists but still needs an update
-    to its planned state is owed too (its later steps did not run). Also
-    owed: the tail of a replace (archiving the old price, or pointing its
-    product at the new one).
+    Left over means: the same object as the plan saw it, the same target, and
+    each differing field one the saved plan changes, from the same value to
+    the same value (fields already written drop out). A planned create whose
+    object now exists is owed only when stripe-reconcile's marker is on it and
+    only the create's later step (a product's default price) is left: an
+    object someone else created under the declared identity is not ours to
+    take over. Also owed: the tail of a replace (archiving the old price,
+    pointing its product at the new one, creating an alert whose old one this
+    plan archived).
     """
     planned = next((c for c in saved.actionable if c.address == change.address), None)
-    if planned is not None and _unmarked(planned.after) == _unmarked(change.after):
-        if planned.action is change.action and all(f in planned.changes for f in change.changes):
+    if planned is not None and planned.kind == change.kind:
+        same_target = _unmarked(planned.after) == _unmarked(change.after)
+        fewer = all(f in planned.changes for f in change.changes)
+        same_object = planned.stripe_id == change.stripe_id
+        if same_target and same_object and fewer and planned.action is change.action:
             return True
-        if planned.action is Action.CREATE and change.action is Action.UPDATE:
-            return True  # created, but the create's later steps (a default price) did not run
+        if same_target and same_object and fewer and planned.action is Action.REACTIVATE:
+            return change.action is Action.UPDATE  # reactivated; the rename is left
+        if same_target and planned.action is Action.CREATE and change.action is Action.UPDATE:
+            return (
+                change.kind == "product"
+                and _created_by_us(change)
+                and all(c.field == "default_price" for c in change.changes)
+            )
+        if planned.action is Action.REPLACE and change.kind == "alert":
+            return same_target and change.action is Action.CREATE
     replaced = [c for c in saved.actionable if c.action is Action.REPLACE]
     if change.kind == "price" and change.action is Action.ARCHIVE:
-        return any(c.stripe_id == change.stripe_id for c in replaced)
+        return any(c.kind == "price" and c.stripe_id == change.stripe_id for c in replaced)
     if change.kind == "product" and change.action is Action.UPDATE:
         product = change.address.removeprefix("product.")
         moves_default = {c.details.get("default_of") for c in replaced}

@@ -7,12 +7,11 @@ Keys are identities: product id, meter event name, price lookup key, alert
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.migrations import MigrationSnapshot
+from reconciler.migrations import MigrationSnapshot, subscription_evidence
 from reconciler.plan import fingerprint
 
 __all__ = ["LiveObject", "Snapshot"]
@@ -81,7 +80,23 @@ class Snapshot:
             "orphan_prices": sorted(self.orphan_prices),
             "unkeyed": section(self.unkeyed),
             "migrations": {
-                name: dataclasses.asdict(migration)
+                name: _migration_evidence(migration)
                 for name, migration in sorted(self.migrations.items())
             },
         }
+
+
+def _migration_evidence(migration: MigrationSnapshot) -> dict[str, Any]:
+    """One migration's evidence: each subscription by its digest, the rest as read."""
+    return {
+        "from_price_id": migration.from_price_id,
+        "from_price_active": migration.from_price_active,
+        "from_aggregation": migration.from_aggregation,
+        "to_price_id": migration.to_price_id,
+        "moved": sorted(migration.moved),
+        "subscriptions": {s.id: subscription_evidence(s) for s in migration.subscriptions},
+        "usage": {
+            sub: None if pair is None else [str(pair[0]), str(pair[1])]
+            for sub, pair in sorted(migration.usage.items())
+        },
+    }

@@ -20,6 +20,7 @@ import pytest
 
 from reconciler.apply import apply_plan
 from reconciler.config import load_text
+from reconciler.converge import apply_until_done
 from reconciler.emulator import Emulator
 from reconciler.emulator.seed import (
     MIGRATION_CONFIG,
@@ -34,6 +35,7 @@ from reconciler.model import Desired
 from reconciler.plan import Plan, ResourceChange
 from reconciler.planner import build_plan
 from reconciler.scenario import advance_clock, report_usage, send_meter_event
+from reconciler.snapshot import Snapshot
 from tests.e2e.conftest import stripe_reconcile
 
 DAY = 86400
@@ -54,8 +56,14 @@ def plan_for(config: Desired, gateway: Gateway) -> tuple[Plan, Any]:
 
 
 def converge(config: Desired, gateway: Gateway) -> Plan:
+    """Apply as the CLI does (re-planning after conflicts and replays); the next plan."""
     plan, snapshot = plan_for(config, gateway)
-    apply_plan(plan, snapshot, gateway)
+
+    def replan() -> tuple[Snapshot, Plan]:
+        fresh, snap = plan_for(config, gateway)
+        return snap, fresh
+
+    apply_until_done(plan, snapshot, gateway, replan=replan)
     return plan_for(config, gateway)[0]
 
 
@@ -244,16 +252,17 @@ def test_crash_between_schedule_and_phases_converges(
     plan, snapshot = plan_for(config, gateway)
 
     class DiesAfterSchedule:
-        def post(self, path: str, params: Any = None, **options: Any) -> dict[str, Any]:
+        def write(self, path: str, params: Any = None, **options: Any) -> tuple[Any, bool]:
             if path.startswith("/v1/subscription_schedules/"):
                 raise StripeCallError("killed", method="post", path=path)
-            return gateway.post(path, params, **options)
+            return gateway.write(path, params, **options)
 
     with pytest.raises(ApplyError):
         apply_plan(plan, snapshot, DiesAfterSchedule(), concurrency=1)  # type: ignore[arg-type]
     half, _ = plan_for(config, gateway)
     row = rows(half)[seeded.customers[2].subscription]
-    assert (row["state"], row["action"]) == ("pending", "update_schedule")  # ours, unlabelled
+    # Unlabelled, but the account's events say stripe-reconcile created it.
+    assert (row["state"], row["action"]) == ("unfinished", "update_schedule")
     after = converge(config, gateway)
     assert counts(after) == {"scheduled": 1, "excluded": 2}
     schedules = [

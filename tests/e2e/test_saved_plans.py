@@ -35,11 +35,11 @@ class CrashAfter:
         self.gateway = gateway
         self.left = n
 
-    def post(self, path: str, params: Any = None, **options: Any) -> dict[str, Any]:
+    def write(self, path: str, params: Any = None, **options: Any) -> tuple[Any, bool]:
         if self.left <= 0:
             raise StripeCallError("connection lost", method="post", path=path)
         self.left -= 1
-        return self.gateway.post(path, params, **options)
+        return self.gateway.write(path, params, **options)
 
 
 def test_saved_plan_round_trips_through_its_file(gateway: Gateway, tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_saved_plan_round_trips_through_its_file(gateway: Gateway, tmp_path: Pat
 def test_unchanged_account_applies_the_saved_plan_itself(gateway: Gateway, tmp_path: Path) -> None:
     saved = load_plan(save(build_plan(EXAMPLE, read_snapshot(gateway)).dumps(), tmp_path))
     snapshot = read_snapshot(gateway)
-    assert resolve_saved_plan(saved, EXAMPLE, snapshot) is saved
+    assert resolve_saved_plan(saved, EXAMPLE, snapshot) == saved
     apply_plan(saved, snapshot, gateway)
     assert not build_plan(EXAMPLE, read_snapshot(gateway)).has_changes
 
