@@ -199,21 +199,18 @@ def _with_unfinished_schedules(
     are written; a crash between the two writes leaves it unlabelled. The
     account's ``subscription_schedule.created`` events name the idempotency key
     of the request that made each schedule, and apply's keys start with
-    ``IDEMPOTENCY_PREFIX``. Read only when an unlabelled schedule exists, from
-    the oldest one's creation on (Stripe keeps events for 30 days; an older
-    unlabelled schedule is treated as someone else's).
+    ``IDEMPOTENCY_PREFIX``. Read only when an unlabelled schedule exists
+    (Stripe keeps events for 30 days; an unlabelled schedule older than that is
+    treated as someone else's).
     """
     unlabelled = {
-        s.schedule.id: s.schedule.created
-        for s in subscriptions
-        if s.schedule is not None and not s.schedule.metadata
+        s.schedule.id for s in subscriptions if s.schedule is not None and not s.schedule.metadata
     }
     if not unlabelled:
         return subscriptions
-    since = min((t for t in unlabelled.values() if t is not None), default=None)
+    # No ``created`` filter: a schedule on a test clock has the clock's time as
+    # ``created``, its event the real time, so no bound from the one fits the other.
     query: dict[str, Any] = {"type": "subscription_schedule.created"}
-    if since is not None:
-        query["created"] = {"gte": since}
     begun: set[str] = set()
     try:
         for event in gateway.list_all("/v1/events", query):

@@ -29,12 +29,15 @@ Modules
 - :mod:`.encoding` bracketed form decoding, v2 JSON;
 - :mod:`.render` expansion, hidden fields, pagination, metadata and ``created`` helpers;
 - :mod:`.store` the locked in-memory store; :mod:`.persistence` its SQLite copy;
+- :mod:`.events` the event log behind ``/v1/events``: handlers call
+  ``emit(req, "price.updated", price)`` after storing a change; events are kept
+  once the handler succeeded (``request.succeeded`` hook), never on a replay;
 - :mod:`.clock` emulated time; :mod:`.versions` API version ordering and gates;
 - :mod:`.faults` deterministic fault plans; :mod:`.ratelimit` the token bucket;
 - :mod:`.errors` ``ApiError`` and Stripe's common errors;
 - :mod:`.resources` one module per resource family (products, prices, meters,
   meter_events, customers, test_clocks, alerts, tax_and_discounts,
-  subscriptions, usage_records, schedules, invoices, renewals; ``catalog``
+  subscriptions, usage_records, schedules, invoices, renewals, events; ``catalog``
   holds the shared product/price builders, ``billing`` the period, usage and
   pricing arithmetic);
 - :mod:`.seed` ``seed_legacy_account``: a legacy usage-record account built
@@ -53,7 +56,9 @@ Adding a resource
 2. Keep state in ``req.store``: ``store.get(kind, id)`` (404 ``resource_missing``
    for you), ``store.find``, ``store.values`` / ``store.newest_first``, and
    **always** ``store.put(kind, obj)`` after creating or changing an object
-   (persistence and idempotency depend on it). Ids from ``new_id("sub")``.
+   (persistence and idempotency depend on it), then ``emit(req, "<type>", obj)``
+   from :mod:`.events` with the Stripe event type of the change. Ids from
+   ``new_id("sub")``.
    Handlers run with the store lock held: no locking needed, no blocking calls.
 3. List endpoints return ``paginate(req, items_newest_first, "/v1/<path>")``.
 4. Add ``def register(registry: Registry) -> None`` declaring

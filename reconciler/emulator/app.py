@@ -416,6 +416,8 @@ class App:
                         payload = render(request, result.body) if result.render else result.body
                     else:
                         status, payload = 200, render(request, result)
+                    for hook in self.registry.hooks("request.succeeded"):
+                        hook(request)
                 except ApiError as exc:
                     if not exc.store_idempotent:
                         raise

@@ -14,7 +14,14 @@ from reconciler.emulator.errors import ApiError, invalid, no_such
 from reconciler.emulator.router import Request
 from reconciler.emulator.store import JSON
 
-__all__ = ["apply_metadata", "matches_created", "paginate", "render"]
+__all__ = [
+    "apply_metadata",
+    "matches_created",
+    "page_cursors",
+    "page_limit",
+    "paginate",
+    "render",
+]
 
 MAX_EXPAND_DEPTH = 4
 
@@ -93,15 +100,20 @@ def _not_expandable(path: str) -> ApiError:
     return invalid(f"This property cannot be expanded ({path}).", param="expand")
 
 
-def paginate(req: Request, items: list[JSON], url: str, *, label: str = "object") -> JSON:
-    """One page of ``items`` (newest first) per ``limit``, ``starting_after``, ``ending_before``."""
+def page_limit(req: Request) -> int:
+    """The request's ``limit`` (default 10), or Stripe's refusal when outside 1-100."""
     limit = req.params.get("limit")
     if limit is None:
-        limit = 10
+        return 10
     if not isinstance(limit, int) or limit < 1 or limit > 100:
         raise invalid(
             f"This value must be between 1 and 100 (it currently is '{limit}').", param="limit"
         )
+    return limit
+
+
+def page_cursors(req: Request) -> tuple[str | None, str | None]:
+    """``(starting_after, ending_before)``; Stripe refuses both at once."""
     after = req.params.get("starting_after")
     before = req.params.get("ending_before")
     if after and before:
@@ -109,6 +121,13 @@ def paginate(req: Request, items: list[JSON], url: str, *, label: str = "object"
             "You may only specify one of these parameters: ending_before, starting_after.",
             param="ending_before",
         )
+    return (str(after) if after else None), (str(before) if before else None)
+
+
+def paginate(req: Request, items: list[JSON], url: str, *, label: str = "object") -> JSON:
+    """One page of ``items`` (newest first) per ``limit``, ``starting_after``, ``ending_before``."""
+    limit = page_limit(req)
+    after, before = page_cursors(req)
     ids = [str(item["id"]) for item in items]
     if after:
         if after not in ids:

@@ -65,6 +65,9 @@ class Request:
     clock: Clock
     registry: Registry
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: Per-request scratch space for emulator modules (the event log keeps its
+    #: pending events here until the handler has succeeded).
+    context: dict[str, Any] = field(default_factory=dict)
 
     @property
     def legacy_usage_billing(self) -> bool:

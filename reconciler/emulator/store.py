@@ -75,6 +75,14 @@ class Store:
         """Every object of a kind, newest first (Stripe's list order)."""
         return list(reversed(self._collections.get(kind, {}).values()))
 
+    def iterate(self, kind: str, *, newest_first: bool = False) -> Iterator[JSON]:
+        """The live objects of a kind one by one, without copying the collection.
+
+        Do not write the kind while iterating.
+        """
+        values = self._collections.get(kind, {}).values()
+        return reversed(values) if newest_first else iter(values)
+
     def count(self, kind: str) -> int:
         return len(self._collections.get(kind, {}))
 

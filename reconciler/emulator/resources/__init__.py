@@ -13,6 +13,7 @@ from types import ModuleType
 
 from reconciler.emulator.resources import alerts as alerts
 from reconciler.emulator.resources import customers as customers
+from reconciler.emulator.resources import events as events
 from reconciler.emulator.resources import invoices as invoices
 from reconciler.emulator.resources import meter_events as meter_events
 from reconciler.emulator.resources import meters as meters
@@ -42,6 +43,7 @@ RESOURCE_MODULES: list[ModuleType] = [
     schedules,
     invoices,
     renewals,
+    events,
 ]
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "COUPON",
     "CUSTOMER",
     "DISCOUNT",
+    "INACTIVE_PRICE",
     "INVOICE",
     "SCHEDULE",
     "SUBSCRIPTION",
@@ -111,13 +112,34 @@ def is_legacy_metered(price: JSON) -> bool:
     return is_metered(price) and not (price.get("recurring") or {}).get("meter")
 
 
+#: Stripe's refusal of an archived price, word for word. Sources: the error as
+#: Stripe returns it (``invalid_request_error``, no ``code``, ``param`` naming the
+#: field, e.g. ``line_items[0][price]``) is quoted in public reports such as
+#: github.com/invertase/stripe-firebase-extensions/issues/560 and
+#: github.com/strangerstudios/paid-memberships-pro/pull/3717; the API reference
+#: defines ``price.active`` as "Whether the price can be used for new purchases",
+#: and docs.stripe.com/products-prices/manage-prices says an archived product
+#: "can't be added to new invoices or subscriptions" while "existing subscriptions
+#: that use the product remain active until they're canceled".
+INACTIVE_PRICE = "The price specified is inactive. This field only accepts active prices."
+
+
 def check_attachable(
-    req: Request, price_id: Any, param: str, *, allow_legacy: bool = False
+    req: Request,
+    price_id: Any,
+    param: str,
+    *,
+    allow_legacy: bool = False,
+    allow_inactive: bool = False,
 ) -> JSON:
     """The recurring price ``price_id`` if it may go on a subscription or phase on this version.
 
     ``allow_legacy`` skips the version gate (a schedule entering a phase that was
-    accepted earlier on a legacy version).
+    accepted earlier on a legacy version). ``allow_inactive`` lets an archived
+    price through: it stays where it already is (an item that keeps its price, a
+    phase that keeps a price already on the subscription or schedule, a phase
+    accepted before the price was archived being entered). Anything that would
+    newly attach an archived price is refused with Stripe's :data:`INACTIVE_PRICE`.
     """
     price = req.store.get(PRICE, str(price_id), param=param, status=400)
     if price.get("type") != "recurring" or price.get("recurring") is None:
@@ -126,12 +148,8 @@ def check_attachable(
             "a recurring price.",
             param=param,
         )
-    if not price.get("active", True) and not allow_legacy:
-        raise invalid(
-            f"The price specified ({price['id']}) is inactive. This field only accepts active "
-            "prices.",
-            param=param,
-        )
+    if not price.get("active", True) and not allow_inactive:
+        raise invalid(INACTIVE_PRICE, param=param)
     if is_legacy_metered(price) and not (allow_legacy or req.legacy_usage_billing):
         raise invalid(
             f"The price {price['id']} is a legacy metered price without a meter (usage "

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from reconciler.emulator.errors import already_exists, invalid, missing_param, no_such
+from reconciler.emulator.events import emit
 from reconciler.emulator.render import apply_metadata
 from reconciler.emulator.router import Request
 from reconciler.emulator.store import JSON, new_id
@@ -332,6 +333,7 @@ def move_lookup_key(req: Request, holder: JSON | None) -> None:
     if holder is not None:
         holder["lookup_key"] = None
         req.store.put(PRICE, holder)
+        emit(req, "price.updated", holder)
 
 
 def build_price(req: Request, params: JSON, product_id: str) -> tuple[JSON, JSON | None]:

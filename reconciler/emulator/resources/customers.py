@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 
+from reconciler.emulator.events import emit
 from reconciler.emulator.render import apply_metadata, matches_created, paginate
 from reconciler.emulator.resources._common import copy_fields, deleted
 from reconciler.emulator.router import ObjectType, Registry, Request
@@ -76,7 +77,9 @@ def create(req: Request) -> JSON:
         customer["preferred_locales"] = []
     if customer["tax_exempt"] is None:
         customer["tax_exempt"] = "none"
-    return req.store.put(CUSTOMER, customer)
+    req.store.put(CUSTOMER, customer)
+    emit(req, "customer.created", customer)
+    return customer
 
 
 def retrieve(req: Request) -> JSON:
@@ -93,7 +96,9 @@ def update(req: Request) -> JSON:
         settings = dict(customer["invoice_settings"])
         settings.update({k: v for k, v in params["invoice_settings"].items() if k in settings})
         customer["invoice_settings"] = settings
-    return req.store.put(CUSTOMER, customer)
+    req.store.put(CUSTOMER, customer)
+    emit(req, "customer.updated", customer)
+    return customer
 
 
 def list_(req: Request) -> JSON:
@@ -110,6 +115,7 @@ def list_(req: Request) -> JSON:
 
 def delete(req: Request) -> JSON:
     customer = req.store.get(CUSTOMER, req.path_params["id"])
+    emit(req, "customer.deleted", customer)
     req.store.delete(CUSTOMER, customer["id"])
     return deleted("customer", customer["id"])
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from reconciler.emulator.events import emit
 from reconciler.emulator.render import matches_created, paginate
 from reconciler.emulator.resources.billing import (
     CUSTOMER,
@@ -331,9 +332,42 @@ def issue_invoice(
         ],
     }
     req.store.put(INVOICE, invoice)
+    _emit_lifecycle(req, invoice)
     sub["latest_invoice"] = invoice_id
     req.store.put(SUBSCRIPTION, sub)
     return invoice
+
+
+def _emit_lifecycle(req: Request, invoice: JSON) -> None:
+    """Stripe's events for an invoice created, finalized and paid at once.
+
+    The invoice is stored paid; ``invoice.created`` shows it as the draft it
+    was, ``invoice.finalized`` as open and unpaid, the payment events as paid.
+    """
+    unpaid = {
+        "amount_paid": 0,
+        "amount_remaining": invoice["amount_due"],
+        "attempted": False,
+    }
+    transitions = invoice["status_transitions"]
+    draft = {
+        **invoice,
+        **unpaid,
+        "status": "draft",
+        "number": None,
+        "effective_at": None,
+        "status_transitions": {**transitions, "finalized_at": None, "paid_at": None},
+    }
+    opened = {
+        **invoice,
+        **unpaid,
+        "status": "open",
+        "status_transitions": {**transitions, "paid_at": None},
+    }
+    emit(req, "invoice.created", draft)
+    emit(req, "invoice.finalized", opened)
+    emit(req, "invoice.paid", invoice)
+    emit(req, "invoice.payment_succeeded", invoice)
 
 
 def first_invoice(req: Request, sub: JSON) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from reconciler.emulator.errors import already_exists, invalid
+from reconciler.emulator.events import emit
 from reconciler.emulator.render import paginate
 from reconciler.emulator.resources._common import require_text
 from reconciler.emulator.router import Registry, Request
@@ -59,7 +60,9 @@ def create(req: Request) -> JSON:
         "updated": now,
         "value_settings": {"event_payload_key": value_settings.get("event_payload_key") or "value"},
     }
-    return req.store.put(METER, meter)
+    req.store.put(METER, meter)
+    emit(req, "billing.meter.created", meter)
+    return meter
 
 
 def retrieve(req: Request) -> JSON:
@@ -73,6 +76,7 @@ def update(req: Request) -> JSON:
             req.params, "display_name", max_length=MAX_DISPLAY_NAME
         )
         meter["updated"] = req.now()
+        emit(req, "billing.meter.updated", meter)
     return req.store.put(METER, meter)
 
 
@@ -84,7 +88,9 @@ def deactivate(req: Request) -> JSON:
     meter["status"] = "inactive"
     meter["status_transitions"] = {"deactivated_at": now}
     meter["updated"] = now
-    return req.store.put(METER, meter)
+    req.store.put(METER, meter)
+    emit(req, "billing.meter.deactivated", meter)
+    return meter
 
 
 def reactivate(req: Request) -> JSON:
@@ -103,7 +109,9 @@ def reactivate(req: Request) -> JSON:
     meter["status"] = "active"
     meter["status_transitions"] = {"deactivated_at": None}
     meter["updated"] = req.now()
-    return req.store.put(METER, meter)
+    req.store.put(METER, meter)
+    emit(req, "billing.meter.reactivated", meter)
+    return meter
 
 
 def list_(req: Request) -> JSON:

@@ -12,6 +12,7 @@ product's default price cannot be archived. ``tiers`` and
 from __future__ import annotations
 
 from reconciler.emulator.errors import invalid
+from reconciler.emulator.events import emit
 from reconciler.emulator.params import ObjectNode, ScalarNode
 from reconciler.emulator.render import apply_metadata, matches_created, paginate
 from reconciler.emulator.resources.catalog import (
@@ -66,8 +67,11 @@ def create(req: Request) -> JSON:
     price, holder = build_price(req, params, str(product_id))
     if new_product is not None:
         req.store.put(PRODUCT, new_product)
+        emit(req, "product.created", new_product)
     move_lookup_key(req, holder)
-    return req.store.put(PRICE, price)
+    req.store.put(PRICE, price)
+    emit(req, "price.created", price)
+    return price
 
 
 def retrieve(req: Request) -> JSON:
@@ -132,7 +136,9 @@ def update(req: Request) -> JSON:
     move_lookup_key(req, holder)
     price["active"] = bool(active)
     price["lookup_key"] = lookup_key
-    return req.store.put(PRICE, price)
+    req.store.put(PRICE, price)
+    emit(req, "price.updated", price)
+    return price
 
 
 def list_(req: Request) -> JSON:

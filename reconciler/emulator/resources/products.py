@@ -9,6 +9,7 @@ deleted (archive it with ``active=false``).
 from __future__ import annotations
 
 from reconciler.emulator.errors import invalid
+from reconciler.emulator.events import emit
 from reconciler.emulator.render import apply_metadata, matches_created, paginate
 from reconciler.emulator.resources._common import copy_fields, deleted, require_text
 from reconciler.emulator.resources.catalog import (
@@ -34,7 +35,11 @@ def create(req: Request) -> JSON:
         move_lookup_key(req, holder)
         req.store.put(PRICE, price)
         product["default_price"] = price["id"]
-    return req.store.put(PRODUCT, product)
+    req.store.put(PRODUCT, product)
+    emit(req, "product.created", product)
+    if default_price_data is not None:
+        emit(req, "price.created", req.store.get(PRICE, str(product["default_price"])))
+    return product
 
 
 def retrieve(req: Request) -> JSON:
@@ -72,7 +77,9 @@ def update(req: Request) -> JSON:
     if "tax_details" in params:
         product["tax_details"] = params["tax_details"]
     product["updated"] = req.now()
-    return req.store.put(PRODUCT, product)
+    req.store.put(PRODUCT, product)
+    emit(req, "product.updated", product)
+    return product
 
 
 def list_(req: Request) -> JSON:
@@ -98,6 +105,7 @@ def delete(req: Request) -> JSON:
             "This product cannot be deleted because it has one or more user-created prices; "
             "archive it with `active=false` instead."
         )
+    emit(req, "product.deleted", product)
     req.store.delete(PRODUCT, product["id"])
     return deleted("product", product["id"])
 

@@ -26,6 +26,7 @@ subscription on the clock past the current frozen time.
 
 from __future__ import annotations
 
+from reconciler.emulator.events import emit
 from reconciler.emulator.resources.billing import (
     CUSTOMER,
     SCHEDULE,
@@ -105,14 +106,17 @@ def _phase_transition(req: Request, sub: JSON, schedule: JSON, when: int) -> Non
             "start_date": phase["start_date"],
         }
         req.store.put(SCHEDULE, schedule)
+        emit(req, "subscription_schedule.updated", schedule)
         return
     if schedule["end_behavior"] == "cancel":
-        cancel_subscription(req, sub, when, "cancellation_requested")
+        # Completed first, so cancelling the subscription leaves the schedule as it is.
         schedule["status"] = "completed"
         schedule["completed_at"] = when
         schedule["canceled_at"] = None
         schedule["current_phase"] = None
         req.store.put(SCHEDULE, schedule)
+        emit(req, "subscription_schedule.completed", schedule)
+        cancel_subscription(req, sub, when, "cancellation_requested")
     else:
         release_schedule(req, schedule, when)
 
@@ -146,6 +150,8 @@ def _process(req: Request, sub: JSON, when: int) -> None:
     issue_invoice(
         req, sub, lines, reason="subscription_cycle", period=(previous_start, when), when=when
     )
+    if sub["status"] == "active":
+        emit(req, "customer.subscription.updated", sub)
 
 
 def advance(req: Request, clock: JSON, old_time: int, new_time: int) -> None:

@@ -13,6 +13,10 @@
   or ``iterations`` before ``2025-09-30.clover``); the last gets one period of
   its price's interval; at most 10 phases; a changed current phase applies
   to the subscription at once (no prorations);
+- a phase naming an archived price is refused (Stripe's ``The price specified is
+  inactive. This field only accepts active prices.``) unless the price is
+  already on the subscription or in the schedule (phase 0 re-sent as is);
+  a phase accepted earlier is entered even if its price was archived since;
 - a phase naming a legacy meter-less metered price is refused from
   ``2025-03-31.basil`` on (the phase is accepted on acacia and earlier, and
   entered later whatever the version of the request that moves the clock);
@@ -26,9 +30,11 @@ reached its end), ``released``, ``canceled``. Phase changes, renewals and
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from reconciler.emulator.errors import invalid, missing_param
+from reconciler.emulator.events import emit
 from reconciler.emulator.params import ListNode, ObjectNode, ScalarNode
 from reconciler.emulator.render import apply_metadata, matches_created, paginate
 from reconciler.emulator.resources.billing import (
@@ -127,8 +133,14 @@ def _check_phase_discounts(req: Request, entries: Any, param: str) -> None:
             )
 
 
-def _build_phases(req: Request, entries: list[JSON], start: int, now: int) -> list[JSON]:
-    """Phases from parameters, back to back from ``start``."""
+def _build_phases(
+    req: Request, entries: list[JSON], start: int, now: int, kept: Collection[str] = ()
+) -> list[JSON]:
+    """Phases from parameters, back to back from ``start``.
+
+    ``kept``: prices already on the subscription or in the schedule, which a
+    phase may keep after they were archived (see :func:`_kept_prices`).
+    """
     if not entries:
         raise missing_param("phases", "A subscription schedule needs at least one phase.")
     if len(entries) > MAX_PHASES:
@@ -150,7 +162,7 @@ def _build_phases(req: Request, entries: list[JSON], start: int, now: int) -> li
                     param=f"{where}[start_date]",
                 )
         specs = [dict(spec) for spec in entry.get("items") or []]
-        prices = check_specs(req, specs, f"{where}[items]")
+        prices = check_specs(req, specs, f"{where}[items]", kept=kept)
         interval = str(prices[0]["recurring"]["interval"])
         count = int(prices[0]["recurring"]["interval_count"])
         end = _phase_end(
@@ -275,6 +287,7 @@ def enter_phase(req: Request, schedule: JSON, sub: JSON, phase: JSON, when: int)
         for discount_id in sub["discounts"]
     ]
     req.store.put(SUBSCRIPTION, sub)
+    emit(req, "customer.subscription.updated", sub)
 
 
 def _new_schedule(req: Request, customer: JSON, now: int) -> JSON:
@@ -373,8 +386,11 @@ def _from_subscription(req: Request) -> JSON:
     schedule["subscription"] = sub["id"]
     _set_current(schedule, now)
     sub["schedule"] = schedule["id"]
+    req.store.put(SCHEDULE, schedule)
+    emit(req, "subscription_schedule.created", schedule)
     req.store.put(SUBSCRIPTION, sub)
-    return req.store.put(SCHEDULE, schedule)
+    emit(req, "customer.subscription.updated", sub)
+    return schedule
 
 
 def start_schedule(req: Request, schedule: JSON, when: int) -> JSON:
@@ -404,6 +420,7 @@ def start_schedule(req: Request, schedule: JSON, when: int) -> JSON:
         },
         param="phases[0][items]",
         allow_legacy=True,
+        allow_inactive=True,
     )
     sub["schedule"] = schedule["id"]
     phase["discounts"] = [
@@ -414,8 +431,11 @@ def start_schedule(req: Request, schedule: JSON, when: int) -> JSON:
     schedule["subscription"] = sub["id"]
     _set_current(schedule, when)
     req.store.put(SCHEDULE, schedule)
+    emit(req, "subscription_schedule.updated", schedule)
     issue_first_invoice(req, sub)
-    return req.store.put(SUBSCRIPTION, sub)
+    req.store.put(SUBSCRIPTION, sub)
+    emit(req, "customer.subscription.updated", sub)
+    return sub
 
 
 def create(req: Request) -> JSON:
@@ -441,6 +461,7 @@ def create(req: Request) -> JSON:
     schedule["metadata"] = apply_metadata({}, params.get("metadata") or {})
     schedule["phases"] = _build_phases(req, list(params.get("phases") or []), start, now)
     req.store.put(SCHEDULE, schedule)
+    emit(req, "subscription_schedule.created", schedule)
     if start <= now:
         start_schedule(req, schedule, start)
     return req.store.put(SCHEDULE, schedule)
@@ -502,7 +523,9 @@ def update(req: Request) -> JSON:
                     "now or later.",
                     param="phases[0][start_date]",
                 )
-            schedule["phases"] = _build_phases(req, entries, start, now)
+            schedule["phases"] = _build_phases(
+                req, entries, start, now, _kept_prices(req, schedule)
+            )
     if params.get("end_behavior") is not None:
         _check_end_behavior(params["end_behavior"])
         schedule["end_behavior"] = params["end_behavior"]
@@ -514,9 +537,28 @@ def update(req: Request) -> JSON:
         )
     _set_current(schedule, now)
     req.store.put(SCHEDULE, schedule)
+    emit(req, "subscription_schedule.updated", schedule)
     if schedule["status"] == "not_started" and int(schedule["phases"][0]["start_date"]) <= now:
         start_schedule(req, schedule, now)
     return req.store.put(SCHEDULE, schedule)
+
+
+def _kept_prices(req: Request, schedule: JSON) -> frozenset[str]:
+    """Prices a phase update may name even once archived: those already attached.
+
+    Stripe refuses an archived price wherever it would be newly attached
+    (:data:`.billing.INACTIVE_PRICE`). A phase that keeps what the subscription
+    already has (phase 0 re-sent with the current items, as every update must)
+    attaches nothing new, so the emulator accepts it, like an item that keeps
+    its price on a subscription update. No Stripe document states this case
+    either way: the contract tests settle it against test mode.
+    """
+    prices = {str(item["price"]) for phase in schedule["phases"] for item in phase["items"]}
+    sub_id = schedule.get("subscription")
+    sub = req.store.find(SUBSCRIPTION, str(sub_id)) if sub_id else None
+    if sub is not None:
+        prices |= {str(item["price"]) for item in sub["items"]["data"]}
+    return frozenset(prices)
 
 
 def _replace_active_phases(req: Request, schedule: JSON, entries: list[JSON], now: int) -> None:
@@ -536,7 +578,7 @@ def _replace_active_phases(req: Request, schedule: JSON, entries: list[JSON], no
             param="phases[0][start_date]",
         )
     kept = [phase for phase in schedule["phases"] if int(phase["start_date"]) < first_start]
-    phases = _build_phases(req, entries, first_start, now)
+    phases = _build_phases(req, entries, first_start, now, _kept_prices(req, schedule))
     if len(kept) + len(phases) > MAX_PHASES:
         raise invalid(
             f"A subscription schedule can have at most {MAX_PHASES} phases.", param="phases"
@@ -568,12 +610,14 @@ def release_schedule(req: Request, schedule: JSON, when: int) -> None:
         if sub is not None:
             sub["schedule"] = None
             req.store.put(SUBSCRIPTION, sub)
+            emit(req, "customer.subscription.updated", sub)
     schedule["status"] = "released"
     schedule["released_at"] = when
     schedule["released_subscription"] = sub_id
     schedule["subscription"] = None
     schedule["current_phase"] = None
     req.store.put(SCHEDULE, schedule)
+    emit(req, "subscription_schedule.released", schedule)
 
 
 def cancel(req: Request) -> JSON:
@@ -587,11 +631,15 @@ def cancel(req: Request) -> JSON:
     sub_id = schedule.get("subscription")
     sub = req.store.find(SUBSCRIPTION, str(sub_id)) if sub_id else None
     if sub is not None and sub["status"] == "active":
+        # Cancels this schedule too (and records subscription_schedule.canceled).
         cancel_subscription(req, sub, now, "cancellation_requested")
-    schedule["status"] = "canceled"
-    schedule["canceled_at"] = now
-    schedule["current_phase"] = None
-    return req.store.put(SCHEDULE, schedule)
+    if schedule["status"] != "canceled":
+        schedule["status"] = "canceled"
+        schedule["canceled_at"] = now
+        schedule["current_phase"] = None
+        req.store.put(SCHEDULE, schedule)
+        emit(req, "subscription_schedule.canceled", schedule)
+    return schedule
 
 
 def list_(req: Request) -> JSON:

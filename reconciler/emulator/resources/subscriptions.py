@@ -10,6 +10,10 @@ Stripe's rules emulated here:
 - metered items take no ``quantity`` (400 when given); licensed ones default to 1;
 - a legacy meter-less metered price can be attached (create, item add or
   price change) only on API versions up to ``2025-02-24.acacia``;
+- an archived price (``active=false``) cannot be attached (create, item add or
+  price change): ``The price specified is inactive. This field only accepts
+  active prices.`` (see :data:`.billing.INACTIVE_PRICE`); an item already on an
+  archived price keeps it through updates;
 - since ``2025-03-31.basil`` ``current_period_start`` / ``current_period_end``
   live on each item only; older versions also show them on the subscription;
 - list filters ``price``, ``customer``, ``status`` (default: everything but
@@ -23,9 +27,11 @@ subscription is ``active`` from its start and every invoice is ``paid``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from reconciler.emulator.errors import invalid, missing_param, no_such
+from reconciler.emulator.events import emit
 from reconciler.emulator.render import apply_metadata, matches_created, paginate
 from reconciler.emulator.resources.billing import (
     CUSTOMER,
@@ -102,8 +108,20 @@ def find_item(
     raise no_such("subscription_item", item_id, param=param, status=status)
 
 
-def _check_one(req: Request, spec: ItemSpec, where: str, *, allow_legacy: bool = False) -> JSON:
-    """The price of one item spec, checked (attachable, no quantity when metered)."""
+def _check_one(
+    req: Request,
+    spec: ItemSpec,
+    where: str,
+    *,
+    allow_legacy: bool = False,
+    allow_inactive: bool = False,
+    kept: Collection[str] = (),
+) -> JSON:
+    """The price of one item spec, checked (attachable, no quantity when metered).
+
+    An archived price passes when ``allow_inactive`` or when it is one of ``kept``
+    (prices already attached where the spec applies).
+    """
     if spec.get("price_data") is not None:
         raise invalid(
             "The emulator does not support price_data; create the price first.",
@@ -113,7 +131,13 @@ def _check_one(req: Request, spec: ItemSpec, where: str, *, allow_legacy: bool =
         if spec.get("plan") is None:
             raise missing_param(f"{where}[price]")
         spec["price"] = spec["plan"]
-    price = check_attachable(req, spec["price"], f"{where}[price]", allow_legacy=allow_legacy)
+    price = check_attachable(
+        req,
+        spec["price"],
+        f"{where}[price]",
+        allow_legacy=allow_legacy,
+        allow_inactive=allow_inactive or str(spec["price"]) in kept,
+    )
     if is_metered(price) and spec.get("quantity") is not None:
         raise invalid(
             "Quantity should not be specified where usage_type is `metered`. Remove "
@@ -126,9 +150,15 @@ def _check_one(req: Request, spec: ItemSpec, where: str, *, allow_legacy: bool =
 
 
 def check_specs(
-    req: Request, specs: list[ItemSpec], param: str, *, allow_legacy: bool = False
+    req: Request,
+    specs: list[ItemSpec],
+    param: str,
+    *,
+    allow_legacy: bool = False,
+    allow_inactive: bool = False,
+    kept: Collection[str] = (),
 ) -> list[JSON]:
-    """Check item specs together; returns their prices in order."""
+    """Check item specs together; returns their prices in order (see :func:`_check_one`)."""
     if not specs:
         raise missing_param(param, f"Missing required param: {param}. A subscription needs items.")
     if len(specs) > MAX_ITEMS:
@@ -137,7 +167,14 @@ def check_specs(
     seen: set[str] = set()
     for index, spec in enumerate(specs):
         where = f"{param}[{index}]"
-        price = _check_one(req, spec, where, allow_legacy=allow_legacy)
+        price = _check_one(
+            req,
+            spec,
+            where,
+            allow_legacy=allow_legacy,
+            allow_inactive=allow_inactive,
+            kept=kept,
+        )
         if price["id"] in seen:
             raise invalid(
                 f"Cannot add multiple subscription items with the same price: {price['id']}.",
@@ -190,7 +227,7 @@ def apply_item_specs(req: Request, sub: JSON, specs: list[ItemSpec], param: str,
     (quantity, tax rates and metadata follow the spec); others are removed
     or added.
     """
-    prices = check_specs(req, specs, param, allow_legacy=True)
+    prices = check_specs(req, specs, param, allow_legacy=True, allow_inactive=True)
     current = {str(item["price"]): item for item in sub["items"]["data"]}
     items: list[JSON] = []
     for index, (spec, price) in enumerate(zip(specs, prices, strict=True)):
@@ -228,10 +265,13 @@ def new_subscription(
     params: JSON,
     param: str = "items",
     allow_legacy: bool = False,
+    allow_inactive: bool = False,
 ) -> JSON:
     """A stored, active subscription starting at ``start`` (its first invoice is separate)."""
     customer = req.store.get(CUSTOMER, customer_id, param="customer", status=400)
-    prices = check_specs(req, specs, param, allow_legacy=allow_legacy)
+    prices = check_specs(
+        req, specs, param, allow_legacy=allow_legacy, allow_inactive=allow_inactive
+    )
     sub_id = new_id("sub")
     interval = str(prices[0]["recurring"]["interval"])
     count = int(prices[0]["recurring"]["interval_count"])
@@ -320,7 +360,9 @@ def new_subscription(
         start=start,
         param="discounts",
     )
-    return req.store.put(SUBSCRIPTION, sub)
+    req.store.put(SUBSCRIPTION, sub)
+    emit(req, "customer.subscription.created", sub)
+    return sub
 
 
 def issue_first_invoice(req: Request, sub: JSON) -> None:
@@ -346,7 +388,9 @@ def create(req: Request) -> JSON:
         params=params,
     )
     issue_first_invoice(req, sub)
-    return req.store.put(SUBSCRIPTION, sub)
+    req.store.put(SUBSCRIPTION, sub)
+    emit(req, "customer.subscription.updated", sub)
+    return sub
 
 
 def retrieve(req: Request) -> JSON:
@@ -375,7 +419,10 @@ def _update_items(req: Request, sub: JSON, entries: list[JSON], now: int) -> Non
             items = [i for i in items if i["id"] != item["id"]]
             continue
         price_id = entry.get("price") or entry.get("plan") or item["price"]
-        price = check_attachable(req, price_id, f"{where}[price]")
+        # An item that keeps its price keeps it even once the price is archived.
+        price = check_attachable(
+            req, price_id, f"{where}[price]", allow_inactive=str(price_id) == item["price"]
+        )
         if is_metered(price):
             if entry.get("quantity") is not None:
                 raise invalid(
@@ -467,7 +514,9 @@ def update(req: Request) -> JSON:
         sub["cancel_at"] = sub["current_period_end"] if sub["cancel_at_period_end"] else None
     if params.get("cancellation_details") is not None:
         sub["cancellation_details"].update(params["cancellation_details"])
-    return req.store.put(SUBSCRIPTION, sub)
+    req.store.put(SUBSCRIPTION, sub)
+    emit(req, "customer.subscription.updated", sub)
+    return sub
 
 
 def cancel_subscription(req: Request, sub: JSON, when: int, reason: str) -> None:
@@ -485,7 +534,9 @@ def cancel_subscription(req: Request, sub: JSON, when: int, reason: str) -> None
             schedule["canceled_at"] = when
             schedule["current_phase"] = None
             req.store.put(SCHEDULE, schedule)
+            emit(req, "subscription_schedule.canceled", schedule)
     req.store.put(SUBSCRIPTION, sub)
+    emit(req, "customer.subscription.deleted", sub)
 
 
 def cancel(req: Request) -> JSON:
@@ -498,11 +549,11 @@ def cancel(req: Request) -> JSON:
             param="invoice_now",
         )
     details = req.params.get("cancellation_details") or {}
-    cancel_subscription(req, sub, customer_now(req, sub["customer"]), "cancellation_requested")
     for name in ("comment", "feedback"):
         if details.get(name) is not None:
             sub["cancellation_details"][name] = details[name]
-    return req.store.put(SUBSCRIPTION, sub)
+    cancel_subscription(req, sub, customer_now(req, sub["customer"]), "cancellation_requested")
+    return sub
 
 
 def list_(req: Request) -> JSON:

@@ -12,11 +12,15 @@ invoice modules can add them without touching this one:
   subscriptions, switch schedule phases, finalise invoices...;
 - ``"test_clock.delete"``: ``fn(req, clock) -> None`` before the clock and its
   customers go.
+
+Events the advance hooks emit are automatic (:func:`..events.automatic`): no
+request id or idempotency key, the clock's time as ``created``.
 """
 
 from __future__ import annotations
 
 from reconciler.emulator.errors import invalid
+from reconciler.emulator.events import automatic, emit
 from reconciler.emulator.render import paginate
 from reconciler.emulator.resources._common import deleted
 from reconciler.emulator.router import Registry, Request
@@ -43,7 +47,9 @@ def create(req: Request) -> JSON:
         "status": "ready",
         "status_details": {},
     }
-    return req.store.put(TEST_CLOCK, clock)
+    req.store.put(TEST_CLOCK, clock)
+    emit(req, "test_helpers.test_clock.created", clock)
+    return clock
 
 
 def retrieve(req: Request) -> JSON:
@@ -63,6 +69,7 @@ def delete(req: Request) -> JSON:
     for customer in req.store.values("customer"):
         if customer.get("test_clock") == clock["id"]:
             req.store.delete("customer", customer["id"])
+    emit(req, "test_helpers.test_clock.deleted", clock)
     req.store.delete(TEST_CLOCK, clock["id"])
     return deleted("test_helpers.test_clock", clock["id"])
 
@@ -89,11 +96,16 @@ def advance(req: Request) -> JSON:
             param="frozen_time",
         )
     clock["status"] = "advancing"
-    for hook in req.registry.hooks("test_clock.advance"):
-        hook(req, clock, old_time, new_time)
-    clock["frozen_time"] = new_time
-    clock["status"] = "ready"
-    return req.store.put(TEST_CLOCK, clock)
+    emit(req, "test_helpers.test_clock.advancing", clock)
+    # What the advance sets off is Stripe's own doing: events with no request.
+    with automatic(req, clock):
+        for hook in req.registry.hooks("test_clock.advance"):
+            hook(req, clock, old_time, new_time)
+        clock["frozen_time"] = new_time
+        clock["status"] = "ready"
+        req.store.put(TEST_CLOCK, clock)
+        emit(req, "test_helpers.test_clock.ready", clock)
+    return clock
 
 
 def register(registry: Registry) -> None:

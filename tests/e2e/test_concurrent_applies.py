@@ -1,0 +1,178 @@
+"""Applies started a moment apart, and applies killed at any point, converge.
+
+Two or three ``apply --auto-approve`` processes over one account, started at
+0, 0.3 and 0.8 s, each request slowed so the runs overlap: every one exits 0,
+the account holds one of everything, no subscription has two schedules, and
+a fresh plan is empty. A migration apply killed with SIGKILL after a random
+number of schedule writes is finished by a rerun, and pausing the migration
+then releases every schedule stripe-reconcile made (and restores the ones it
+adopted).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.emulator import Emulator
+from reconciler.emulator.seed import MIGRATION_CONFIG, SeededAccount, seed_legacy_account
+from reconciler.gateway import LEGACY_API_VERSION, Gateway
+from reconciler.model import MANAGED_BY_KEY
+from tests.e2e.conftest import API_KEY, REPO_ROOT, stripe_reconcile
+
+EXAMPLE = REPO_ROOT / "billing.yaml"
+OFFSETS = {"two": (0.0, 0.3), "three": (0.0, 0.3, 0.8)}
+SLOW = "seed=1,latency=1.0:0.02"  # every request takes 20 ms: the applies overlap
+
+
+def applies_at(emulator: Emulator, config: Path, offsets: tuple[float, ...]) -> list[Any]:
+    """Start one apply per offset (seconds after the first) and wait for all of them."""
+    results: list[Any] = [None] * len(offsets)
+    began = time.monotonic()
+
+    def run(index: int, offset: float) -> None:
+        time.sleep(max(0.0, began + offset - time.monotonic()))
+        results[index] = stripe_reconcile(
+            "apply", "--auto-approve", "-f", str(config), url=emulator.url
+        )
+
+    workers = [threading.Thread(target=run, args=(i, offset)) for i, offset in enumerate(offsets)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=180)
+    return results
+
+
+def assert_all_succeeded(results: list[Any]) -> None:
+    assert all(r is not None for r in results), "an apply did not finish"
+    assert [r.returncode for r in results] == [0] * len(results), [r.stderr for r in results]
+    assert not any("Traceback" in r.stderr for r in results)
+
+
+def plan_is_empty(emulator: Emulator, config: Path) -> None:
+    again = stripe_reconcile("plan", "--detailed-exitcode", "-f", str(config), url=emulator.url)
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def live_schedules(gateway: Gateway) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in gateway.list_all("/v1/subscription_schedules", stripe_version=LEGACY_API_VERSION)
+        if s["status"] in ("not_started", "active")
+    ]
+
+
+@pytest.mark.parametrize("run", range(3))
+@pytest.mark.parametrize("offsets", sorted(OFFSETS))
+def test_applies_a_moment_apart_all_succeed_with_one_of_everything(
+    emulator: Emulator, offsets: str, run: int
+) -> None:
+    emulator.set_faults(SLOW)
+    assert_all_succeeded(applies_at(emulator, EXAMPLE, OFFSETS[offsets]))
+    emulator.set_faults(None)
+    gateway = Gateway(API_KEY, api_base=emulator.url)
+    counts = Counter(
+        {
+            "products": len(list(gateway.list_all("/v1/products"))),
+            "prices": len(list(gateway.list_all("/v1/prices"))),
+            "meters": len(list(gateway.list_all("/v1/billing/meters"))),
+            "alerts": len(list(gateway.list_all("/v1/billing/alerts"))),
+        }
+    )
+    assert counts == Counter(products=3, prices=5, meters=2, alerts=1)
+    plan_is_empty(emulator, EXAMPLE)
+
+
+@pytest.fixture
+def migration(tmp_path: Path) -> Path:
+    config = tmp_path / "migration.yaml"
+    config.write_text(MIGRATION_CONFIG)
+    return config
+
+
+def assert_one_schedule_each(gateway: Gateway, seeded: SeededAccount) -> None:
+    per_subscription = Counter(s["subscription"] for s in live_schedules(gateway))
+    assert set(per_subscription) == {c.subscription for c in seeded.customers}
+    assert set(per_subscription.values()) == {1}, per_subscription
+
+
+@pytest.mark.parametrize("run", range(2))
+@pytest.mark.parametrize("offsets", sorted(OFFSETS))
+def test_migration_applies_a_moment_apart_give_one_schedule_per_subscription(
+    emulator: Emulator, migration: Path, offsets: str, run: int
+) -> None:
+    seeded = seed_legacy_account(emulator, customers=8)
+    emulator.set_faults(SLOW)
+    assert_all_succeeded(applies_at(emulator, migration, OFFSETS[offsets]))
+    emulator.set_faults(None)
+    assert_one_schedule_each(Gateway(API_KEY, api_base=emulator.url), seeded)
+    plan_is_empty(emulator, migration)
+
+
+def schedule_writes(emulator: Emulator) -> int:
+    routes = emulator.stats()["by_route"]
+    return sum(n for route, n in routes.items() if route.startswith("POST /v1/subscription_sch"))
+
+
+def kill_after_schedule_writes(emulator: Emulator, config: Path, writes: int) -> None:
+    """Start an apply and SIGKILL it as soon as the emulator has seen ``writes``
+    schedule writes (or when it ends by itself)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
+    env.update(STRIPE_API_KEY=API_KEY, STRIPE_API_BASE=emulator.url, NO_COLOR="1")
+    command = [sys.executable, "-m", "reconciler", "apply", "--auto-approve", "-f", str(config)]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:
+            if schedule_writes(emulator) >= writes:
+                process.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.002)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("seed", [31, 32, 33, 34])
+def test_migration_killed_at_a_random_point_then_rerun_then_paused_releases_every_schedule(
+    emulator: Emulator, migration: Path, seed: int
+) -> None:
+    seeded = seed_legacy_account(emulator, customers=40)
+    foreign = {c.subscription: c.schedule for c in seeded.customers if c.schedule}
+    # 40 subscriptions: 30 need two schedule writes, 10 adopted ones need one.
+    total_writes = 2 * (40 - len(foreign)) + len(foreign)
+    writes = random.Random(seed).randint(1, total_writes - 1)
+    emulator.set_faults(f"seed={seed},latency=1.0:0.01")
+    kill_after_schedule_writes(emulator, migration, writes)
+    emulator.set_faults(None)
+    rerun = stripe_reconcile("apply", "--auto-approve", "-f", str(migration), url=emulator.url)
+    assert rerun.returncode == 0, rerun.stderr
+    gateway = Gateway(API_KEY, api_base=emulator.url)
+    assert_one_schedule_each(gateway, seeded)
+    plan_is_empty(emulator, migration)
+
+    paused = migration.with_name("paused.yaml")
+    paused.write_text(MIGRATION_CONFIG + "    paused: true\n")
+    undo = stripe_reconcile("apply", "--auto-approve", "-f", str(paused), url=emulator.url)
+    assert undo.returncode == 0, undo.stderr
+    remaining = {s["subscription"]: s for s in live_schedules(gateway)}
+    # Every schedule stripe-reconcile made is released; the adopted ones are theirs again.
+    assert set(remaining) == set(foreign)
+    for subscription, schedule in remaining.items():
+        assert schedule["id"] == foreign[subscription]
+        assert MANAGED_BY_KEY not in (schedule.get("metadata") or {})
+    plan_is_empty(emulator, paused)
