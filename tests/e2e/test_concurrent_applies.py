@@ -35,16 +35,18 @@ OFFSETS = {"two": (0.0, 0.3), "three": (0.0, 0.3, 0.8)}
 SLOW = "seed=1,latency=1.0:0.02"  # every request takes 20 ms: the applies overlap
 
 
-def applies_at(emulator: Emulator, config: Path, offsets: tuple[float, ...]) -> list[Any]:
-    """Start one apply per offset (seconds after the first) and wait for all of them."""
+def applies_at(
+    emulator: Emulator, config: Path, offsets: tuple[float, ...], *plan_file: str
+) -> list[Any]:
+    """Start one apply per offset (seconds after the first) and wait for all of them;
+    each applies ``plan_file`` when given, else plans itself (``--auto-approve``)."""
     results: list[Any] = [None] * len(offsets)
     began = time.monotonic()
 
     def run(index: int, offset: float) -> None:
         time.sleep(max(0.0, began + offset - time.monotonic()))
-        results[index] = stripe_reconcile(
-            "apply", "--auto-approve", "-f", str(config), url=emulator.url
-        )
+        how = list(plan_file) or ["--auto-approve"]
+        results[index] = stripe_reconcile("apply", *how, "-f", str(config), url=emulator.url)
 
     workers = [threading.Thread(target=run, args=(i, offset)) for i, offset in enumerate(offsets)]
     for worker in workers:
@@ -92,6 +94,24 @@ def test_applies_a_moment_apart_all_succeed_with_one_of_everything(
     )
     assert counts == Counter(products=3, prices=5, meters=2, alerts=1)
     plan_is_empty(emulator, EXAMPLE)
+
+
+@pytest.mark.parametrize("offsets", sorted(OFFSETS))
+def test_one_saved_plan_applied_a_moment_apart_finishes_once(
+    emulator: Emulator, tmp_path: Path, offsets: str
+) -> None:
+    """A saved plan overtaken by a concurrent apply of itself finishes as a no-op."""
+    seeded = seed_legacy_account(emulator, customers=6)
+    config = tmp_path / "migration.yaml"
+    config.write_text(MIGRATION_CONFIG)
+    saved = tmp_path / "plan.json"
+    made = stripe_reconcile("plan", "-f", str(config), "--out", str(saved), url=emulator.url)
+    assert made.returncode == 0, made.stderr
+    emulator.set_faults(SLOW)
+    assert_all_succeeded(applies_at(emulator, config, OFFSETS[offsets], str(saved)))
+    emulator.set_faults(None)
+    assert_one_schedule_each(Gateway(API_KEY, api_base=emulator.url), seeded)
+    plan_is_empty(emulator, config)
 
 
 @pytest.fixture
