@@ -9,9 +9,20 @@ results): a key found anywhere fails the run.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# The suite draws the same examples on every run (derandomized), so a red run
+# is reproducible and a green one means the same thing each time. The deep run
+# (`HYPOTHESIS_PROFILE=deep scripts/test -m slow`, scheduled in
+# .github/workflows/deep.yml) draws new ones; a failure prints its blob to pin
+# with @example.
+settings.register_profile("default", derandomize=True, print_blob=True)
+settings.register_profile("deep", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,3 +64,37 @@ def stripe_reconcile(
         input=stdin,
         check=False,
     )
+
+
+def writes_seen(emulator: Emulator, route_prefix: str = "POST /v1/") -> int:
+    """How many requests the emulator has answered on routes starting so."""
+    routes = emulator.stats()["by_route"]
+    return sum(n for route, n in routes.items() if route.startswith(route_prefix))
+
+
+def kill_at_write(
+    emulator: Emulator, args: list[str], writes: int, route_prefix: str = "POST /v1/"
+) -> int | None:
+    """Run the command line and SIGKILL it once the emulator has seen ``writes`` writes
+    (counted from the start); the exit code, negative when it was killed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
+    env.update(STRIPE_API_KEY=API_KEY, STRIPE_API_BASE=emulator.url, NO_COLOR="1")
+    start = writes_seen(emulator, route_prefix)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:
+            if writes_seen(emulator, route_prefix) - start >= writes:
+                process.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.002)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+    return process.returncode

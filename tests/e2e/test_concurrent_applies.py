@@ -11,11 +11,8 @@ adopted).
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -28,7 +25,7 @@ from reconciler.emulator import Emulator
 from reconciler.emulator.seed import MIGRATION_CONFIG, SeededAccount, seed_legacy_account
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
 from reconciler.model import MANAGED_BY_KEY
-from tests.e2e.conftest import API_KEY, REPO_ROOT, stripe_reconcile
+from tests.e2e.conftest import API_KEY, REPO_ROOT, kill_at_write, stripe_reconcile
 
 EXAMPLE = REPO_ROOT / "billing.yaml"
 OFFSETS = {"two": (0.0, 0.3), "three": (0.0, 0.3, 0.8)}
@@ -140,33 +137,6 @@ def test_migration_applies_a_moment_apart_give_one_schedule_per_subscription(
     plan_is_empty(emulator, migration)
 
 
-def schedule_writes(emulator: Emulator) -> int:
-    routes = emulator.stats()["by_route"]
-    return sum(n for route, n in routes.items() if route.startswith("POST /v1/subscription_sch"))
-
-
-def kill_after_schedule_writes(emulator: Emulator, config: Path, writes: int) -> None:
-    """Start an apply and SIGKILL it as soon as the emulator has seen ``writes``
-    schedule writes (or when it ends by itself)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
-    env.update(STRIPE_API_KEY=API_KEY, STRIPE_API_BASE=emulator.url, NO_COLOR="1")
-    command = [sys.executable, "-m", "reconciler", "apply", "--auto-approve", "-f", str(config)]
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while process.poll() is None and time.monotonic() < deadline:
-            if schedule_writes(emulator) >= writes:
-                process.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.002)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-
-
 @pytest.mark.parametrize("seed", [31, 32, 33, 34])
 def test_migration_killed_at_a_random_point_then_rerun_then_paused_releases_every_schedule(
     emulator: Emulator, migration: Path, seed: int
@@ -177,7 +147,9 @@ def test_migration_killed_at_a_random_point_then_rerun_then_paused_releases_ever
     total_writes = 2 * (40 - len(foreign)) + len(foreign)
     writes = random.Random(seed).randint(1, total_writes - 1)
     emulator.set_faults(f"seed={seed},latency=1.0:0.01")
-    kill_after_schedule_writes(emulator, migration, writes)
+    command = ["apply", "--auto-approve", "-f", str(migration)]
+    killed = kill_at_write(emulator, command, writes, "POST /v1/subscription_sch")
+    assert killed == -signal.SIGKILL, "the apply finished before the kill"
     emulator.set_faults(None)
     rerun = stripe_reconcile("apply", "--auto-approve", "-f", str(migration), url=emulator.url)
     assert rerun.returncode == 0, rerun.stderr

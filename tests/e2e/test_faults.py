@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from reconciler.apply import apply_plan
+from reconciler.apply import apply_plan, plan_steps
 from reconciler.config import load_config, load_text
 from reconciler.emulator import Emulator
 from reconciler.emulator.seed import MIGRATION_CONFIG, seed_legacy_account
@@ -21,7 +17,7 @@ from reconciler.errors import ApplyError, StripeCallError
 from reconciler.gateway import Gateway
 from reconciler.live import read_snapshot
 from reconciler.planner import build_plan
-from tests.e2e.conftest import API_KEY
+from tests.e2e.conftest import API_KEY, kill_at_write, stripe_reconcile
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = load_config(REPO / "billing.yaml")
@@ -94,36 +90,21 @@ def test_a_request_that_keeps_failing_stops_apply_and_says_what_is_left(
 
 @pytest.mark.parametrize("seed", [11, 12, 13, 14])
 def test_apply_killed_at_a_random_point_then_rerun_converges(emulator: Emulator, seed: int) -> None:
-    # Every request takes 30 ms, so the apply is killed somewhere in its middle.
-    emulator.set_faults(f"seed={seed},latency=1.0:0.03")
-    env = {
-        **os.environ,
-        "STRIPE_API_KEY": API_KEY,
-        "STRIPE_API_BASE": emulator.url,
-        "NO_COLOR": "1",
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "reconciler",
-        "apply",
-        "--auto-approve",
-        "--rate-limit",
-        "1000",
-    ]
-    command += ["-f", str(REPO / "billing.yaml")]
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    """Killed right after its k-th write, k drawn over the whole apply: it really dies
+    mid-apply, and a rerun finishes the job with nothing twice."""
+    planned = plan_steps(
+        build_plan(EXAMPLE, read_snapshot(Gateway(API_KEY, api_base=emulator.url)))
     )
-    delay = random.Random(seed).uniform(0.6, 1.4)
-    time.sleep(delay)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
+    writes = random.Random(seed).randint(1, len(planned) - 1)
+    emulator.set_faults(f"seed={seed},latency=1.0:0.03")  # 30 ms a request: a clean kill
+    command = ["apply", "--auto-approve", "--rate-limit", "1000", "-f", str(REPO / "billing.yaml")]
+    # One write at a time, so the kill lands between the k-th write and the next.
+    killed = kill_at_write(emulator, [*command, "--concurrency", "1"], writes)
+    assert killed == -signal.SIGKILL, "the apply finished before the kill"
     emulator.set_faults(None)
-    rerun = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    rerun = stripe_reconcile(*command, url=emulator.url)
     assert rerun.returncode == 0, rerun.stderr
+    assert "Apply complete" in rerun.stdout, "the killed apply had already done everything"
     assert_converged(emulator)
 
 
