@@ -25,6 +25,7 @@ __all__ = [
     "Plan",
     "ResourceChange",
     "digest",
+    "dump_json",
     "fingerprint",
 ]
 
@@ -110,6 +111,8 @@ class ResourceChange:
         return digest((self.address, self.stripe_id, self.before))
 
     def to_json(self) -> dict[str, Any]:
+        """The change as JSON-able data; nested values are shared with the change (tuples
+        and read-only mappings included), so serialise it with :func:`dump_json`."""
         return {
             "address": self.address,
             "kind": self.kind,
@@ -117,13 +120,12 @@ class ResourceChange:
             "reason": self.reason,
             "irreversible": self.irreversible,
             "stripe_id": self.stripe_id,
-            "before": _plain(self.before),
-            "after": _plain(self.after),
+            "before": self.before,
+            "after": self.after,
             "changes": [
-                {"field": c.field, "before": _plain(c.before), "after": _plain(c.after)}
-                for c in self.changes
+                {"field": c.field, "before": c.before, "after": c.after} for c in self.changes
             ],
-            "details": _plain(self.details),
+            "details": self.details,
         }
 
     @classmethod
@@ -143,13 +145,52 @@ class ResourceChange:
         )
 
 
-def _plain(value: Any) -> Any:
-    """Mappings to dicts and tuples to lists, recursively, for JSON."""
+EXPANDED_LEVELS = 5
+"""JSON nesting levels laid out one entry per line; deeper values (a migration's
+per-subscription rows, a tier) take one line each."""
+
+
+def _as_dict(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+        return dict(value)
+    return str(value)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(
+        value, sort_keys=True, ensure_ascii=False, default=_as_dict, separators=(", ", ": ")
+    )
+
+
+def dump_json(value: Any) -> str:
+    """Sorted, two-space-indented JSON in time linear in its size.
+
+    The outer levels are laid out one entry per line; each value deeper than
+    ``EXPANDED_LEVELS`` is one line written by the C encoder, which the standard
+    library uses only without ``indent``.
+    """
+    out: list[str] = []
+    _lay_out(value, 0, out)
+    return "".join(out)
+
+
+def _lay_out(value: Any, level: int, out: list[str]) -> None:
+    inner = "\n" + "  " * (level + 1)
+    if level < EXPANDED_LEVELS and isinstance(value, Mapping) and value:
+        out.append("{")
+        for index, key in enumerate(sorted(value, key=str)):
+            out.append(("," if index else "") + inner + json.dumps(str(key), ensure_ascii=False))
+            out.append(": ")
+            _lay_out(value[key], level + 1, out)
+        out.append("\n" + "  " * level + "}")
+    elif level < EXPANDED_LEVELS and isinstance(value, (list, tuple)) and value:
+        out.append("[")
+        for index, item in enumerate(value):
+            out.append(("," if index else "") + inner)
+            _lay_out(item, level + 1, out)
+        out.append("\n" + "  " * level + "]")
+    else:
+        out.append(_compact(value))
 
 
 def _canonical(value: Any) -> Any:
@@ -178,7 +219,7 @@ def digest(value: Any) -> str:
 
 def fingerprint(value: Any) -> str:
     """A stable hash of JSON-able data (key order does not matter)."""
-    canonical = json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), default=str)
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=_as_dict)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -235,7 +276,12 @@ class Plan:
 
     def dumps(self) -> str:
         """The plan file's text: deterministic, sorted keys, one trailing newline."""
-        return json.dumps(self.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        return dump_json(self.to_json()) + "\n"
+
+    def as_data(self) -> dict[str, Any]:
+        """The plan as plain JSON data (dicts, lists), exactly as its file reads back."""
+        data: dict[str, Any] = json.loads(self.dumps())
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Plan:

@@ -86,7 +86,7 @@ def resolve_saved_plan(saved: Plan, desired: Desired, snapshot: Snapshot) -> Pla
     except PlanError as exc:
         raise StalePlanError(f"the account changed since the plan was made:\n{exc}") from None
     if current.snapshot_fingerprint == saved.snapshot_fingerprint:
-        difference = first_difference(saved.to_json(), current.to_json())
+        difference = first_difference(saved.as_data(), current.as_data())
         if difference is not None:
             raise PlanMismatchError(
                 f"the plan file is not the plan billing.yaml and the account give: {difference}. "
