@@ -101,11 +101,13 @@ def _connect(
     return gateway
 
 
-def _make_plan(desired: Desired, gateway: Gateway) -> tuple[Snapshot, Plan]:
+def _make_plan(
+    desired: Desired, gateway: Gateway, *, every_usage: bool = False
+) -> tuple[Snapshot, Plan]:
     from reconciler.live import read_snapshot
     from reconciler.planner import build_plan
 
-    snapshot = read_snapshot(gateway, desired)
+    snapshot = read_snapshot(gateway, desired, every_usage=every_usage)
     return snapshot, build_plan(desired, snapshot)
 
 
@@ -324,7 +326,13 @@ def _apply_json(
 @main.command()
 @config_option
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
-def status(config_file: Path, output_format: str) -> None:
+@click.option(
+    "--every-usage",
+    is_flag=True,
+    help="Check usage parity for every waiting subscription, not only the next batch's "
+    "(two reads each).",
+)
+def status(config_file: Path, output_format: str, every_usage: bool) -> None:
     """Show each migration's subscriptions and their state."""
     from reconciler.render.status import render_status_json, render_status_text
 
@@ -332,7 +340,7 @@ def status(config_file: Path, output_format: str) -> None:
     try:
         gateway = _connect(desired, writing=False)
         with _reading(enabled=output_format == "text"):
-            _, made = _make_plan(desired, gateway)
+            _, made = _make_plan(desired, gateway, every_usage=every_usage)
     except ReconcileError as exc:
         _fail(exc)
     migrations = [c for c in made.changes if c.kind == "migration"]
@@ -508,7 +516,12 @@ def simulate(config_file: Path, use_key: bool) -> None:
 @click.option("--port", default=12111, show_default=True, type=int)
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--rate-limit", type=float, help="Requests per second (default 25, 0 = off).")
-@click.option("--faults", help="Fault injection spec, e.g. 'seed=1,500=0.05,429=0.05'.")
+@click.option(
+    "--faults",
+    help="Fault injection spec, e.g. 'seed=1,500=0.05,429=0.05': kinds 500, 429, 409, lock "
+    "(429 lock_timeout), noretry (500 with Stripe-Should-Retry: false), reset, lost, and "
+    "latency=P:SECONDS for a slow Stripe.",
+)
 @click.option(
     "--allow-remote",
     is_flag=True,

@@ -10,7 +10,8 @@ requests (at least one each), whatever the number of declared objects.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -26,17 +27,26 @@ from reconciler.migrations import (
     MIGRATION_KEY,
     LiveSubscription,
     MigrationSnapshot,
+    parity_blocker,
+    parity_candidates,
     subscription_from_stripe,
 )
 from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Desired, Migration
 from reconciler.plan import IDEMPOTENCY_PREFIX
 from reconciler.snapshot import LiveObject, Snapshot
 
+PARITY_READERS = 4
+"""Parity-gate reads in flight at once: enough to hide latency, paced by the gateway."""
+
 __all__ = ["read_legacy_price", "read_migrations", "read_snapshot", "snapshot_from_objects"]
 
 
-def read_snapshot(gateway: Gateway, desired: Desired | None = None) -> Snapshot:
-    """List every product, meter, price and alert; then what the migrations need."""
+def read_snapshot(
+    gateway: Gateway, desired: Desired | None = None, *, every_usage: bool = False
+) -> Snapshot:
+    """List every product, meter, price and alert; then what the migrations need
+    (``every_usage``: the parity gate's figures for every waiting subscription, not
+    only the next batch's)."""
     snapshot = snapshot_from_objects(
         products=gateway.list_all("/v1/products"),
         meters=gateway.list_all("/v1/billing/meters"),
@@ -45,7 +55,8 @@ def read_snapshot(gateway: Gateway, desired: Desired | None = None) -> Snapshot:
     )
     if desired is None or not desired.migrations:
         return snapshot
-    return dataclasses.replace(snapshot, migrations=read_migrations(gateway, desired, snapshot))
+    migrations = read_migrations(gateway, desired, snapshot, every_usage=every_usage)
+    return dataclasses.replace(snapshot, migrations=migrations)
 
 
 def _managed(obj: Mapping[str, Any]) -> bool:
@@ -138,19 +149,23 @@ def snapshot_from_objects(
 
 
 def read_migrations(
-    gateway: Gateway, desired: Desired, snapshot: Snapshot
+    gateway: Gateway, desired: Desired, snapshot: Snapshot, *, every_usage: bool = False
 ) -> dict[str, MigrationSnapshot]:
     """For each migration: the legacy price, its subscriptions, and what moved already.
 
     Costs per migration: one read of the legacy price, one request per 100
     subscriptions on it (schedules expanded), one per 100 on the new price,
-    and two per unscheduled subscription when usage parity is required.
+    and, when usage parity is required, two per subscription the next batch
+    considers (about ``2 x batch``; every waiting one with ``every_usage``).
     """
-    return {m.name: _read_migration(gateway, m, snapshot) for m in desired.migrations}
+    return {
+        m.name: _read_migration(gateway, m, snapshot, every_usage=every_usage)
+        for m in desired.migrations
+    }
 
 
 def _read_migration(
-    gateway: Gateway, migration: Migration, snapshot: Snapshot
+    gateway: Gateway, migration: Migration, snapshot: Snapshot, *, every_usage: bool
 ) -> MigrationSnapshot:
     legacy = read_legacy_price(gateway, migration.from_price)
     target = snapshot.prices.get(migration.to_price)
@@ -169,25 +184,56 @@ def _read_migration(
             for s in gateway.list_all("/v1/subscriptions", {"price": to_price_id, "status": "all"})
             if (s.get("metadata") or {}).get(MIGRATION_KEY) == migration.name
         )
-    usage: dict[str, tuple[Decimal, Decimal] | None] = {}
-    if migration.require_usage_parity is not None:
-        meter_name = (target.essence.get("recurring") or {}).get("meter") if target else None
-        meter = snapshot.meters.get(meter_name) if meter_name else None
-        checked = [s for s in subscriptions if s.schedule is None or not s.schedule.ours]
-        for sub in sorted(checked, key=lambda s: s.id):
-            usage[sub.id] = _usage_pair(
-                gateway, sub, legacy["id"], meter.stripe_id if meter else None
-            )
     recurring = legacy.get("recurring") or {}
-    return MigrationSnapshot(
+    read = MigrationSnapshot(
         from_price_id=legacy["id"],
         to_price_id=to_price_id,
         from_aggregation=recurring.get("aggregate_usage") if not recurring.get("meter") else None,
         from_price_active=bool(legacy.get("active", True)),
         subscriptions=subscriptions,
         moved=moved,
-        usage=usage,
     )
+    if migration.require_usage_parity is None:
+        return read
+    meter_name = (target.essence.get("recurring") or {}).get("meter") if target else None
+    meter = snapshot.meters.get(meter_name) if meter_name else None
+    meter_id = meter.stripe_id if meter else None
+
+    def pair(sub: LiveSubscription) -> tuple[Decimal, Decimal] | None:
+        return _usage_pair(gateway, sub, legacy["id"], meter_id)
+
+    return dataclasses.replace(
+        read, usage=_gate_usage(migration, read, pair, everything=every_usage)
+    )
+
+
+def _gate_usage(
+    migration: Migration,
+    read: MigrationSnapshot,
+    pair: Callable[[LiveSubscription], tuple[Decimal, Decimal] | None],
+    *,
+    everything: bool,
+) -> dict[str, tuple[Decimal, Decimal] | None]:
+    """The usage figures the parity gate needs: for the subscriptions the next batch
+    takes, in its order, until ``batch`` of them pass (or all, with ``everything``).
+
+    Figures are read ``PARITY_READERS`` at a time (the gateway paces them). The
+    rest are left unread: the plan shows them waiting for a later batch.
+    """
+    candidates = parity_candidates(migration, read)
+    wanted = len(candidates) if everything or migration.batch is None else migration.batch
+    limit = migration.require_usage_parity
+    assert limit is not None
+    usage: dict[str, tuple[Decimal, Decimal] | None] = {}
+    passed, index = 0, 0
+    with ThreadPoolExecutor(max_workers=PARITY_READERS) as pool:
+        while passed < wanted and index < len(candidates):
+            chunk = candidates[index : index + max(wanted - passed, PARITY_READERS)]
+            index += len(chunk)
+            for sub, figures in zip(chunk, pool.map(pair, chunk), strict=True):
+                usage[sub.id] = figures
+                passed += parity_blocker(limit, figures) is None
+    return usage
 
 
 def _with_unfinished_schedules(

@@ -21,6 +21,7 @@ quantity. No I/O here: ``live.py`` reads, ``apply.py`` writes.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -37,12 +38,15 @@ __all__ = [
     "MAX_PHASES",
     "MIGRATION_KEY",
     "NO_METER_EQUIVALENT",
+    "PARITY_NOT_READ",
     "TO_PRICE",
     "LiveSchedule",
     "LiveSubscription",
     "MigrationSnapshot",
     "SubscriptionItem",
     "counts_phrase",
+    "parity_blocker",
+    "parity_candidates",
     "plan_migration",
     "schedule_from_stripe",
     "subscription_evidence",
@@ -51,6 +55,9 @@ __all__ = [
 
 MAX_PHASES = 10
 NO_METER_EQUIVALENT = frozenset({"max", "last_ever", "last_during_period"})
+PARITY_NOT_READ = "usage parity: not read (the batch is already full)"
+"""The parity gate of a subscription whose usage was not read: it waits for a later
+batch. Reads stop once the batch is full (see :func:`parity_candidates`)."""
 TO_PRICE = "@to_price"
 """Stands for the new price's id in planned phases; apply puts the real id in."""
 
@@ -333,6 +340,8 @@ def _decide(
     if mine and schedule is not None:
         return _rewrite(migration, snap, sub=sub, schedule=schedule, legacy=legacy, switch=switch)
     parity = _parity_blocker(migration, snap, sub)
+    if parity is PARITY_NOT_READ:
+        return _Decision("waiting", switch_at=switch)
     if parity is not None:
         return _Decision("blocked", blocker=parity, switch_at=switch)
     if schedule is None:
@@ -441,7 +450,13 @@ def _parity_blocker(
     limit = migration.require_usage_parity
     if limit is None:
         return None
-    figures = snap.usage.get(sub.id)
+    if sub.id not in snap.usage:
+        return PARITY_NOT_READ
+    return parity_blocker(limit, snap.usage[sub.id])
+
+
+def parity_blocker(limit: Decimal, figures: tuple[Decimal, Decimal] | None) -> str | None:
+    """Why ``(usage records, meter events)`` fail the gate of ``limit`` percent, or None."""
     if figures is None:
         return "usage parity: no complete period with both usage records and meter events yet"
     legacy, metered = figures
@@ -476,6 +491,19 @@ def counts_phrase(counts: Mapping[str, int]) -> str:
     """``120 to schedule, 3 blocked, 877 done``: the states that occur, in a fixed order."""
     parts = [f"{counts[state]} {phrase}" for state, phrase in _STATE_PHRASES if counts.get(state)]
     return ", ".join(parts) or "no subscriptions on the legacy price"
+
+
+def parity_candidates(migration: Migration, snap: MigrationSnapshot) -> list[LiveSubscription]:
+    """The subscriptions, in the order batches take them, whose next step waits on the
+    usage parity gate: what the gate must read, and no more (``snap.usage`` ignored)."""
+    if migration.require_usage_parity is None or snap.from_price_id is None:
+        return []
+    unread = dataclasses.replace(snap, usage={})
+    return [
+        sub
+        for sub in sorted(snap.subscriptions, key=lambda s: s.id)
+        if _decide(migration, unread, sub, snap.from_price_id).state == "waiting"
+    ]
 
 
 def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceChange:
