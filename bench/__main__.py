@@ -6,7 +6,7 @@ import argparse
 import platform
 import sys
 
-from bench import apply_rate, migration, reliability
+from bench import apply_rate, migration, planning, reliability
 
 
 def main() -> None:
@@ -26,6 +26,11 @@ def main() -> None:
     print()
     print("## migration planning, pure (no I/O)")
     for row in migration.pure_planning():
+        print(row)
+    print()
+    print("## the plan path: parse Stripe's JSON, plan, render text, write plan.json")
+    print("   (1,000 declared prices, a third replaced; CPU seconds, best of three)")
+    for row in planning.main():
         print(row)
     print()
     print("## migration over HTTP: seed, plan and apply against the 25 req/s limit")

@@ -617,7 +617,9 @@ def _plain_mapping(value: Any) -> Any:
 
 
 def _id(value: Any) -> str | None:
-    if isinstance(value, Mapping):
+    if isinstance(value, str):  # the common case first: isinstance on an ABC is slow
+        return value or None
+    if isinstance(value, (dict, Mapping)):
         return str(value.get("id")) if value.get("id") else None
     return str(value) if value else None
 
@@ -693,7 +695,7 @@ def subscription_from_stripe(obj: Mapping[str, Any]) -> LiveSubscription:
     items = []
     for item in (obj.get("items") or {}).get("data") or []:
         price = item.get("price") or {}
-        recurring = price.get("recurring") or {} if isinstance(price, Mapping) else {}
+        recurring = price.get("recurring") or {} if isinstance(price, dict) else {}
         items.append(
             SubscriptionItem(
                 id=item.get("id"),
