@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -32,11 +32,13 @@ __all__ = ["main"]
 
 DEFAULT_CONFIG = "billing.yaml"
 
+# Paths that are read are not checked by click (its refusal is a usage error, exit 2):
+# the bounded reader refuses directories, FIFOs and devices with a located message, exit 1.
 config_option = click.option(
     "-f",
     "--file",
     "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=DEFAULT_CONFIG,
     show_default=True,
     help="The billing.yaml to read.",
@@ -76,8 +78,13 @@ def _load(config_file: Path) -> Desired:
     except ConfigErrors as exc:
         for error in exc.errors:
             click.echo(str(error), err=True)
+        from reconciler.config import MAX_ERRORS
+
         count = len(exc.errors)
-        click.echo(f"{config_file}: {count} error{'s' if count != 1 else ''}", err=True)
+        if count > MAX_ERRORS:  # the extra line says the rest were left out
+            click.echo(f"{config_file}: more than {MAX_ERRORS} errors", err=True)
+        else:
+            click.echo(f"{config_file}: {count} error{'s' if count != 1 else ''}", err=True)
         sys.exit(1)
 
 
@@ -89,16 +96,30 @@ def _fail(error: ReconcileError) -> NoReturn:
 def _connect(
     desired: Desired, *, writing: bool, allow_live: bool = False, rate_limit: float | None = None
 ) -> Gateway:
-    """A gateway for STRIPE_API_KEY, after the live-key guard; writes are paced."""
+    """A gateway for STRIPE_API_KEY, after the live-key guard; reads and writes are paced
+    at 80% of the mode's limit, leaving the rest to the account's own traffic."""
     from reconciler.gateway import MODE_RATE_LIMITS, Gateway, guard_key_mode
 
     gateway = Gateway.from_env()
     guard_key_mode(gateway.mode, desired.mode, allow_live=allow_live, writing=writing)
-    if writing:
-        gateway.set_rate_limit(
-            rate_limit if rate_limit is not None else 0.8 * MODE_RATE_LIMITS[gateway.mode]
-        )
+    gateway.set_rate_limit(
+        rate_limit if rate_limit is not None else 0.8 * MODE_RATE_LIMITS[gateway.mode]
+    )
     return gateway
+
+
+def _pace_phrase(gateway: Gateway) -> str:
+    """`` Pace fell to 5.0/s 2 times (429s from other traffic), ended at 16.0/s.``, or ""."""
+    if gateway.pace is None:
+        return ""
+    report = gateway.pace.report()
+    if not report.decreases:
+        return ""
+    times = "once" if report.decreases == 1 else f"{report.decreases} times"
+    return (
+        f" Pace fell to {report.lowest:.1f}/s {times} (429s from other traffic on the "
+        f"account), ended at {report.final:.1f}/s of {report.configured:.1f}/s."
+    )
 
 
 def _make_plan(
@@ -156,7 +177,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 @main.command()
-@click.argument("planfile", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("planfile", required=False, type=click.Path(path_type=Path))
 @config_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--live", is_flag=True, help="Allow a live-mode key (billing.yaml must say so too).")
@@ -242,7 +263,7 @@ def apply(
     replayed = f", {len(result.replayed)} answered by an earlier request" if result.replayed else ""
     click.echo(
         f"Apply complete: {len(result.done)} steps{replayed}, {gateway.stats.requests} requests "
-        f"({gateway.stats.retries} retried){rounds}. {made.summary()}."
+        f"({gateway.stats.retries} retried){rounds}. {made.summary()}.{_pace_phrase(gateway)}"
     )
 
 
@@ -317,6 +338,7 @@ def _apply_json(
             "requests": gateway.stats.requests,
             "retries": gateway.stats.retries,
             "rate_limited": gateway.stats.rate_limited,
+            "pace": None if gateway.pace is None else dataclasses.asdict(gateway.pace.report()),
         },
         indent=2,
         sort_keys=True,
@@ -360,6 +382,17 @@ def _reading(*, enabled: bool) -> Iterator[None]:
         yield
 
 
+GITHUB_BODY_LIMIT = 65_536
+"""GitHub refuses comment and issue bodies longer than 65,536 characters."""
+
+
+def _body(path: Path) -> str:
+    """A comment or issue body: a regular file of at most GitHub's limit, UTF-8."""
+    from reconciler.inputs import read_text
+
+    return read_text(path, limit=GITHUB_BODY_LIMIT * 4, noun="body file", label="a body file")
+
+
 @main.group()
 def github() -> None:
     """GitOps helpers for the billing-*.yml workflows (need GITHUB_TOKEN)."""
@@ -376,30 +409,31 @@ def _repository(repo: str | None) -> str:
 
 
 @github.command()
-@click.argument("body_file", type=click.File("r", encoding="utf-8"))
+@click.argument("body_file", type=click.Path(path_type=Path))
 @click.option("--repo", help="owner/name (default: GITHUB_REPOSITORY).")
 @click.option("--pr", "pr", type=int, help="Pull request number (default: the workflow's).")
-def comment(body_file: Any, repo: str | None, pr: int | None) -> None:
+def comment(body_file: Path, repo: str | None, pr: int | None) -> None:
     """Post BODY_FILE as the pull request's one plan comment (updated on reruns)."""
     from reconciler.github import GitHub, pull_request_number, upsert_pr_comment
 
     try:
         number = pr if pr is not None else pull_request_number()
-        done = upsert_pr_comment(GitHub.from_env(), _repository(repo), number, body_file.read())
+        body = _body(body_file)
+        done = upsert_pr_comment(GitHub.from_env(), _repository(repo), number, body)
     except ReconcileError as exc:
         _fail(exc)
     click.echo(f"plan comment {done} on pull request #{number}")
 
 
 @github.command(name="drift-issue")
-@click.argument("body_file", type=click.File("r", encoding="utf-8"))
+@click.argument("body_file", type=click.Path(path_type=Path))
 @click.option("--repo", help="owner/name (default: GITHUB_REPOSITORY).")
-def drift_issue(body_file: Any, repo: str | None) -> None:
+def drift_issue(body_file: Path, repo: str | None) -> None:
     """Open, or update, the one issue that reports drift, with BODY_FILE."""
     from reconciler.github import GitHub, upsert_drift_issue
 
     try:
-        done = upsert_drift_issue(GitHub.from_env(), _repository(repo), body_file.read())
+        done = upsert_drift_issue(GitHub.from_env(), _repository(repo), _body(body_file))
     except ReconcileError as exc:
         _fail(exc)
     click.echo(f"drift issue {done}")
@@ -514,7 +548,7 @@ def simulate(config_file: Path, use_key: bool) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=12111, show_default=True, type=int)
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--db", "db_path", type=click.Path(path_type=Path), help="A SQLite file for state.")
 @click.option("--rate-limit", type=float, help="Requests per second (default 25, 0 = off).")
 @click.option(
     "--faults",
@@ -537,7 +571,7 @@ def emulator(
     allow_remote: bool,
 ) -> None:
     """Serve the local Stripe emulator until stopped (SIGINT or SIGTERM)."""
-    from reconciler.emulator import FaultPlan, serve
+    from reconciler.emulator import DatabaseUnusable, FaultPlan, serve
 
     if faults:
         try:
@@ -554,6 +588,9 @@ def emulator(
             allow_remote=allow_remote,
             on_ready=lambda url: click.echo(f"emulator listening on {url}"),
         )
+    except DatabaseUnusable as exc:
+        click.echo(f"Error: --db {exc}", err=True)
+        sys.exit(1)
     except ValueError as exc:
         message = str(exc).replace("allow_remote=True", "--allow-remote")
         raise click.BadParameter(message, param_hint="--host") from None
@@ -565,7 +602,7 @@ def emulator(
     "-f",
     "--file",
     "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help="The billing.yaml to use (default: the example shipped with the project).",
 )
 def demo(keep: bool, config_file: Path | None) -> None:

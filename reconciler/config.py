@@ -20,6 +20,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from reconciler.errors import ConfigError, ConfigErrors
+from reconciler.inputs import InputError, read_text
 from reconciler.model import (
     MANAGED_BY_KEY,
     Alert,
@@ -33,12 +34,21 @@ from reconciler.model import (
     Tier,
     TransformQuantity,
 )
-from reconciler.yamlsource import Located, Mark, Path, format_path, parse_yaml
+from reconciler.yamlsource import Located, Mark, Path, format_path, parse_yaml, printable
 
-__all__ = ["MAX_FILE_BYTES", "billing_schema", "desired_from_data", "load_config", "load_text"]
+__all__ = [
+    "MAX_ERRORS",
+    "MAX_FILE_BYTES",
+    "billing_schema",
+    "desired_from_data",
+    "load_config",
+    "load_text",
+]
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_DECIMAL_PLACES = 12
+MAX_ERRORS = 100
+"""At most this many problems are listed (a hostile file could otherwise yield millions)."""
 _MAX_INTERVAL_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}
 _NO_METER_EQUIVALENT = {
     "max": "Billing Meters have no 'max' formula",
@@ -56,40 +66,26 @@ def billing_schema() -> dict[str, Any]:
 
 
 def load_config(path: FilePath | str) -> Desired:
-    """Read and check a billing.yaml file; raise ConfigErrors listing every problem."""
-    source = str(path)
-    file_path = FilePath(path)
+    """Read and check a billing.yaml file; raise ConfigErrors listing every problem.
+
+    Reading is bounded (:func:`reconciler.inputs.read_text`): a regular file of
+    at most MAX_FILE_BYTES of UTF-8.
+    """
     try:
-        raw = file_path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigErrors([ConfigError(source, 0, 0, "", "file not found")]) from None
-    except IsADirectoryError:
-        raise ConfigErrors([ConfigError(source, 0, 0, "", "is a directory, not a file")]) from None
-    except OSError as exc:
-        message = f"cannot read: {exc.strerror}"
-        raise ConfigErrors([ConfigError(source, 0, 0, "", message)]) from None
-    if len(raw) > MAX_FILE_BYTES:
-        message = f"file is {len(raw)} bytes; billing.yaml is limited to {MAX_FILE_BYTES} bytes"
-        raise ConfigErrors([ConfigError(source, 0, 0, "", message)])
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        message = f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded"
-        raise ConfigErrors([ConfigError(source, line, column, "", message)]) from None
-    return load_text(text, source)
+        text = read_text(path, limit=MAX_FILE_BYTES, label="billing.yaml")
+    except InputError as exc:
+        raise ConfigErrors([exc.problem]) from None
+    return load_text(text, str(path))
 
 
 def load_text(text: str, source: str = "billing.yaml") -> Desired:
     """Check billing.yaml text; ``source`` names it in error messages."""
     located = parse_yaml(text.removeprefix("\ufeff"))
-    errors = [
-        ConfigError(source, p.mark.line, p.mark.column, format_path(p.path), p.message)
-        for p in located.problems
-    ]
-    if errors:
-        raise ConfigErrors(errors)
+    if located.problems:
+        reporter = _Reporter(Located(data=None), source)
+        for problem in located.problems:
+            reporter.add_at(problem.mark, problem.path, problem.message)
+        raise reporter.failure()
     if located.data is None:
         raise ConfigErrors([ConfigError(source, 1, 1, "", "file is empty; expected a mapping")])
     return _check(located, source)
@@ -105,33 +101,61 @@ def _check(located: Located, source: str) -> Desired:
     data = located.data
     if not isinstance(data, dict):
         reporter.add((), f"the document must be a mapping, not {_kind(data)}")
-        raise ConfigErrors(reporter.errors)
+        raise reporter.failure()
     _check_strings(data, (), reporter)
     for error in jsonschema.Draft202012Validator(billing_schema()).iter_errors(data):
+        if reporter.full:
+            reporter.more = True
+            break
         _report_schema_error(error, reporter)
     if reporter.errors:
-        raise ConfigErrors(reporter.errors)
+        raise reporter.failure()
     desired = _build(data)
     _check_semantics(desired, reporter)
     if reporter.errors:
-        raise ConfigErrors(reporter.errors)
+        raise reporter.failure()
     return desired
 
 
 class _Reporter:
+    """Collects located errors, each once, at most MAX_ERRORS of them, printable."""
+
     def __init__(self, located: Located, source: str) -> None:
         self.located = located
         self.source = source
         self.errors: list[ConfigError] = []
+        self.seen: set[ConfigError] = set()
+        self.more = False
+
+    @property
+    def full(self) -> bool:
+        return len(self.errors) >= MAX_ERRORS
 
     def add(self, path: Path, message: str, *, key: bool = False) -> None:
         mark: Mark | None = None
         if self.located.value_marks:
             mark = self.located.mark_of(path, key=key)
+        self.add_at(mark, path, message)
+
+    def add_at(self, mark: Mark | None, path: Path, message: str) -> None:
         line, column = (mark.line, mark.column) if mark else (0, 0)
-        error = ConfigError(self.source, line, column, format_path(path), message)
-        if error not in self.errors:  # one schema rule can fail once per offending field
+        where = printable(format_path(path))
+        error = ConfigError(self.source, line, column, where, printable(message))
+        if error in self.seen:  # one schema rule can fail once per offending field
+            return
+        self.seen.add(error)
+        if self.full:
+            self.more = True
+        else:
             self.errors.append(error)
+
+    def failure(self) -> ConfigErrors:
+        """Every error found; past MAX_ERRORS, a first line saying more were left out."""
+        errors = list(self.errors)
+        if self.more:
+            message = f"more than {MAX_ERRORS} problems; the first {MAX_ERRORS} found are listed"
+            errors.append(ConfigError(self.source, 0, 0, "", message))
+        return ConfigErrors(errors)
 
 
 def _kind(value: Any) -> str:

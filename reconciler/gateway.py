@@ -23,6 +23,8 @@ from typing import Any, Literal
 import stripe
 
 from reconciler.errors import LiveKeyRefused, ReconcileError, StripeCallError
+from reconciler.pacing import AdaptivePace, TokenBucket
+from reconciler.redaction import clean_secret, redact
 
 __all__ = [
     "LEGACY_API_VERSION",
@@ -38,6 +40,8 @@ LEGACY_API_VERSION = "2025-02-24.acacia"
 """The last API version with usage records and meter-less metered prices."""
 
 MODE_RATE_LIMITS = {"test": 25.0, "live": 100.0}
+ENDPOINT_RATE_LIMIT = 25.0
+"""Stripe's default limit per endpoint (method and path pattern), in both modes."""
 """Stripe's documented operations per second per mode."""
 
 PAGE_SIZE = 100
@@ -85,43 +89,6 @@ def key_mode(api_key: str) -> Literal["test", "live"]:
     raise ReconcileError("STRIPE_API_KEY is not a Stripe secret or restricted key (sk_/rk_)")
 
 
-class TokenBucket:
-    """Spaces calls to at most ``rate`` per second on average, with bursts of ``burst``."""
-
-    def __init__(
-        self,
-        rate: float,
-        burst: float | None = None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = rate
-        self.capacity = burst if burst is not None else max(1.0, rate / 5)
-        self._tokens = self.capacity
-        self._clock = clock
-        self._sleep = sleep
-        self._last = clock()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> float:
-        """Take one token, sleeping until one is there; returns the seconds waited."""
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = self._clock()
-                self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-                self._last = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return waited
-                shortfall = (1 - self._tokens) / self.rate
-            self._sleep(shortfall)
-            waited += shortfall
-
-
 @dataclass
 class GatewayStats:
     """Request counts, for progress reports and benchmarks."""
@@ -152,6 +119,7 @@ class Gateway:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
+        api_key = clean_secret("STRIPE_API_KEY", api_key)
         self.mode = key_mode(api_key)
         self._api_key = api_key
         bases: dict[str, str] = {}
@@ -164,7 +132,10 @@ class Gateway:
             max_network_retries=0,
         )
         self.max_retries = max_retries
-        self.bucket = TokenBucket(rate_limit) if rate_limit else None
+        self.bucket: TokenBucket | None = None
+        self.pace: AdaptivePace | None = None
+        self._endpoint_buckets: dict[str, TokenBucket] = {}
+        self.set_rate_limit(rate_limit)
         self.stats = GatewayStats()
         self._stats_lock = threading.Lock()
         self._sleep = sleep
@@ -174,7 +145,7 @@ class Gateway:
     def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Gateway:
         """Build from ``STRIPE_API_KEY`` and optional ``STRIPE_API_BASE``."""
         env = os.environ if environ is None else environ
-        api_key = env.get("STRIPE_API_KEY", "")
+        api_key = env.get("STRIPE_API_KEY", "").strip()
         if not api_key:
             raise ReconcileError(
                 "STRIPE_API_KEY is not set (a restricted read-only key is enough for plan)"
@@ -182,12 +153,27 @@ class Gateway:
         return cls(api_key, api_base=env.get("STRIPE_API_BASE") or None, **options)
 
     def set_rate_limit(self, rate: float | None) -> None:
-        """Pace requests to ``rate`` per second (None: unpaced)."""
+        """Pace every request, read or write, to ``rate`` per second in all (None:
+        unpaced), and each endpoint to at most the same share of Stripe's per-endpoint
+        limit; the overall pace adapts to 429s (see :mod:`reconciler.pacing`)."""
         self.bucket = TokenBucket(rate) if rate else None
+        self.pace = AdaptivePace(self.bucket) if self.bucket is not None else None
+        self._endpoint_buckets = {}
+        self._endpoint_rate = min(rate, ENDPOINT_RATE_LIMIT * 0.8) if rate else None
+
+    def _acquire(self, route: str) -> None:
+        if self.bucket is not None:
+            self.bucket.acquire()
+        if self._endpoint_rate is not None:
+            with self._stats_lock:
+                bucket = self._endpoint_buckets.get(route)
+                if bucket is None:
+                    bucket = self._endpoint_buckets[route] = TokenBucket(self._endpoint_rate)
+            bucket.acquire()
 
     def redact(self, text: str) -> str:
-        """Remove the API key from any text that might carry it."""
-        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+        """Remove the API key, and anything shaped like a key or a bearer token, from ``text``."""
+        return redact(text, self._api_key)
 
     def get(
         self,
@@ -276,13 +262,14 @@ class Gateway:
             options["stripe_version"] = stripe_version
         attempt = 0
         while True:
-            if self.bucket is not None:
-                self.bucket.acquire()
+            self._acquire(f"{method.upper()} {_route_of(path)}")
             try:
                 response = self._client.raw_request(method, path, **dict(params or {}), **options)
             except stripe.StripeError as exc:
                 status = exc.http_status
                 self._count(method, path, status or 0, error=exc)
+                if status == 429 and exc.code != "lock_timeout" and self.pace is not None:
+                    self.pace.rate_limited()
                 if attempt < self.max_retries and _retryable(exc):
                     attempt += 1
                     with self._stats_lock:
@@ -290,8 +277,13 @@ class Gateway:
                     self._sleep(self._backoff(attempt))
                     continue
                 raise self._call_error(method, path, exc) from None
+            except Exception as exc:  # the SDK's own failures can quote headers: never unredacted
+                message = self.redact(f"{type(exc).__name__}: {exc}")
+                raise ReconcileError(f"{method.upper()} {path}: {message}") from None
             self._count(method, path, response.code)
-            body: dict[str, Any] = json.loads(response.body)
+            if self.pace is not None:
+                self.pace.succeeded()
+            body: dict[str, Any] = _json_object(response.body, method, path)
             headers = {k.lower(): v for k, v in (response.headers or {}).items()}
             replayed = headers.get("idempotent-replayed") == "true"
             if replayed:
@@ -329,6 +321,17 @@ class Gateway:
             param=getattr(error, "param", None) if error is not None else None,
             error_type=getattr(error, "type", None) if error is not None else None,
         )
+
+
+def _json_object(text: str, method: str, path: str) -> dict[str, Any]:
+    """A response body as a JSON object, or a StripeCallError saying it is not one."""
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        body = None
+    if not isinstance(body, dict):
+        raise StripeCallError("the answer is not a JSON object", method=method, path=path)
+    return body
 
 
 def _retryable(exc: stripe.StripeError) -> bool:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import ReconcileError
+from reconciler.inputs import read_json
+from reconciler.redaction import clean_secret, redact
 from reconciler.render.markdown import MARKER
 
 __all__ = [
@@ -31,6 +33,9 @@ __all__ = [
 DRIFT_MARKER = "<!-- stripe-reconcile-drift -->"
 DRIFT_LABEL = "stripe-reconcile-drift"
 DRIFT_TITLE = "Stripe billing has drifted from billing.yaml"
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+MAX_EVENT_BYTES = 32 * 1024 * 1024
+"""GitHub's webhook payloads are capped at 25 MB; an event file is one of them."""
 
 Transport = Callable[[str, str, Mapping[str, Any] | None], Any]
 
@@ -56,9 +61,11 @@ class GitHub:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GitHub:
         env = os.environ if environ is None else environ
-        token = env.get("GITHUB_TOKEN") or env.get("GH_TOKEN")
+        name = "GITHUB_TOKEN" if (env.get("GITHUB_TOKEN") or "").strip() else "GH_TOKEN"
+        token = (env.get(name) or "").strip()
         if not token:
             raise ReconcileError("GITHUB_TOKEN is not set")
+        token = clean_secret(name, token)
         api = env.get("GITHUB_API_URL", "https://api.github.com").rstrip("/")
         return cls(_urllib_transport(api, token))
 
@@ -90,9 +97,15 @@ def _urllib_transport(api: str, token: str) -> Transport:
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                return json.loads(response.read() or b"null")
-        except OSError as exc:
-            raise ReconcileError(f"GitHub {method} {path}: {exc}") from None
+                body = response.read(MAX_RESPONSE_BYTES + 1)
+        except (OSError, ValueError) as exc:  # ValueError: a header http.client refuses
+            raise ReconcileError(f"GitHub {method} {path}: {redact(str(exc), token)}") from None
+        if len(body) > MAX_RESPONSE_BYTES:
+            raise ReconcileError(f"GitHub {method} {path}: answer larger than expected")
+        try:
+            return json.loads(body or b"null")
+        except (ValueError, RecursionError):
+            raise ReconcileError(f"GitHub {method} {path}: the answer is not JSON") from None
 
     return send
 
@@ -103,9 +116,12 @@ def pull_request_number(environ: Mapping[str, str] | None = None) -> int:
     path = env.get("GITHUB_EVENT_PATH")
     if not path:
         raise ReconcileError("no --pr given and GITHUB_EVENT_PATH is not set")
-    with open(path, encoding="utf-8") as handle:
-        event = json.load(handle)
-    number = (event.get("pull_request") or {}).get("number") or event.get("number")
+    event = read_json(path, limit=MAX_EVENT_BYTES, noun="event file", label="a workflow event")
+    if not isinstance(event, dict):
+        raise ReconcileError(f"{path}: the workflow event is not a JSON object")
+    pull_request = event.get("pull_request")
+    number = pull_request.get("number") if isinstance(pull_request, dict) else None
+    number = number or event.get("number")
     if not isinstance(number, int):
         raise ReconcileError("the workflow event is not a pull request; pass --pr")
     return number

@@ -20,12 +20,16 @@ from typing import Any, cast
 import jsonschema
 
 from reconciler.errors import PlanError, PlanMismatchError, StalePlanError
+from reconciler.inputs import InputError, read_json
 from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Desired
 from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.planner import build_plan
 from reconciler.snapshot import Snapshot
 
-__all__ = ["first_difference", "load_plan", "plan_schema", "resolve_saved_plan"]
+__all__ = ["MAX_PLAN_BYTES", "first_difference", "load_plan", "plan_schema", "resolve_saved_plan"]
+
+MAX_PLAN_BYTES = 64 * 1024 * 1024
+"""About 60,000 subscription migrations (a 20,000-subscription plan is 19 MB)."""
 
 
 @cache
@@ -38,17 +42,13 @@ def plan_schema() -> dict[str, Any]:
 def load_plan(path: Path) -> Plan:
     """Read and check a plan file; every problem is a PlanError naming the file."""
     try:
-        data = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise PlanError(f"{path}: plan file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError(f"{path}: cannot read plan file: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise PlanError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from None
+        data = read_json(path, limit=MAX_PLAN_BYTES, noun="plan file", label="a plan")
+    except InputError as exc:
+        raise PlanError(str(exc)) from None
     if isinstance(data, dict) and data.get("format_version") not in (None, "1"):
         raise PlanError(
-            f"{path}: plan format_version {data.get('format_version')!r} is not supported "
-            "by this version of stripe-reconcile (expected '1')"
+            f"{path}: plan format_version {str(data.get('format_version'))[:40]!r} is not "
+            "supported by this version of stripe-reconcile (expected '1')"
         )
     errors = sorted(
         jsonschema.Draft202012Validator(plan_schema()).iter_errors(data),
@@ -57,7 +57,8 @@ def load_plan(path: Path) -> Plan:
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "(root)"
-        raise PlanError(f"{path}: not a stripe-reconcile plan: {where}: {first.message}")
+        message = first.message if len(first.message) <= 200 else first.message[:200] + "…"
+        raise PlanError(f"{path}: not a stripe-reconcile plan: {where[:200]}: {message}")
     return Plan.from_json(data)
 
 

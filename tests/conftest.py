@@ -1,15 +1,17 @@
 """Shared test helpers, and a guard: no API key the suite uses may leak.
 
 Every key the tests hand to the command line, the gateway or the emulator is
-a secret here (the demo's published key excepted). After each test its
-captured output and logs are scanned, and at the end every file the tests
-wrote under pytest's temporary directory (plan files, imported billing.yaml,
-results): a key found anywhere fails the run.
+a secret here (the demo's published key excepted), and so is each part of a
+key pasted with whitespace around or inside it, and any ``Bearer sk_...``.
+After each test its captured output and logs are scanned, and at the end
+every file the tests wrote under pytest's temporary directory (plan files,
+imported billing.yaml, results): a key found anywhere fails the run.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,21 @@ SECRETS = (
     "sk_live_51Habcdefghijklmnop1234",
     "sk_live_51Hsecretsecretsecret9876",
 )
+PASTED_SECRETS = (
+    "sk_test_pasted_newline_0123456789\n",
+    " sk_test_pasted_crlf_0123456789\r\n",
+    "sk_live_pasted_newline_abcdef123456\n",
+    "sk_test_inner\nline_secret_0123456789",
+    "ghp_pastedtokenwithnewline0123456789\n",
+    "ghp_inner\ttoken_secret_0123456789",
+)
+"""Keys as they come out of a secrets file, with whitespace around or inside them.
+
+The guard looks for every part of each (split at the whitespace), so a key
+shows up as a leak however it is printed: raw, repr-escaped (``\\n``) or cut.
+"""
+SECRETS += tuple(part for key in PASTED_SECRETS for part in key.split() if len(part) >= 8)
+_BEARER = re.compile(r"Bearer\s+(?:sk|rk|pk)_(?:test|live)_[A-Za-z0-9]")
 _LEAKS: list[str] = []
 
 
@@ -52,6 +69,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         for secret in SECRETS:
             if secret in content:
                 _LEAKS.append(f"{report.nodeid}: {section} shows {secret[:12]}...")
+        if _BEARER.search(content):
+            _LEAKS.append(f"{report.nodeid}: {section} shows a bearer token")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

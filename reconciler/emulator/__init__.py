@@ -78,6 +78,7 @@ from __future__ import annotations
 from reconciler.emulator.clock import Clock
 from reconciler.emulator.errors import ApiError
 from reconciler.emulator.faults import FaultPlan
+from reconciler.emulator.persistence import DatabaseUnusable
 from reconciler.emulator.router import ObjectType, Registry, Reply, Request
 from reconciler.emulator.server import Emulator, check_host, serve
 from reconciler.emulator.store import Store, new_id
@@ -95,6 +96,7 @@ __all__ = [
     "LAST_LEGACY_USAGE_VERSION",
     "ApiError",
     "Clock",
+    "DatabaseUnusable",
     "Emulator",
     "FaultPlan",
     "ObjectType",

@@ -5,13 +5,15 @@ pipeline every Stripe call goes through here, in this order: API version
 check, route match, authentication, rate limit, fault plan, parameter
 decoding and checking against the SDK schema, idempotency, the handler (with
 the store lock held), rendering, persistence (before the response leaves),
-and statistics. ``/_emulator/*`` side endpoints skip all of it: no auth, no
-faults, not counted.
+and statistics. ``/_emulator/*`` side endpoints skip all of it (no faults, not
+counted) but need a test key too, and refuse what a web page could make a
+browser send (an Origin header, form or text/plain bodies) with 403.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import logging
@@ -25,9 +27,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reconciler.emulator.clock import Clock
-from reconciler.emulator.encoding import decode_form, decode_json
+from reconciler.emulator.encoding import check_params, decode_form, decode_json, decode_path_id
 from reconciler.emulator.errors import ApiError
-from reconciler.emulator.faults import Fault, FaultPlan
+from reconciler.emulator.faults import Fault, FaultPlan, fault_error
 from reconciler.emulator.params import coerce_params
 from reconciler.emulator.persistence import SqlitePersistence
 from reconciler.emulator.ratelimit import TokenBucket
@@ -44,6 +46,9 @@ IDEMPOTENCY_KIND = "_idempotency"
 SESSION_KIND = "_meter_event_session"
 IDEMPOTENCY_TTL = 24 * 3600
 TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
+_BROWSER_FORM_TYPES = frozenset(
+    {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"}
+)
 
 
 @dataclass
@@ -153,6 +158,9 @@ class App:
         self.clock = clock or Clock()
         self.bucket = TokenBucket(rate_limit) if rate_limit else None
         self.faults = faults
+        # What reset() goes back to: the configuration the emulator started with.
+        self._startup_rate_limit = rate_limit
+        self._startup_faults = faults
         self.persistence = persistence
         self._stats = _Stats(log_size)
         if persistence is not None:
@@ -170,12 +178,18 @@ class App:
         return snapshot
 
     def reset(self) -> None:
-        """Forget every object, record and counter (and the database rows)."""
+        """Forget every object, record and counter (and the database rows), and go back to
+        the fault plan and rate limit the emulator started with: faults or a limit set
+        since (``set_faults``, ``set_rate_limit``, ``/_emulator/faults``) end here, and the
+        start-up fault plan draws its sequence again from its seed."""
         with self.store.lock:
             self.store.clear()
             if self.persistence is not None:
                 self.persistence.clear()
         self._stats.clear()
+        self.set_rate_limit(self._startup_rate_limit)
+        startup = self._startup_faults
+        self.set_faults(dataclasses.replace(startup) if startup is not None else None)
 
     def set_faults(self, plan: FaultPlan | None) -> None:
         self.faults = plan
@@ -190,7 +204,7 @@ class App:
         method = method.upper()
         url = urlsplit(raw_path)
         if url.path.startswith("/_emulator/"):
-            return self._side(method, url.path, body)
+            return self._side(method, url.path, headers, body)
         started = time.monotonic()
         request_id = "req_" + secrets.token_hex(7)
         version = headers.get("Stripe-Version") or DEFAULT_API_VERSION
@@ -209,6 +223,7 @@ class App:
             if not_found is not None:
                 raise not_found
             assert route is not None
+            path_params = {name: decode_path_id(v, name) for name, v in path_params.items()}
             parse_version(version)
             if self.bucket is not None and not self.bucket.take():
                 raise _rate_limited(
@@ -230,20 +245,11 @@ class App:
                     started=started,
                 )
                 return Outcome(0, drop=True)
-            if fault.kind == "500":
-                raise ApiError(
-                    500,
-                    "An unknown error occurred while processing your request.",
-                    type_="api_error",
-                    headers={"Stripe-Should-Retry": "true"},
-                    store_idempotent=False,
-                )
-            if fault.kind == "429":
-                raise _rate_limited(
-                    "Too many requests hit the API too quickly. We recommend an "
-                    "exponential backoff of your requests."
-                )
+            refusal = fault_error(fault.kind, headers.get("Idempotency-Key"))
+            if refusal is not None:
+                raise refusal
             raw = self._decode(method, url.path, url.query, body)
+            check_params(raw)
             status, payload, replayed = self._execute(
                 route=route,
                 path_params=path_params,
@@ -459,19 +465,38 @@ class App:
         return record
 
     # --- side endpoints -----------------------------------------------------------------
-    def _side(self, method: str, path: str, body: bytes) -> Outcome:
+    def _side(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Outcome:
         try:
+            self._guard_control(headers)
             payload = self._side_payload(method, path, body)
             status = 200
         except ApiError as exc:
             status, payload = exc.status, exc.body()
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             status, payload = 400, {"error": {"type": "invalid_request_error", "message": str(exc)}}
         return Outcome(
             status,
             json.dumps(payload, indent=2).encode(),
             {"Content-Type": "application/json"},
         )
+
+    def _guard_control(self, headers: Mapping[str, str]) -> None:
+        """Control endpoints need a test key and refuse anything a web page could send.
+
+        A page can make a browser post a form (urlencoded, multipart, text/plain)
+        to a loopback port without a preflight, and every browser request from a
+        page carries Origin: each is refused with 403 before the key is read.
+        """
+        if headers.get("Origin") is not None:
+            raise ApiError(403, "Emulator control endpoints refuse browser requests (Origin).")
+        media = str(headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if media in _BROWSER_FORM_TYPES:
+            raise ApiError(
+                403,
+                f"Emulator control endpoints refuse {media} bodies, which browsers send; "
+                "send application/json.",
+            )
+        self._authenticate(headers, "secret")
 
     def _side_payload(self, method: str, path: str, body: bytes) -> JSON:
         endpoint = path.rstrip("/")

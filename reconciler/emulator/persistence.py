@@ -18,7 +18,7 @@ from pathlib import Path
 
 from reconciler.emulator.store import JSON, Store
 
-__all__ = ["SqlitePersistence"]
+__all__ = ["DatabaseUnusable", "SqlitePersistence"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -31,18 +31,42 @@ CREATE TABLE IF NOT EXISTS objects (
 """
 
 
+class DatabaseUnusable(Exception):
+    """The ``--db`` path cannot hold the emulator's state; the message says why, in one line."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: cannot be used as the emulator's database: {reason}")
+
+
 class SqlitePersistence:
-    """Writes store changes to a SQLite file and loads them back."""
+    """Writes store changes to a SQLite file and loads them back.
+
+    A path that is not a writable SQLite file (a directory, a device, another
+    kind of file, a read-only place) is refused at once with DatabaseUnusable.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM objects").fetchone()
-        self._seq = int(row[0])
+        if self.path.is_dir():
+            raise DatabaseUnusable(self.path, "it is a directory")
+        if self.path.exists() and not self.path.is_file():
+            raise DatabaseUnusable(self.path, "it is not a regular file")
+        try:
+            self._db = sqlite3.connect(
+                str(self.path), check_same_thread=False, isolation_level=None
+            )
+        except sqlite3.Error as exc:
+            raise DatabaseUnusable(self.path, str(exc)) from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM objects").fetchone()
+            self._seq = int(row[0])
+        except (sqlite3.Error, TypeError, ValueError) as exc:
+            self._db.close()
+            raise DatabaseUnusable(self.path, str(exc)) from None
 
     def load_into(self, store: Store) -> None:
         """Fill ``store`` with everything on disk."""
@@ -51,9 +75,16 @@ class SqlitePersistence:
 
         def generate() -> Iterator[tuple[str, str, JSON]]:
             for kind, object_id, body in rows:
-                yield str(kind), str(object_id), json.loads(body)
+                obj = json.loads(body)
+                if not isinstance(obj, dict):
+                    raise ValueError(f"row {kind} {object_id} is not a JSON object")
+                yield str(kind), str(object_id), obj
 
-        store.load(generate())
+        try:
+            store.load(generate())
+        except (ValueError, RecursionError) as exc:
+            self.close()
+            raise DatabaseUnusable(self.path, f"unreadable row: {exc}") from None
 
     def flush(self, store: Store) -> None:
         """Write the store's pending changes in one transaction."""

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import logging
+import re
 import secrets
 import signal
 import socket
@@ -26,12 +28,13 @@ from typing import Any
 
 from reconciler.emulator.app import App, Headers
 from reconciler.emulator.clock import Clock
+from reconciler.emulator.errors import ApiError
 from reconciler.emulator.faults import FaultPlan
 from reconciler.emulator.persistence import SqlitePersistence
 from reconciler.emulator.resources import build_registry
 from reconciler.emulator.store import JSON, Store
 
-__all__ = ["Emulator", "check_host", "serve"]
+__all__ = ["MAX_BODY_BYTES", "Emulator", "check_host", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,27 @@ def check_host(host: str, allow_remote: bool = False) -> None:
             "binds loopback addresses (127.0.0.0/8, ::1, localhost); pass allow_remote=True "
             "to listen elsewhere on purpose"
         )
+
+
+MAX_BODY_BYTES = 1024 * 1024
+"""Request bodies above this are refused with 413 (Stripe's own requests are far smaller)."""
+_DIGITS = re.compile(r"[0-9]{1,15}")
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,8})(?:;[^\r\n]*)?\r?\n")
+_MAX_CHUNK_LINE = 1024
+_MAX_TRAILERS = 32
+
+
+class _Framing(Exception):
+    """A request body that cannot be read as framed: answered, then the connection closed."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _too_large() -> _Framing:
+    return _Framing(413, f"Request body too large: at most {MAX_BODY_BYTES} bytes are accepted.")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -74,8 +98,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("DELETE")
 
     def _serve(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
+        try:
+            body = self._read_body()
+        except _Framing as exc:
+            self._refuse_framing(exc)
+            return
         try:
             outcome = self.server.app.handle(method, self.path, Headers(self.headers.items()), body)
         except Exception:
@@ -97,6 +124,68 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(outcome.body)))
         self.end_headers()
         self.wfile.write(outcome.body)
+
+    def _read_body(self) -> bytes:
+        """The request body, framed by Content-Length or chunked, at most MAX_BODY_BYTES.
+
+        A body over the cap is refused from its declared length, before any of
+        it is read; one that turns out longer while being read stops there.
+        """
+        lengths = self.headers.get_all("Content-Length") or []
+        codings = self.headers.get_all("Transfer-Encoding") or []
+        if codings:
+            if lengths:
+                raise _Framing(400, "Send either Content-Length or Transfer-Encoding, not both.")
+            if [c.strip().lower() for c in ",".join(codings).split(",")] != ["chunked"]:
+                raise _Framing(400, "Only Transfer-Encoding: chunked is understood.")
+            return self._read_chunked()
+        if not lengths:
+            return b""
+        values = {value.strip() for value in lengths}
+        text = values.pop()
+        if values or not _DIGITS.fullmatch(text):
+            raise _Framing(400, "Content-Length must be one whole number of bytes.")
+        length = int(text)
+        if length > MAX_BODY_BYTES:
+            raise _too_large()
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise _Framing(400, "The request body ended before its Content-Length.")
+        return body
+
+    def _read_chunked(self) -> bytes:
+        body = bytearray()
+        while True:
+            line = self.rfile.readline(_MAX_CHUNK_LINE)
+            size = _CHUNK_SIZE.fullmatch(line)
+            if size is None:
+                raise _Framing(400, "Malformed chunked request body.")
+            length = int(size.group(1), 16)
+            if length == 0:
+                break
+            if len(body) + length > MAX_BODY_BYTES:
+                raise _too_large()
+            chunk = self.rfile.read(length)
+            if len(chunk) < length or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise _Framing(400, "Malformed chunked request body.")
+            body += chunk
+        for _ in range(_MAX_TRAILERS):
+            if self.rfile.readline(_MAX_CHUNK_LINE) in (b"\r\n", b"\n", b""):
+                return bytes(body)
+        raise _Framing(400, "Malformed chunked request body.")
+
+    def _refuse_framing(self, exc: _Framing) -> None:
+        """Answer a request whose body cannot be read, then close: the stream is out of step."""
+        self.close_connection = True
+        message = json.dumps(ApiError(exc.status, exc.message).body()).encode()
+        with contextlib.suppress(OSError):
+            self.send_response(exc.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Request-Id", "req_" + secrets.token_hex(7))
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(message)))
+            self.end_headers()
+            self.wfile.write(message)
 
     def _drop(self) -> None:
         """Close the connection with a TCP reset and no response."""
@@ -195,6 +284,7 @@ class Emulator:
         return self.app.stats()
 
     def reset(self) -> None:
+        """Empty the emulator and go back to the start-up faults and rate limit."""
         self.app.reset()
 
     def set_faults(self, faults: FaultPlan | str | None) -> None:

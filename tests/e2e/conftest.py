@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -45,10 +46,13 @@ def stripe_reconcile(
     key: str = API_KEY,
     cwd: Path | None = None,
     stdin: str | None = None,
+    max_memory: int | None = None,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     """Run the command line as a user does: a subprocess, no colour, this key and server.
 
     Without ``url`` no Stripe variables are passed at all (the demo, simulate).
+    ``max_memory`` caps the child's address space in bytes (it fails past it).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
     env["NO_COLOR"] = "1"
@@ -60,10 +64,15 @@ def stripe_reconcile(
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         input=stdin,
         check=False,
+        preexec_fn=None if max_memory is None else lambda: _cap_memory(max_memory),
     )
+
+
+def _cap_memory(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def writes_seen(emulator: Emulator, route_prefix: str = "POST /v1/") -> int:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import urllib.request
 from typing import Any
 
 import stripe
 
 EMULATOR_KEY = "sk_test_emulator_0000000000"
+CONTROL_HEADERS = {"Authorization": f"Bearer {EMULATOR_KEY}", "Content-Type": "application/json"}
+"""What a caller of the emulator's ``/_emulator/*`` control endpoints sends: a test key, JSON."""
+
+
+def control_request(
+    url: str, method: str = "GET", data: bytes | None = None
+) -> urllib.request.Request:
+    """A request to a control endpoint (``url`` ends in ``/_emulator/...``) with the key."""
+    return urllib.request.Request(url, data=data, method=method, headers=CONTROL_HEADERS)
 
 
 def make_client(url: str, key: str = EMULATOR_KEY, **options: Any) -> stripe.StripeClient:

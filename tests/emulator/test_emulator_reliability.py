@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import stripe
-from emulator_helpers import make_client
+from emulator_helpers import control_request, make_client
 
 from reconciler.emulator import Emulator
 
@@ -135,10 +135,10 @@ def test_fault_latency_delays_without_failing(emu: Emulator) -> None:
 
 def test_faults_are_deterministic_per_seed_and_settable_at_runtime(emu: Emulator) -> None:
     def run() -> list[object]:
-        request = urllib.request.Request(
+        request = control_request(
             emu.url + "/_emulator/faults",
-            data=json.dumps({"spec": "seed=11,500=0.3,429=0.2"}).encode(),
-            method="POST",
+            "POST",
+            json.dumps({"spec": "seed=11,500=0.3,429=0.2"}).encode(),
         )
         with urllib.request.urlopen(request, timeout=5) as response:
             assert json.loads(response.read())["faults"]["seed"] == 11
@@ -156,14 +156,16 @@ def test_faults_are_deterministic_per_seed_and_settable_at_runtime(emu: Emulator
     second = run()
     assert first == second
     assert {200, 500, 429} <= set(first)
-    request = urllib.request.Request(emu.url + "/_emulator/faults", data=b"{}", method="POST")
+    request = control_request(emu.url + "/_emulator/faults", "POST", b"{}")
     with urllib.request.urlopen(request, timeout=5) as response:
         assert json.loads(response.read()) == {"faults": None}
 
 
 def test_side_endpoints_are_never_faulted(emu: Emulator) -> None:
     emu.set_faults("reset=1")
-    with urllib.request.urlopen(emu.url + "/_emulator/stats", timeout=5) as response:
+    with urllib.request.urlopen(
+        control_request(emu.url + "/_emulator/stats"), timeout=5
+    ) as response:
         assert response.status == 200
 
 

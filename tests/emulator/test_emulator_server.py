@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import stripe
-from emulator_helpers import make_client
+from emulator_helpers import CONTROL_HEADERS, make_client
 
 from reconciler.emulator import Emulator
 
@@ -95,14 +95,16 @@ def test_stats_count_routes_and_statuses_and_reset_clears(emu: Emulator) -> None
     client.v1.products.create(params={"name": "B"})
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.products.retrieve("prod_missing")
-    status, _, stats = _http(emu.url + "/_emulator/stats")
+    status, _, stats = _http(emu.url + "/_emulator/stats", headers=CONTROL_HEADERS)
     assert status == 200
     assert stats["requests_total"] == 3
     assert stats["by_route"] == {"GET /v1/products/{id}": 1, "POST /v1/products": 2}
     assert stats["by_status"] == {"200": 2, "404": 1}
     assert stats["objects"] == {"product": 2}
     assert [entry["status"] for entry in stats["log"]] == [200, 200, 404]
-    status, _, _ = _http(emu.url + "/_emulator/reset", method="POST", body=b"")
+    status, _, _ = _http(
+        emu.url + "/_emulator/reset", method="POST", headers=CONTROL_HEADERS, body=b""
+    )
     assert status == 200
     after = emu.stats()
     assert after["requests_total"] == 0
@@ -131,7 +133,7 @@ def test_cli_serves_until_sigterm() -> None:
         line = process.stdout.readline().strip()
         assert line.startswith("emulator listening on http://127.0.0.1:")
         url = line.rsplit(" ", 1)[1]
-        status, _, body = _http(url + "/_emulator/health")
+        status, _, body = _http(url + "/_emulator/health", headers=CONTROL_HEADERS)
         assert (status, body) == (200, {"ok": True})
         product = make_client(url).v1.products.create(params={"name": "Served"})
         assert product.id.startswith("prod_")

@@ -1,0 +1,156 @@
+"""Reading the account: two objects under one identity, and which one the snapshot keeps.
+
+Stripe lets an account hold two meters with one event name (one deactivated,
+then a new one made) and, over time, prices that carried the same lookup key.
+The snapshot keeps one per identity: the active one, then the newest, then the
+greater id; the others are not the declared object and are never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from reconciler.live import snapshot_from_objects
+from reconciler.snapshot import Snapshot
+
+MANAGED = {"managed_by": "stripe-reconcile"}
+
+
+def meter(meter_id: str, event_name: str, *, created: int, active: bool = True) -> dict[str, Any]:
+    return {
+        "id": meter_id,
+        "object": "billing.meter",
+        "event_name": event_name,
+        "display_name": f"Meter {meter_id}",
+        "default_aggregation": {"formula": "sum"},
+        "status": "active" if active else "inactive",
+        "created": created,
+    }
+
+
+def price(
+    price_id: str,
+    lookup_key: str | None,
+    *,
+    created: int,
+    active: bool = True,
+    meter_id: str | None = None,
+    amount: int = 100,
+) -> dict[str, Any]:
+    recurring = None
+    if meter_id is not None:
+        recurring = {"interval": "month", "usage_type": "metered", "meter": meter_id}
+    return {
+        "id": price_id,
+        "object": "price",
+        "lookup_key": lookup_key,
+        "product": "prod_video",
+        "currency": "usd",
+        "unit_amount": amount,
+        "billing_scheme": "per_unit",
+        "recurring": recurring,
+        "active": active,
+        "metadata": dict(MANAGED),
+        "created": created,
+    }
+
+
+def snapshot(
+    *, meters: Sequence[dict[str, Any]] = (), prices: Sequence[dict[str, Any]] = ()
+) -> Snapshot:
+    return snapshot_from_objects(products=[], meters=meters, prices=prices, alerts=[])
+
+
+# --- prices sharing a lookup key ------------------------------------------------------------
+
+
+def test_the_active_price_wins_over_a_newer_archived_one() -> None:
+    prices = [
+        price("price_old_active", "video", created=100),
+        price("price_new_archived", "video", created=200, active=False),
+    ]
+    for order in (prices, prices[::-1]):  # whatever order the list arrives in
+        found = snapshot(prices=order)
+        assert found.prices["video"].stripe_id == "price_old_active"
+        assert found.prices["video"].active is True
+
+
+def test_of_two_active_prices_the_newest_wins() -> None:
+    prices = [
+        price("price_b_older", "video", created=100, amount=100),
+        price("price_a_newer", "video", created=300, amount=250),
+    ]
+    for order in (prices, prices[::-1]):
+        kept = snapshot(prices=order).prices["video"]
+        assert kept.stripe_id == "price_a_newer"
+        assert kept.essence["unit_amount"] == "250"
+
+
+def test_of_two_archived_prices_the_newest_wins() -> None:
+    prices = [
+        price("price_first", "video", created=100, active=False),
+        price("price_second", "video", created=200, active=False),
+    ]
+    for order in (prices, prices[::-1]):
+        assert snapshot(prices=order).prices["video"].stripe_id == "price_second"
+
+
+def test_same_age_falls_back_to_the_greater_id() -> None:
+    prices = [price("price_1A", "video", created=100), price("price_1B", "video", created=100)]
+    for order in (prices, prices[::-1]):
+        assert snapshot(prices=order).prices["video"].stripe_id == "price_1B"
+
+
+def test_the_losing_price_is_neither_anonymous_nor_an_orphan() -> None:
+    found = snapshot(
+        prices=[
+            price("price_kept", "video", created=200),
+            price("price_shadowed", "video", created=100),
+        ]
+    )
+    assert found.anonymous_prices == ()
+    assert found.orphan_prices == ()
+    assert "price_shadowed" not in found.unkeyed
+
+
+# --- meters sharing an event name -----------------------------------------------------------
+
+
+def test_the_active_meter_wins_over_a_newer_inactive_one() -> None:
+    meters = [
+        meter("mtr_active", "video_seconds", created=100),
+        meter("mtr_newer_inactive", "video_seconds", created=200, active=False),
+    ]
+    for order in (meters, meters[::-1]):
+        kept = snapshot(meters=order).meters["video_seconds"]
+        assert kept.stripe_id == "mtr_active"
+        assert kept.essence["active"] is True
+
+
+def test_of_two_inactive_meters_the_newest_wins() -> None:
+    meters = [
+        meter("mtr_first", "video_seconds", created=100, active=False),
+        meter("mtr_second", "video_seconds", created=200, active=False),
+    ]
+    for order in (meters, meters[::-1]):
+        kept = snapshot(meters=order).meters["video_seconds"]
+        assert kept.stripe_id == "mtr_second"
+        assert kept.essence["active"] is False
+
+
+def test_a_price_on_the_losing_meter_keeps_that_meters_id() -> None:
+    """Only the kept meter is named by the event name: a price still billing the other
+    one shows its id, so the plan sees it is on the wrong meter."""
+    found = snapshot(
+        meters=[
+            meter("mtr_current", "video_seconds", created=200),
+            meter("mtr_retired", "video_seconds", created=100, active=False),
+        ],
+        prices=[
+            price("price_on_current", "current", created=1, meter_id="mtr_current"),
+            price("price_on_retired", "retired", created=1, meter_id="mtr_retired"),
+        ],
+    )
+    assert found.prices["current"].essence["recurring"]["meter"] == "video_seconds"
+    assert found.prices["retired"].essence["recurring"]["meter"] == "mtr_retired"
