@@ -18,6 +18,7 @@ from reconciler.config import desired_from_data
 from reconciler.live import snapshot_from_objects
 from reconciler.migrations import MigrationSnapshot, subscription_from_stripe
 from reconciler.model import Desired
+from reconciler.plan import gc_paused
 from reconciler.planner import build_plan
 from reconciler.render import render_text
 
@@ -127,17 +128,17 @@ def _one_run(desired: Desired, prices: list[Any], subs: list[Any]) -> dict[str, 
     times: dict[str, float] = {}
     started = time.process_time()
     snapshot = snapshot_from_objects(products=[], meters=[], prices=prices, alerts=[])
-    migration = MigrationSnapshot(
-        from_price_id="price_legacy",
-        subscriptions=tuple(subscription_from_stripe(s) for s in subs),
-    )
+    with gc_paused():  # as live.py reads them
+        listed = tuple(subscription_from_stripe(s) for s in subs)
+    migration = MigrationSnapshot(from_price_id="price_legacy", subscriptions=listed)
     snapshot = dataclasses.replace(snapshot, migrations={"to-meter": migration})
     times["parse"] = time.process_time() - started
     mark = time.process_time()
     plan = build_plan(desired, snapshot)
     times["plan"] = time.process_time() - mark
     mark = time.process_time()
-    render_text(plan, color=False)
+    with gc_paused():  # as the plan command runs
+        render_text(plan, color=False)
     times["text"] = time.process_time() - mark
     mark = time.process_time()
     text = plan.dumps()

@@ -133,15 +133,17 @@ def _make_plan(
 
 
 def _render(plan: Plan, output_format: str) -> str:
+    from reconciler.plan import gc_paused
     from reconciler.render import render_json, render_markdown, render_text, should_color
 
-    match output_format:
-        case "json":
-            return render_json(plan)
-        case "markdown":
-            return render_markdown(plan)
-        case _:
-            return render_text(plan, color=should_color(sys.stdout))
+    with gc_paused():  # a plan of 20,000 subscriptions renders twice as fast
+        match output_format:
+            case "json":
+                return render_json(plan)
+            case "markdown":
+                return render_markdown(plan)
+            case _:
+                return render_text(plan, color=should_color(sys.stdout))
 
 
 @main.command()

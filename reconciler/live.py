@@ -32,7 +32,7 @@ from reconciler.migrations import (
     subscription_from_stripe,
 )
 from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Desired, Migration
-from reconciler.plan import IDEMPOTENCY_PREFIX
+from reconciler.plan import IDEMPOTENCY_PREFIX, gc_paused
 from reconciler.snapshot import LiveObject, Snapshot
 
 PARITY_READERS = 4
@@ -173,10 +173,11 @@ def _read_migration(
     if legacy is None:
         return MigrationSnapshot(from_price_id=None, to_price_id=to_price_id)
     query = {"price": legacy["id"], "status": "all", "expand": ["data.schedule"]}
-    subscriptions = _with_unfinished_schedules(
-        gateway,
-        tuple(subscription_from_stripe(s) for s in gateway.list_all("/v1/subscriptions", query)),
-    )
+    with gc_paused():  # thousands of subscriptions: see gc_paused
+        listed = tuple(
+            subscription_from_stripe(s) for s in gateway.list_all("/v1/subscriptions", query)
+        )
+    subscriptions = _with_unfinished_schedules(gateway, listed)
     moved: tuple[str, ...] = ()
     if to_price_id is not None:
         moved = tuple(

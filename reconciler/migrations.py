@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -32,7 +31,7 @@ from typing import Any
 
 from reconciler.errors import PlanError
 from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Migration
-from reconciler.plan import Action, ResourceChange
+from reconciler.plan import Action, ResourceChange, json_encoder
 
 __all__ = [
     "MAX_PHASES",
@@ -516,12 +515,10 @@ def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceCha
             "count and last); bill it another way before migrating"
         )
     if snap.from_price_id is None:
-        return ResourceChange(
-            address,
-            "migration",
-            Action.NOOP,
-            f"from_price '{migration.from_price}' is not in the account",
-            details={"from_price": migration.from_price, "to_price": migration.to_price},
+        kind = "price id" if migration.from_price.startswith("price_") else "lookup key"
+        raise PlanError(
+            f"{address}: from_price '{migration.from_price}' is not in the account (no price "
+            f"has that {kind}); correct from_price in billing.yaml, or remove the migration"
         )
     rows: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
@@ -606,14 +603,11 @@ def _evidence_of(sub: LiveSubscription) -> str:
             schedule.begun,
         ),
     ]
-    text = json.dumps(seen, sort_keys=True, default=_plain_mapping, ensure_ascii=False)
+    text = _evidence_text(seen)
     return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _plain_mapping(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return dict(value)
-    return str(value)
+_evidence_text = json_encoder()
 
 
 def _id(value: Any) -> str | None:

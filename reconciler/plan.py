@@ -8,12 +8,14 @@ form is the machine contract (``format_version``), published as
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
+import gc
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +29,7 @@ __all__ = [
     "digest",
     "dump_json",
     "fingerprint",
+    "json_encoder",
 ]
 
 FORMAT_VERSION = "1"
@@ -145,6 +148,24 @@ class ResourceChange:
         )
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large acyclic structure is built.
+
+    Reading, planning and writing 20,000 subscriptions allocates millions of
+    small objects that live on; each full collection rescans them all (about
+    half the time of a plan). Nothing built here forms cycles, so nothing is
+    lost: reference counting frees it, and the collector resumes after.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 EXPANDED_LEVELS = 5
 """JSON nesting levels laid out one entry per line; deeper values (a migration's
 per-subscription rows, a tier) take one line each."""
@@ -156,10 +177,38 @@ def _as_dict(value: Any) -> Any:
     return str(value)
 
 
-def _compact(value: Any) -> str:
-    return json.dumps(
-        value, sort_keys=True, ensure_ascii=False, default=_as_dict, separators=(", ", ": ")
+def json_encoder(*, item_separator: str = ",", key_separator: str = ":") -> Callable[[Any], str]:
+    """A reusable sorted-keys, non-ASCII-kept JSON encoder for acyclic data.
+
+    ``json.dumps`` builds an encoder per call, which dominates when it is called
+    once per subscription; this builds the C encoder once (pure Python where the
+    C one is missing). Mappings that are not dicts become dicts, other values
+    their text.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has the C encoder
+        fallback = json.JSONEncoder(
+            sort_keys=True,
+            ensure_ascii=False,
+            default=_as_dict,
+            separators=(item_separator, key_separator),
+        )
+        return fallback.encode
+    chunks = make(
+        None,  # no cycle check: plans are trees
+        _as_dict,
+        json.encoder.encode_basestring,
+        None,
+        key_separator,
+        item_separator,
+        True,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan (floats never reach a plan)
     )
+    return lambda value: "".join(chunks(value, 0))
+
+
+_compact = json_encoder(item_separator=", ", key_separator=": ")
 
 
 def dump_json(value: Any) -> str:
@@ -276,7 +325,8 @@ class Plan:
 
     def dumps(self) -> str:
         """The plan file's text: deterministic, sorted keys, one trailing newline."""
-        return dump_json(self.to_json()) + "\n"
+        with gc_paused():
+            return dump_json(self.to_json()) + "\n"
 
     def as_data(self) -> dict[str, Any]:
         """The plan as plain JSON data (dicts, lists), exactly as its file reads back."""

@@ -30,7 +30,7 @@ from reconciler.essence import (
 )
 from reconciler.migrations import plan_migration
 from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Desired, alert_address
-from reconciler.plan import Action, FieldChange, Plan, ResourceChange
+from reconciler.plan import Action, FieldChange, Plan, ResourceChange, gc_paused
 from reconciler.snapshot import LiveObject, Snapshot
 
 __all__ = ["build_plan"]
@@ -38,6 +38,11 @@ __all__ = ["build_plan"]
 
 def build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
     """Compare desired with live; raise PlanError on conflicts needing a human decision."""
+    with gc_paused():
+        return _build_plan(desired, snapshot)
+
+
+def _build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
     conflicts: list[str] = []
     changes: list[ResourceChange] = []
     changes += _plan_products(desired, snapshot)
