@@ -6,7 +6,7 @@ import argparse
 import platform
 import sys
 
-from bench import apply_rate, migration, planning, reliability
+from bench import apply_rate, migration, parity, planning, reliability
 
 
 def main() -> None:
@@ -31,6 +31,10 @@ def main() -> None:
     print("## the plan path: parse Stripe's JSON, plan, render text, write plan.json")
     print("   (1,000 declared prices, a third replaced; CPU seconds, best of three)")
     for row in planning.main():
+        print(row)
+    print()
+    print("## the usage parity gate's reads: the next batch's (batch 50) against everyone's")
+    for row in parity.main():
         print(row)
     print()
     print("## migration over HTTP: seed, plan and apply against the 25 req/s limit")
