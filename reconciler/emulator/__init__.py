@@ -37,7 +37,8 @@ Modules
 - :mod:`.errors` ``ApiError`` and Stripe's common errors;
 - :mod:`.resources` one module per resource family (products, prices, meters,
   meter_events, customers, test_clocks, alerts, tax_and_discounts,
-  subscriptions, usage_records, schedules, invoices, renewals, events; ``catalog``
+  subscriptions, subscription_items, usage_records, schedules, invoices,
+  renewals, events; ``catalog``
   holds the shared product/price builders, ``billing`` the period, usage and
   pricing arithmetic);
 - :mod:`.seed` ``seed_legacy_account``: a legacy usage-record account built
@@ -67,7 +68,8 @@ Adding a resource
    ``stripe.params``; ``adjust=`` can widen it per API version, see
    ``prices.legacy_price_params``), ``registry.object_type(ObjectType("subscription",
    expandable={"customer": "customer"}, hidden=..., transform=...,
-   embedded={"price": "price"}, nested=frozenset({"items"})))`` and any
+   embedded={"price": "price"}, nested=frozenset({"items"})))`` (``complete=``
+   adds fields derived from other stored objects when rendering) and any
    hooks (``registry.add_hook("test_clock.advance", renew)``; see
    :mod:`.resources.test_clocks` for the clock hooks).
 5. Append the module to ``RESOURCE_MODULES`` in :mod:`.resources`.

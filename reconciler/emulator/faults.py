@@ -173,20 +173,12 @@ def fault_error(kind: str | None, idempotency_key: str | None = None) -> ApiErro
     that answer otherwise (no fault, ``reset``, ``lost``). None of them is saved as an
     idempotent result (``store_idempotent=False``): nothing ran."""
     match kind:
-        case "500":
+        case "500" | "noretry":
             return ApiError(
                 500,
                 "An unknown error occurred while processing your request.",
                 type_="api_error",
-                headers={"Stripe-Should-Retry": "true"},
-                store_idempotent=False,
-            )
-        case "noretry":
-            return ApiError(
-                500,
-                "An unknown error occurred while processing your request.",
-                type_="api_error",
-                headers={"Stripe-Should-Retry": "false"},
+                headers={"Stripe-Should-Retry": "false" if kind == "noretry" else "true"},
                 store_idempotent=False,
             )
         case "429":

@@ -62,6 +62,8 @@ def _apply(req: Request, obj: JSON, tree: dict[str, Any], prefix: str) -> JSON:
                 obj.pop(name, None)
         if spec.transform is not None:
             spec.transform(obj, req.api_version)
+        if spec.complete is not None:
+            spec.complete(req, obj)
         if spec.embedded or spec.nested:
             tree = {**{name: {} for name in (*spec.embedded, *spec.nested)}, **tree}
     for name, sub in tree.items():

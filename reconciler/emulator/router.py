@@ -117,6 +117,8 @@ class ObjectType:
     ``expandable`` maps a field holding an id to the store kind it points at;
     ``hidden`` fields are only included when named in ``expand``;
     ``transform(copy, api_version)`` adjusts a rendered copy per API version;
+    ``complete(req, copy)`` adds fields derived from other stored objects (a
+    subscription item's ``plan`` from its price), after ``transform``;
     ``embedded`` maps a field holding an id to the store kind whose current
     object always replaces it (a subscription item's ``price``); ``nested``
     names fields holding objects or lists to render too (their own embedded
@@ -127,6 +129,7 @@ class ObjectType:
     expandable: Mapping[str, str] = field(default_factory=dict)
     hidden: frozenset[str] = frozenset()
     transform: Callable[[JSON, str], None] | None = None
+    complete: Callable[[Request, JSON], None] | None = None
     embedded: Mapping[str, str] = field(default_factory=dict)
     nested: frozenset[str] = frozenset()
 

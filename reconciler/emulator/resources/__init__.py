@@ -21,6 +21,7 @@ from reconciler.emulator.resources import prices as prices
 from reconciler.emulator.resources import products as products
 from reconciler.emulator.resources import renewals as renewals
 from reconciler.emulator.resources import schedules as schedules
+from reconciler.emulator.resources import subscription_items as subscription_items
 from reconciler.emulator.resources import subscriptions as subscriptions
 from reconciler.emulator.resources import tax_and_discounts as tax_and_discounts
 from reconciler.emulator.resources import test_clocks as test_clocks
@@ -39,6 +40,7 @@ RESOURCE_MODULES: list[ModuleType] = [
     alerts,
     tax_and_discounts,
     subscriptions,
+    subscription_items,
     usage_records,
     schedules,
     invoices,

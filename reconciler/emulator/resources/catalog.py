@@ -16,16 +16,19 @@ from reconciler.emulator.events import emit
 from reconciler.emulator.render import apply_metadata
 from reconciler.emulator.router import Request
 from reconciler.emulator.store import JSON, new_id
-from reconciler.emulator.versions import BASIL
+from reconciler.emulator.versions import BASIL, has_legacy_usage_billing
 
 __all__ = [
     "MAX_UNIT_AMOUNT",
     "PRICE",
     "PRODUCT",
+    "SUPPORTED_CURRENCIES",
     "build_price",
+    "check_currency",
     "check_lookup_key",
     "make_product",
     "move_lookup_key",
+    "plan_of",
 ]
 
 PRODUCT = "product"
@@ -41,6 +44,18 @@ MAX_LOOKUP_KEY = 200
 MAX_INTERVAL_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}
 LEGACY_AGGREGATE_USAGE = ("sum", "last_during_period", "last_ever", "max")
 _CURRENCY = re.compile(r"^[a-z]{3}$")
+#: The presentment currencies a US Stripe account supports (docs.stripe.com/currencies),
+#: in the order Stripe lists them in its refusal.
+_CURRENCY_CODES = """
+    usd aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bif bmd bnd bob brl bsd bwp byn
+    bzd cad cdf chf clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd
+    gnf gtq gyd hkd hnl htg huf idr ils inr isk jmd jpy kes kgs khr kmf krw kyd kzt lak lbp lkr
+    lrd lsl mad mdl mga mkd mmk mnt mop mur mvr mwk mxn myr mzn nad ngn nio nok npr nzd pab pen
+    pgk php pkr pln pyg qar ron rsd rub rwf sar sbd scr sek sgd shp sle sos srd std szl thb tjs
+    top try ttd twd tzs uah ugx uyu uzs vnd vuv wst xaf xcd xof xpf yer zar zmw
+"""
+SUPPORTED_CURRENCIES = tuple(_CURRENCY_CODES.split())
+_SUPPORTED = frozenset(SUPPORTED_CURRENCIES)
 
 PRODUCT_FIELDS = (
     "description",
@@ -263,11 +278,50 @@ def _recurring(req: Request, params: JSON) -> JSON | None:
     return result
 
 
-def _currency(value: Any, param: str) -> str:
+def check_currency(value: Any, param: str) -> str:
+    """A lower-cased currency code Stripe supports, or Stripe's ``Invalid currency`` refusal."""
     currency = str(value).lower()
     if not _CURRENCY.match(currency):
         raise invalid(f"Invalid currency: {value}.", param=param)
+    if currency not in _SUPPORTED:
+        raise invalid(
+            f"Invalid currency: {currency}. Stripe accounts in US do not support {currency}. "
+            f"Your account currently supports these currencies: {', '.join(SUPPORTED_CURRENCIES)}",
+            param=param,
+        )
     return currency
+
+
+_currency = check_currency
+
+
+def plan_of(price: JSON, api_version: str) -> JSON:
+    """The deprecated ``plan`` view of a recurring price (subscription and phase items)."""
+    recurring = price.get("recurring") or {}
+    plan: JSON = {
+        "id": price["id"],
+        "object": "plan",
+        "active": price["active"],
+        "amount": price.get("unit_amount"),
+        "amount_decimal": price.get("unit_amount_decimal"),
+        "billing_scheme": price["billing_scheme"],
+        "created": price["created"],
+        "currency": price["currency"],
+        "interval": recurring.get("interval", "month"),
+        "interval_count": recurring.get("interval_count", 1),
+        "livemode": False,
+        "metadata": dict(price.get("metadata") or {}),
+        "meter": recurring.get("meter"),
+        "nickname": price.get("nickname"),
+        "product": price["product"],
+        "tiers_mode": price.get("tiers_mode"),
+        "transform_usage": price.get("transform_quantity"),
+        "trial_period_days": recurring.get("trial_period_days"),
+        "usage_type": recurring.get("usage_type", "licensed"),
+    }
+    if has_legacy_usage_billing(api_version):
+        plan["aggregate_usage"] = recurring.get("aggregate_usage")
+    return plan
 
 
 def _currency_options(params: JSON, currency: str, main: JSON) -> JSON:

@@ -14,7 +14,7 @@ from reconciler.emulator.resources._common import copy_fields, deleted
 from reconciler.emulator.router import ObjectType, Registry, Request
 from reconciler.emulator.store import JSON, new_id
 
-__all__ = ["CUSTOMER", "register"]
+__all__ = ["ADDRESS_KEYS", "CUSTOMER", "full_address", "register"]
 
 CUSTOMER = "customer"
 TEST_CLOCK = "test_helpers.test_clock"
@@ -33,6 +33,31 @@ SIMPLE_FIELDS = (
     "next_invoice_sequence",
     "invoice_prefix",
 )
+
+
+ADDRESS_KEYS = ("city", "country", "line1", "line2", "postal_code", "state")
+
+
+def full_address(given: JSON | None) -> JSON | None:
+    """An address as Stripe returns it: every key, ``null`` where nothing was given."""
+    if given is None:
+        return None
+    return {key: given.get(key) for key in ADDRESS_KEYS}
+
+
+def _normalise(customer: JSON) -> None:
+    customer["address"] = full_address(customer.get("address"))
+    shipping = customer.get("shipping")
+    if shipping is not None:
+        customer["shipping"] = {
+            "address": full_address(shipping.get("address") or {}),
+            "name": shipping.get("name"),
+            "phone": shipping.get("phone"),
+        }
+    if customer["preferred_locales"] is None:
+        customer["preferred_locales"] = []
+    if customer["tax_exempt"] is None:
+        customer["tax_exempt"] = "none"
 
 
 def create(req: Request) -> JSON:
@@ -73,10 +98,7 @@ def create(req: Request) -> JSON:
         "test_clock": clock_id,
     }
     copy_fields(customer, params, SIMPLE_FIELDS)
-    if customer["preferred_locales"] is None:
-        customer["preferred_locales"] = []
-    if customer["tax_exempt"] is None:
-        customer["tax_exempt"] = "none"
+    _normalise(customer)
     req.store.put(CUSTOMER, customer)
     emit(req, "customer.created", customer)
     return customer
@@ -90,6 +112,7 @@ def update(req: Request) -> JSON:
     customer = req.store.get(CUSTOMER, req.path_params["id"])
     params = req.params
     copy_fields(customer, params, SIMPLE_FIELDS)
+    _normalise(customer)
     if "metadata" in params:
         customer["metadata"] = apply_metadata(customer["metadata"], params["metadata"])
     if "invoice_settings" in params and params["invoice_settings"] is not None:

@@ -4,7 +4,8 @@ One invoice per subscription per billing boundary (``subscription_cycle``),
 plus the first one at creation (``subscription_create``):
 
 - licensed items are billed in advance: ``quantity x price`` for the period
-  that starts, the line's ``period`` is that new period;
+  that starts, the line's ``period`` is that new period ($0, "Trial period
+  for ...", when that period is a trial);
 - metered items are billed in arrears for the period that ended (line
   ``period`` = that period): meter-backed prices use the meter's events for
   the customer (the meter's formula, customer and value payload keys, events
@@ -44,6 +45,7 @@ from reconciler.emulator.resources.billing import (
     round_cents,
 )
 from reconciler.emulator.resources.catalog import PRICE, PRODUCT
+from reconciler.emulator.resources.customers import full_address
 from reconciler.emulator.resources.meters import METER, aggregate, events_for
 from reconciler.emulator.resources.tax_and_discounts import discount_applies
 from reconciler.emulator.router import ObjectType, Registry, Request
@@ -72,9 +74,20 @@ def _description(req: Request, price: JSON, quantity: int) -> str:
 
 
 def _line(
-    req: Request, sub: JSON, item: JSON, price: JSON, *, quantity: int, period: tuple[int, int]
+    req: Request,
+    sub: JSON,
+    item: JSON,
+    price: JSON,
+    *,
+    quantity: int,
+    period: tuple[int, int],
+    trial: bool = False,
 ) -> JSON:
-    amount = line_amount(price, quantity)
+    amount = 0 if trial else line_amount(price, quantity)
+    description = _description(req, price, quantity)
+    if trial:
+        product = req.store.find(PRODUCT, str(price["product"]))
+        description = f"Trial period for {product['name'] if product else price['product']}"
     unit_decimal = price.get("unit_amount_decimal")
     return {
         "id": new_id("il"),
@@ -82,7 +95,7 @@ def _line(
         "amount": amount,
         "amount_excluding_tax": amount,
         "currency": price["currency"],
-        "description": _description(req, price, quantity),
+        "description": description,
         "discount_amounts": [],
         "discountable": True,
         "discounts": [],
@@ -111,8 +124,10 @@ def _line(
         "proration": False,
         "proration_details": {"credited_items": None},
         "quantity": quantity,
+        "quantity_decimal": str(quantity),
         "subscription": sub["id"],
         "subscription_item": item["id"],
+        "subtotal": amount,
         "tax_amounts": [],
         "tax_rates": [dict(rate) for rate in item["tax_rates"]],
         "taxes": [],
@@ -132,15 +147,29 @@ def metered_lines(req: Request, sub: JSON, start: int, end: int) -> list[JSON]:
     return lines
 
 
-def licensed_lines(req: Request, sub: JSON, start: int, end: int) -> list[JSON]:
-    """Advance lines for the licensed items over the period ``[start, end)``."""
+def licensed_lines(
+    req: Request, sub: JSON, start: int, end: int, *, trial: bool = False
+) -> list[JSON]:
+    """Advance lines for the licensed items over ``[start, end)`` ($0 during a trial)."""
     lines = []
     for item in sub["items"]["data"]:
         price = req.store.get(PRICE, str(item["price"]))
         if not is_metered(price):
             quantity = int(item.get("quantity", 1))
-            lines.append(_line(req, sub, item, price, quantity=quantity, period=(start, end)))
+            lines.append(
+                _line(req, sub, item, price, quantity=quantity, period=(start, end), trial=trial)
+            )
     return lines
+
+
+def _credit(amount: int, discount_id: str) -> JSON:
+    """A pretax credit amount for a discount (since basil, beside ``discount_amounts``)."""
+    return {
+        "amount": amount,
+        "credit_balance_transaction": None,
+        "discount": discount_id,
+        "type": "discount",
+    }
 
 
 def _apply_discounts(req: Request, sub: JSON, lines: list[JSON], when: int) -> list[JSON]:
@@ -168,6 +197,7 @@ def _apply_discounts(req: Request, sub: JSON, lines: list[JSON], when: int) -> l
             share = min(share, left)
             left -= share
             line["discount_amounts"].append({"amount": share, "discount": discount["id"]})
+            line["pretax_credit_amounts"].append(_credit(share, discount["id"]))
             line["discounts"].append(discount["id"])
         remaining -= off
         totals.append({"amount": off, "discount": discount["id"]})
@@ -257,6 +287,42 @@ def issue_invoice(
         "object": "invoice",
         "account_country": "US",
         "account_name": None,
+        "account_tax_ids": None,
+        "application": None,
+        "automatically_finalizes_at": None,
+        "custom_fields": None,
+        "customer_account": customer.get("customer_account"),
+        "customer_address": full_address(customer.get("address")),
+        "customer_phone": customer.get("phone"),
+        "customer_shipping": customer.get("shipping"),
+        "customer_tax_exempt": customer.get("tax_exempt") or "none",
+        "customer_tax_ids": [],
+        "default_payment_method": None,
+        "default_source": None,
+        "from_invoice": None,
+        "last_finalization_error": None,
+        "latest_revision": None,
+        "next_payment_attempt": None,
+        "on_behalf_of": None,
+        "payment_settings": {
+            "default_mandate": None,
+            "payment_method_options": None,
+            "payment_method_types": None,
+        },
+        "post_payment_credit_notes_amount": 0,
+        "pre_payment_credit_notes_amount": 0,
+        "receipt_number": None,
+        "rendering": {
+            "amount_tax_display": None,
+            "pdf": {"page_size": "auto"},
+            "template": None,
+            "template_version": None,
+        },
+        "shipping_cost": None,
+        "shipping_details": None,
+        "statement_descriptor": None,
+        "total_pretax_credit_amounts": [_credit(d["amount"], d["discount"]) for d in discounts],
+        "webhooks_delivered_at": when,
         "amount_due": total,
         "amount_overpaid": 0,
         "amount_paid": total,
@@ -266,7 +332,13 @@ def issue_invoice(
         "attempt_count": 0,
         "attempted": True,
         "auto_advance": False,
-        "automatic_tax": {"enabled": False, "liability": None, "status": None},
+        "automatic_tax": {
+            "disabled_reason": None,
+            "enabled": False,
+            "liability": None,
+            "provider": None,
+            "status": None,
+        },
         "billing_reason": reason,
         "collection_method": sub["collection_method"],
         "created": when,
@@ -373,7 +445,7 @@ def _emit_lifecycle(req: Request, invoice: JSON) -> None:
 def first_invoice(req: Request, sub: JSON) -> None:
     """``subscription_create``: licensed items for the first period, in advance."""
     start, end = int(sub["current_period_start"]), int(sub["current_period_end"])
-    lines = licensed_lines(req, sub, start, end)
+    lines = licensed_lines(req, sub, start, end, trial=sub["status"] == "trialing")
     issue_invoice(req, sub, lines, reason="subscription_create", period=(start, start), when=start)
 
 
@@ -416,6 +488,8 @@ def _invoice_transform(obj: JSON, version: str) -> None:
 def _line_transform(obj: JSON, version: str) -> None:
     if version_at_least(version, BASIL):
         for name in (
+            "amount_excluding_tax",
+            "unit_amount_excluding_tax",
             "price",
             "tax_rates",
             "proration",

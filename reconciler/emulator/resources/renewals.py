@@ -13,6 +13,8 @@ new one (the clock reads each event's time while it runs):
    ``end_behavior`` applies (``release``: the schedule is ``released`` and the
    subscription keeps the last phase's items; ``cancel``: the subscription is
    canceled and the schedule ``completed``); ``cancel_at_period_end`` cancels;
+   a trial ending there (its end is the first period's end) turns
+   ``trialing`` into ``active``;
    a subscription still active renews (every item's period moves on) and
    its licensed items are billed in advance for the new period; one
    ``subscription_cycle`` invoice holds both kinds of lines (a canceled
@@ -42,6 +44,7 @@ from reconciler.emulator.resources.schedules import (
     start_schedule,
 )
 from reconciler.emulator.resources.subscriptions import (
+    RUNNING,
     cancel_subscription,
     interval_of,
     set_period,
@@ -60,7 +63,7 @@ def _active_subscriptions(req: Request, customers: set[str]) -> list[JSON]:
     return [
         sub
         for sub in req.store.values(SUBSCRIPTION)
-        if sub["customer"] in customers and sub["status"] == "active"
+        if sub["customer"] in customers and sub["status"] in RUNNING
     ]
 
 
@@ -135,8 +138,10 @@ def _process(req: Request, sub: JSON, when: int) -> None:
     if not boundary:
         req.store.put(SUBSCRIPTION, sub)
         return
-    if sub["status"] == "active" and sub.get("cancel_at_period_end"):
+    if sub["status"] in RUNNING and sub.get("cancel_at_period_end"):
         cancel_subscription(req, sub, when, "cancellation_requested")
+    if sub["status"] == "trialing" and int(sub["trial_end"]) <= when:
+        sub["status"] = "active"  # the trial is over: the first paid period starts
     if sub["status"] == "active":
         interval, count = interval_of(req, sub)
         if (interval, count) != old_cycle:

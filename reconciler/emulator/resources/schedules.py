@@ -50,9 +50,11 @@ from reconciler.emulator.resources.billing import (
 )
 from reconciler.emulator.resources.subscriptions import (
     apply_item_specs,
+    billing_mode,
     cancel_subscription,
     check_specs,
     issue_first_invoice,
+    item_plan,
     new_subscription,
 )
 from reconciler.emulator.resources.tax_and_discounts import (
@@ -100,7 +102,14 @@ def _default_settings(params: JSON | None) -> JSON:
         "collection_method": given.get("collection_method") or "charge_automatically",
         "default_payment_method": None,
         "description": given.get("description"),
-        "invoice_settings": {"account_tax_ids": None, "days_until_due": None, "issuer": None},
+        "invoice_settings": {
+            "account_tax_ids": None,
+            "custom_fields": None,
+            "days_until_due": None,
+            "description": None,
+            "footer": None,
+            "issuer": {"type": "self"},
+        },
         "on_behalf_of": None,
         "transfer_data": None,
     }
@@ -295,9 +304,7 @@ def _new_schedule(req: Request, customer: JSON, now: int) -> JSON:
         "id": new_id("sub_sched"),
         "object": "subscription_schedule",
         "application": None,
-        "billing_mode": {
-            "type": "flexible" if version_at_least(req.api_version, CLOVER) else "classic"
-        },
+        "billing_mode": billing_mode(req),
         "canceled_at": None,
         "completed_at": None,
         "created": now,
@@ -308,6 +315,7 @@ def _new_schedule(req: Request, customer: JSON, now: int) -> JSON:
         "end_behavior": "release",
         "livemode": False,
         "metadata": {},
+        "pause_schedules": [],
         "phases": [],
         "released_at": None,
         "released_subscription": None,
@@ -661,6 +669,13 @@ def list_(req: Request) -> JSON:
     return paginate(req, items, "/v1/subscription_schedules", label="subscription_schedule")
 
 
+def _phase_item_plans(req: Request, schedule: JSON) -> None:
+    """Render hook: each phase item's deprecated ``plan``."""
+    for phase in schedule.get("phases") or []:
+        for item in phase.get("items") or []:
+            item_plan(req, item)
+
+
 def register(registry: Registry) -> None:
     registry.object_type(
         ObjectType(
@@ -671,6 +686,7 @@ def register(registry: Registry) -> None:
                 "released_subscription": SUBSCRIPTION,
                 "test_clock": TEST_CLOCK,
             },
+            complete=_phase_item_plans,
         )
     )
     base = "/v1/subscription_schedules"

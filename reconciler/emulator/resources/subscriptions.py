@@ -21,8 +21,19 @@ Stripe's rules emulated here:
   ``expand[]=data.schedule`` works through the schedule object type;
 - ``DELETE`` cancels (and cancels an attached schedule).
 
-Payments, trials, prorations and pending updates are not emulated: every
-subscription is ``active`` from its start and every invoice is ``paid``.
+- trials on create (``trial_period_days``, or ``trial_end`` as a time or
+  ``now``; at most 730 days): the subscription is ``trialing``, the trial's
+  end is the billing cycle anchor and the first period's end, the
+  ``subscription_create`` invoice bills every licensed item at $0 ("Trial
+  period for ..."), and the test clock reaching the end makes it ``active``
+  and bills the first paid period (``subscription_cycle``). Not emulated,
+  refused: trials with metered items, with a ``billing_cycle_anchor`` or
+  ``trial_settings``, ``trial_from_plan``, and trial changes on update;
+- every object carries Stripe's always-present fields: an item's deprecated
+  ``plan`` is the plan view of its price, added when rendered.
+
+Payments, prorations and pending updates are not emulated: every invoice is
+``paid``; the item endpoints are in :mod:`.subscription_items`.
 """
 
 from __future__ import annotations
@@ -45,7 +56,7 @@ from reconciler.emulator.resources.billing import (
     is_metered,
     next_boundary,
 )
-from reconciler.emulator.resources.catalog import PRICE
+from reconciler.emulator.resources.catalog import PRICE, plan_of
 from reconciler.emulator.resources.tax_and_discounts import make_discounts, tax_rate_objects
 from reconciler.emulator.router import ObjectType, Registry, Request
 from reconciler.emulator.store import JSON, new_id
@@ -53,12 +64,17 @@ from reconciler.emulator.versions import BASIL, CLOVER, version_at_least
 
 __all__ = [
     "MAX_ITEMS",
+    "MAX_TRIAL_DAYS",
+    "RUNNING",
     "ItemSpec",
     "apply_item_specs",
+    "billing_mode",
     "cancel_subscription",
     "check_specs",
     "find_item",
     "interval_of",
+    "item_plan",
+    "new_item",
     "new_subscription",
     "register",
     "set_period",
@@ -71,10 +87,13 @@ _UNSUPPORTED_CREATE = (
     "add_invoice_items",
     "backdate_start_date",
     "billing_cycle_anchor_config",
-    "trial_end",
-    "trial_period_days",
     "trial_from_plan",
 )
+DAY = 86400
+#: Longest trial Stripe accepts (``trial_period_days`` / ``trial_end``), in days.
+MAX_TRIAL_DAYS = 730
+#: Statuses in which a subscription runs and renews on its test clock.
+RUNNING = ("active", "trialing")
 _ENDED = ("canceled", "incomplete_expired")
 
 
@@ -82,10 +101,28 @@ def _refuse_unsupported(params: JSON, names: tuple[str, ...]) -> None:
     for name in names:
         if params.get(name) is not None:
             raise invalid(
-                f"The emulator does not support `{name}` on subscriptions (trials, "
-                "backdating and one-off invoice items are not emulated).",
+                f"The emulator does not support `{name}` on subscriptions (not emulated: "
+                "trial changes after creation, trials from plans, backdating and one-off "
+                "invoice items).",
                 param=name,
             )
+
+
+def billing_mode(req: Request) -> JSON:
+    """``flexible`` by default since ``2025-09-30.clover`` (it cannot be turned back)."""
+    if version_at_least(req.api_version, CLOVER):
+        return {"type": "flexible", "flexible": {"proration_discounts": "included"}}
+    return {"type": "classic", "flexible": None}
+
+
+def item_plan(req: Request, item: JSON) -> None:
+    """Render hook: the item's deprecated ``plan``, the plan view of its price."""
+    price_id = item.get("price")
+    if isinstance(price_id, dict):
+        price_id = price_id.get("id")
+    price = req.store.find(PRICE, str(price_id)) if price_id else None
+    if price is not None and "plan" not in item:
+        item["plan"] = plan_of(price, req.api_version)
 
 
 def interval_of(req: Request, sub: JSON) -> tuple[str, int]:
@@ -197,9 +234,7 @@ def check_specs(
     return prices
 
 
-def _new_item(
-    req: Request, sub: JSON, spec: ItemSpec, price: JSON, *, param: str, now: int
-) -> JSON:
+def new_item(req: Request, sub: JSON, spec: ItemSpec, price: JSON, *, param: str, now: int) -> JSON:
     item: JSON = {
         "id": new_id("si", 14),
         "object": "subscription_item",
@@ -234,7 +269,7 @@ def apply_item_specs(req: Request, sub: JSON, specs: list[ItemSpec], param: str,
         where = f"{param}[{index}]"
         existing = current.get(price["id"])
         if existing is None:
-            items.append(_new_item(req, sub, spec, price, param=where, now=now))
+            items.append(new_item(req, sub, spec, price, param=where, now=now))
             continue
         if not is_metered(price):
             existing["quantity"] = int(spec["quantity"]) if spec.get("quantity") is not None else 1
@@ -290,9 +325,8 @@ def new_subscription(
         "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
         "billing_cycle_anchor": cycle_anchor,
         "billing_cycle_anchor_config": None,
-        "billing_mode": {
-            "type": "flexible" if version_at_least(req.api_version, CLOVER) else "classic"
-        },
+        "billing_mode": billing_mode(req),
+        "billing_schedules": [],
         "billing_thresholds": None,
         "cancel_at": None,
         "cancel_at_period_end": False,
@@ -314,7 +348,13 @@ def new_subscription(
         "description": params.get("description"),
         "discounts": [],
         "ended_at": None,
-        "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
+        "invoice_settings": {
+            "account_tax_ids": None,
+            "custom_fields": None,
+            "description": None,
+            "footer": None,
+            "issuer": {"type": "self"},
+        },
         "items": {
             "object": "list",
             "data": [],
@@ -324,6 +364,7 @@ def new_subscription(
         },
         "latest_invoice": None,
         "livemode": False,
+        "managed_payments": None,
         "metadata": apply_metadata({}, params.get("metadata") or {}),
         "next_pending_invoice_item_invoice": None,
         "on_behalf_of": None,
@@ -348,7 +389,7 @@ def new_subscription(
         "trial_start": None,
     }
     sub["items"]["data"] = [
-        _new_item(req, sub, spec, price, param=f"{param}[{index}]", now=start)
+        new_item(req, sub, spec, price, param=f"{param}[{index}]", now=start)
         for index, (spec, price) in enumerate(zip(specs, prices, strict=True))
     ]
     sub["items"]["total_count"] = len(sub["items"]["data"])
@@ -371,6 +412,35 @@ def issue_first_invoice(req: Request, sub: JSON) -> None:
         hook(req, sub)
 
 
+def _trial_end(params: JSON, now: int) -> int | None:
+    """The trial's end from ``trial_end`` (a time or ``now``) or ``trial_period_days``."""
+    raw = params.get("trial_end")
+    days = params.get("trial_period_days")
+    if raw is not None:
+        if raw == "now":
+            return None
+        end = int(raw)
+        if end <= now:
+            raise invalid(
+                "Invalid timestamp: must be an integer Unix timestamp in the future.",
+                param="trial_end",
+            )
+        if end > now + MAX_TRIAL_DAYS * DAY:
+            raise invalid(
+                f"trial_end can be no more than {MAX_TRIAL_DAYS} days in the future.",
+                param="trial_end",
+            )
+        return end
+    if days is None or int(days) == 0:
+        return None
+    if not 0 < int(days) <= MAX_TRIAL_DAYS:
+        raise invalid(
+            f"trial_period_days must be between 1 and {MAX_TRIAL_DAYS}.",
+            param="trial_period_days",
+        )
+    return now + int(days) * DAY
+
+
 def create(req: Request) -> JSON:
     params = req.params
     _refuse_unsupported(params, _UNSUPPORTED_CREATE)
@@ -379,18 +449,48 @@ def create(req: Request) -> JSON:
         raise missing_param("customer")
     now = customer_now(req, str(customer_id))
     anchor = params.get("billing_cycle_anchor")
+    trial_end = _trial_end(params, now)
+    if trial_end is not None and anchor is not None:
+        raise invalid(
+            "The emulator does not support a billing_cycle_anchor together with a trial (not "
+            "emulated): the trial's end is the anchor.",
+            param="billing_cycle_anchor",
+        )
+    if trial_end is not None and params.get("trial_settings") is not None:
+        raise invalid(
+            "The emulator does not support trial_settings (not emulated): without payment "
+            "methods a trial always ends by invoicing.",
+            param="trial_settings",
+        )
     sub = new_subscription(
         req,
         customer_id=str(customer_id),
         specs=list(params.get("items") or []),
         start=now,
-        anchor=int(anchor) if anchor is not None else None,
+        anchor=trial_end if trial_end is not None else (int(anchor) if anchor else None),
         params=params,
     )
+    if trial_end is not None:
+        _start_trial(req, sub, now, trial_end)
     issue_first_invoice(req, sub)
     req.store.put(SUBSCRIPTION, sub)
     emit(req, "customer.subscription.updated", sub)
     return sub
+
+
+def _start_trial(req: Request, sub: JSON, start: int, end: int) -> None:
+    """``trialing`` until ``end`` (the first period); metered items are not emulated in trials."""
+    for index, item in enumerate(sub["items"]["data"]):
+        if is_metered(req.store.get(PRICE, str(item["price"]))):
+            raise invalid(
+                "The emulator does not support trials on subscriptions with metered items "
+                "(not emulated: usage during a trial).",
+                param=f"items[{index}][price]",
+            )
+    sub["status"] = "trialing"
+    sub["trial_start"] = start
+    sub["trial_end"] = end
+    req.store.put(SUBSCRIPTION, sub)
 
 
 def retrieve(req: Request) -> JSON:
@@ -410,7 +510,7 @@ def _update_items(req: Request, sub: JSON, entries: list[JSON], now: int) -> Non
         item_id = entry.get("id")
         if item_id is None:
             price = _check_one(req, entry, where)
-            items.append(_new_item(req, sub, entry, price, param=where, now=now))
+            items.append(new_item(req, sub, entry, price, param=where, now=now))
             continue
         item = by_id.get(str(item_id))
         if item is None:
@@ -633,7 +733,9 @@ def register(registry: Registry) -> None:
             transform=_transform,
         )
     )
-    registry.object_type(ObjectType("subscription_item", embedded={"price": PRICE}))
+    registry.object_type(
+        ObjectType("subscription_item", embedded={"price": PRICE}, complete=item_plan)
+    )
     registry.route("POST", "/v1/subscriptions", create, params="SubscriptionCreateParams")
     registry.route("GET", "/v1/subscriptions", list_, params="SubscriptionListParams")
     registry.route("GET", "/v1/subscriptions/{id}", retrieve, params="SubscriptionRetrieveParams")

@@ -6,7 +6,15 @@ coupon takes ``percent_off`` or ``amount_off`` (+ ``currency``) and a
 ``duration`` of ``forever``, ``once`` or ``repeating`` (``duration_in_months``).
 Applying a coupon to a subscription creates a ``discount`` object (``di_``);
 subscriptions list discount ids, schedule phases ``{coupon, discount,
-promotion_code}`` entries. Promotion codes are not emulated.
+promotion_code}`` entries. Promotion codes and coupons' ``applies_to`` are not
+emulated (refused).
+
+Updates: a tax rate's ``active``, ``country``, ``description``,
+``display_name``, ``jurisdiction``, ``metadata``, ``state`` and ``tax_type``
+(never its percentage or ``inclusive``); a coupon's ``name``, ``metadata``
+and ``currency_options`` (amount-off coupons; shown when expanded). Currencies
+must be ones Stripe supports (:data:`.catalog.SUPPORTED_CURRENCIES`). Events:
+``tax_rate.created`` / ``.updated``, ``coupon.created`` / ``.updated`` / ``.deleted``.
 """
 
 from __future__ import annotations
@@ -15,11 +23,14 @@ import secrets
 from typing import Any
 
 from reconciler.emulator.errors import invalid, missing_param
+from reconciler.emulator.events import emit
 from reconciler.emulator.render import apply_metadata, paginate
-from reconciler.emulator.resources._common import deleted
+from reconciler.emulator.resources._common import copy_fields, deleted, require_text
 from reconciler.emulator.resources.billing import COUPON, DISCOUNT, TAX_RATE, shift
+from reconciler.emulator.resources.catalog import check_currency
 from reconciler.emulator.router import ObjectType, Registry, Request
 from reconciler.emulator.store import JSON, new_id
+from reconciler.emulator.versions import BASIL, version_at_least
 
 __all__ = [
     "discount_applies",
@@ -56,7 +67,29 @@ def create_tax_rate(req: Request) -> JSON:
         "state": params.get("state"),
         "tax_type": params.get("tax_type"),
     }
-    return req.store.put(TAX_RATE, rate)
+    req.store.put(TAX_RATE, rate)
+    emit(req, "tax_rate.created", rate)
+    return rate
+
+
+#: What ``POST /v1/tax_rates/{id}`` changes (the SDK's ``TaxRateModifyParams``); the
+#: percentage and ``inclusive`` are fixed: a different rate is a new tax rate.
+TAX_RATE_UPDATABLE = ("country", "description", "jurisdiction", "state", "tax_type")
+
+
+def update_tax_rate(req: Request) -> JSON:
+    rate = req.store.get(TAX_RATE, req.path_params["id"])
+    params = req.params
+    if "display_name" in params:
+        rate["display_name"] = require_text(params, "display_name", max_length=50)
+    if "active" in params:
+        rate["active"] = params["active"] is not False
+    copy_fields(rate, params, TAX_RATE_UPDATABLE)
+    if "metadata" in params:
+        rate["metadata"] = apply_metadata(rate["metadata"], params["metadata"])
+    req.store.put(TAX_RATE, rate)
+    emit(req, "tax_rate.updated", rate)
+    return rate
 
 
 def retrieve_tax_rate(req: Request) -> JSON:
@@ -97,6 +130,13 @@ def create_coupon(req: Request) -> JSON:
         raise invalid("percent_off must be greater than 0 and at most 100.", param="percent_off")
     if amount_off is not None and not params.get("currency"):
         raise missing_param("currency", "You must pass currency when passing amount_off.")
+    if params.get("applies_to") is not None:
+        raise invalid(
+            "The emulator does not support `applies_to` on coupons (product-restricted "
+            "discounts are not emulated).",
+            param="applies_to",
+        )
+    currency = check_currency(params["currency"], "currency") if params.get("currency") else None
     duration = params.get("duration") or "once"
     months = params.get("duration_in_months")
     if duration == "repeating" and months is None:
@@ -111,7 +151,10 @@ def create_coupon(req: Request) -> JSON:
         "object": "coupon",
         "amount_off": amount_off,
         "created": req.now(),
-        "currency": str(params["currency"]).lower() if params.get("currency") else None,
+        "currency": currency,
+        "currency_options": _coupon_currency_options(
+            {}, params.get("currency_options"), currency, amount_off
+        ),
         "duration": duration,
         "duration_in_months": months if duration == "repeating" else None,
         "livemode": False,
@@ -123,7 +166,56 @@ def create_coupon(req: Request) -> JSON:
         "times_redeemed": 0,
         "valid": True,
     }
-    return req.store.put(COUPON, coupon)
+    req.store.put(COUPON, coupon)
+    emit(req, "coupon.created", coupon)
+    return coupon
+
+
+def _coupon_currency_options(
+    current: JSON, given: Any, currency: str | None, amount_off: Any
+) -> JSON:
+    """``{currency: {amount_off}}``: amounts off in other currencies (amount-off coupons only)."""
+    options = dict(current)
+    if amount_off is not None and currency is not None and not options:
+        options[currency] = {"amount_off": int(amount_off)}
+    for code, option in (given or {}).items():
+        where = f"currency_options[{code}]"
+        if amount_off is None:
+            raise invalid(
+                "currency_options can only be set on coupons with amount_off.", param=where
+            )
+        key = check_currency(code, where)
+        if key == currency:
+            raise invalid("currency_options cannot change the coupon's own currency.", param=where)
+        if int(option["amount_off"]) < 0:
+            raise invalid(
+                "amount_off must be a non-negative integer.", param=f"{where}[amount_off]"
+            )
+        options[key] = {"amount_off": int(option["amount_off"])}
+    return options
+
+
+def update_coupon(req: Request) -> JSON:
+    """Only ``name``, ``metadata`` and ``currency_options`` change (``CouponModifyParams``)."""
+    coupon = req.store.get(COUPON, req.path_params["id"])
+    params = req.params
+    if "name" in params:
+        name = params["name"]
+        if name is not None and len(str(name)) > 40:
+            raise invalid("name must be at most 40 characters long.", param="name")
+        coupon["name"] = name
+    if "metadata" in params:
+        coupon["metadata"] = apply_metadata(coupon["metadata"], params["metadata"])
+    if params.get("currency_options") is not None:
+        coupon["currency_options"] = _coupon_currency_options(
+            coupon.get("currency_options") or {},
+            params["currency_options"],
+            coupon["currency"],
+            coupon["amount_off"],
+        )
+    req.store.put(COUPON, coupon)
+    emit(req, "coupon.updated", coupon)
+    return coupon
 
 
 def retrieve_coupon(req: Request) -> JSON:
@@ -136,6 +228,7 @@ def list_coupons(req: Request) -> JSON:
 
 def delete_coupon(req: Request) -> JSON:
     coupon = req.store.get(COUPON, req.path_params["id"])
+    emit(req, "coupon.deleted", coupon)
     req.store.delete(COUPON, coupon["id"])
     return deleted("coupon", coupon["id"])
 
@@ -151,7 +244,7 @@ def _new_discount(req: Request, coupon: JSON, customer: str, subscription: str, 
         "id": new_id("di"),
         "object": "discount",
         "checkout_session": None,
-        "coupon": dict(coupon),
+        "coupon": {k: v for k, v in coupon.items() if k != "currency_options"},
         "customer": customer,
         "customer_account": None,
         "end": end,
@@ -230,18 +323,23 @@ def discount_applies(discount: JSON, when: int) -> bool:
     return end is None or when < int(end)
 
 
-def _hide_bookkeeping(obj: JSON, version: str) -> None:
+def _discount_transform(obj: JSON, version: str) -> None:
+    """Hide the bookkeeping; since basil the coupon is named under ``source`` only."""
     obj.pop("used", None)
+    if version_at_least(version, BASIL):
+        obj.pop("coupon", None)
 
 
 def register(registry: Registry) -> None:
     registry.object_type(ObjectType("tax_rate"))
-    registry.object_type(ObjectType("coupon"))
-    registry.object_type(ObjectType("discount", transform=_hide_bookkeeping))
+    registry.object_type(ObjectType("coupon", hidden=frozenset({"currency_options"})))
+    registry.object_type(ObjectType("discount", transform=_discount_transform))
     registry.route("POST", "/v1/tax_rates", create_tax_rate, params="TaxRateCreateParams")
     registry.route("GET", "/v1/tax_rates", list_tax_rates, params="TaxRateListParams")
     registry.route("GET", "/v1/tax_rates/{id}", retrieve_tax_rate, params="TaxRateRetrieveParams")
+    registry.route("POST", "/v1/tax_rates/{id}", update_tax_rate, params="TaxRateModifyParams")
     registry.route("POST", "/v1/coupons", create_coupon, params="CouponCreateParams")
     registry.route("GET", "/v1/coupons", list_coupons, params="CouponListParams")
     registry.route("GET", "/v1/coupons/{id}", retrieve_coupon, params="CouponRetrieveParams")
+    registry.route("POST", "/v1/coupons/{id}", update_coupon, params="CouponModifyParams")
     registry.route("DELETE", "/v1/coupons/{id}", delete_coupon, params="CouponDeleteParams")
