@@ -381,6 +381,16 @@ def _steps_for(change: ResourceChange) -> list[Step]:
                     _alert_params(address, after),
                 )
             )
+        case "alert", Action.ARCHIVE:
+            steps.append(
+                Step(
+                    PHASE_RETIRE,
+                    address,
+                    "archive",
+                    _at(f"/v1/billing/alerts/{old}/archive"),
+                    _const({}),
+                )
+            )
         case "alert", Action.REACTIVATE:
             steps.append(
                 Step(

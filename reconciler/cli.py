@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -73,6 +74,7 @@ def _load(config_file: Path) -> Desired:
     """The checked config, or every error on stderr and exit 1."""
     from reconciler.config import load_config
 
+    click.get_current_context().meta[_CONFIG_KEY] = str(config_file)
     try:
         return load_config(config_file)
     except ConfigErrors as exc:
@@ -88,8 +90,25 @@ def _load(config_file: Path) -> Desired:
         sys.exit(1)
 
 
+_CONFIG_KEY = "stripe_reconcile.config_file"
+_BARE_NAME = re.compile(r"(?<![\w./-])billing\.yaml(?![\w-])")
+
+
+def _config_name() -> str:
+    """The billing file this command read (``-f``), for messages; ``billing.yaml`` if none."""
+    context = click.get_current_context(silent=True)
+    found = context.meta.get(_CONFIG_KEY) if context is not None else None
+    return str(found) if found else DEFAULT_CONFIG
+
+
+def _naming_the_file(text: str) -> str:
+    """The core says ``billing.yaml`` for the file it was given; say the file's own name."""
+    name = _config_name()
+    return text if name == DEFAULT_CONFIG else _BARE_NAME.sub(lambda _: name, text)
+
+
 def _fail(error: ReconcileError) -> NoReturn:
-    click.echo(f"Error: {error}", err=True)
+    click.echo(f"Error: {_naming_the_file(str(error))}", err=True)
     sys.exit(1)
 
 
@@ -141,9 +160,9 @@ def _render(plan: Plan, output_format: str) -> str:
             case "json":
                 return render_json(plan)
             case "markdown":
-                return render_markdown(plan)
+                return render_markdown(plan, source=_config_name())
             case _:
-                return render_text(plan, color=should_color(sys.stdout))
+                return render_text(plan, color=should_color(sys.stdout), source=_config_name())
 
 
 @main.command()
@@ -368,8 +387,10 @@ def status(config_file: Path, output_format: str, every_usage: bool) -> None:
     except ReconcileError as exc:
         _fail(exc)
     migrations = [c for c in made.changes if c.kind == "migration"]
-    render = render_status_json if output_format == "json" else render_status_text
-    click.echo(render(migrations), nl=False)
+    if output_format == "json":
+        click.echo(render_status_json(migrations), nl=False)
+    else:
+        click.echo(render_status_text(migrations, source=str(config_file)), nl=False)
 
 
 @contextmanager
@@ -524,7 +545,7 @@ def simulate(config_file: Path, use_key: bool) -> None:
                 catalog = dataclasses.replace(desired, migrations=())
                 snapshot, made = _make_plan(catalog, gateway)
                 apply_plan(made, snapshot, gateway)
-                click.echo(f"embedded emulator at {emulator.url}: billing.yaml's catalog applied")
+                click.echo(f"embedded emulator at {emulator.url}: {config_file}'s catalog applied")
             for migration in desired.migrations:
                 click.echo(
                     f"\nmigration {migration.name}: {migration.from_price} -> {migration.to_price}"
@@ -599,6 +620,24 @@ def emulator(
 
 
 @main.command()
+@click.option(
+    "--plan", "plan_schema", is_flag=True, help="The plan file's schema instead of billing.yaml's."
+)
+def schema(plan_schema: bool) -> None:
+    """Print the JSON Schema of billing.yaml (or, with --plan, of a saved plan).
+
+    For editors: `stripe-reconcile schema > billing.schema.json` beside billing.yaml, whose
+    first line `# yaml-language-server: $schema=billing.schema.json` points at it.
+    """
+    from importlib import resources
+
+    name = "plan.schema.json" if plan_schema else "billing.schema.json"
+    click.echo(
+        resources.files("reconciler").joinpath(f"schemas/{name}").read_text("utf-8"), nl=False
+    )
+
+
+@main.command()
 @click.option("--keep", is_flag=True, help="Leave the emulator running afterwards.")
 @click.option(
     "-f",
@@ -615,7 +654,9 @@ def demo(keep: bool, config_file: Path | None) -> None:
     section = _sections()
     section("Validate billing.yaml")
     desired = _load(path)
-    click.echo(f"{path}: valid ({desired.summary()})")
+    if config_file is None:  # the shipped example: named as a user would know it
+        click.get_current_context().meta[_CONFIG_KEY] = path.name
+    click.echo(f"{_config_name()}: valid ({desired.summary()})")
     try:
         with running_demo(desired, keep=keep) as story:
             gateway = story.gateway
@@ -682,9 +723,11 @@ def _migration_status(plan: Plan) -> str:
 
 
 def _example_config() -> Path:
-    """The example billing.yaml: beside the package in a checkout, else the current one."""
-    here = Path(__file__).resolve().parents[1] / "billing.yaml"
-    return here if here.exists() else Path(DEFAULT_CONFIG)
+    """The example billing.yaml: the checkout's own in a checkout, else the one in the wheel."""
+    checkout = Path(__file__).resolve().parents[1] / "billing.yaml"
+    if checkout.is_file():
+        return checkout
+    return Path(__file__).resolve().parent / "examples" / "billing.yaml"
 
 
 def _sections() -> Callable[[str], None]:

@@ -34,6 +34,7 @@ from reconciler.model import (
     Tier,
     TransformQuantity,
 )
+from reconciler.money import currency_exponent, format_money
 from reconciler.yamlsource import Located, Mark, Path, format_path, parse_yaml, printable
 
 __all__ = [
@@ -103,10 +104,13 @@ def _check(located: Located, source: str) -> Desired:
         reporter.add((), f"the document must be a mapping, not {_kind(data)}")
         raise reporter.failure()
     _check_strings(data, (), reporter)
+    amounts = _check_whole_amounts(data, reporter)
     for error in jsonschema.Draft202012Validator(billing_schema()).iter_errors(data):
         if reporter.full:
             reporter.more = True
             break
+        if tuple(error.absolute_path) in amounts:  # already explained with its fix
+            continue
         _report_schema_error(error, reporter)
     if reporter.errors:
         raise reporter.failure()
@@ -192,6 +196,46 @@ def _check_strings(value: Any, path: Path, reporter: _Reporter) -> None:
             _check_strings(item, (*path, index), reporter)
     elif isinstance(value, str) and _has_control(value):
         reporter.add(path, "contains control characters (tabs, newlines or other invisibles)")
+
+
+_WHOLE_AMOUNTS = ("unit_amount", "flat_amount")
+
+
+def _check_whole_amounts(data: dict[str, Any], reporter: _Reporter) -> set[Path]:
+    """``unit_amount: 99.00`` (a habit from writing dollars) is refused with both fixes:
+    YAML reads it as a number the schema would take as 99, i.e. 99 cents. Returns the
+    paths reported, so the schema's own "must be a whole number" is not said twice."""
+    found: set[Path] = set()
+    prices = data.get("prices")
+    for index, price in enumerate(prices if isinstance(prices, list) else []):
+        if not isinstance(price, dict):
+            continue
+        named = price.get("currency")
+        currency = named if isinstance(named, str) else "usd"
+        places: list[tuple[Path, dict[str, Any]]] = [(("prices", index), price)]
+        tiers = price.get("tiers")
+        for number, tier in enumerate(tiers if isinstance(tiers, list) else []):
+            if isinstance(tier, dict):
+                places.append((("prices", index, "tiers", number), tier))
+        for at, holder in places:
+            for name in _WHOLE_AMOUNTS:
+                value = holder.get(name)
+                if isinstance(value, float):
+                    path = (*at, name)
+                    found.add(path)
+                    reporter.add(path, _whole_amount_message(name, value, currency))
+    return found
+
+
+def _whole_amount_message(name: str, value: float, currency: str) -> str:
+    """``unit_amount: 9900 for $99.00, or unit_amount_decimal: "99.0" for $0.99``."""
+    amount = Decimal(str(value))
+    minor = amount.scaleb(currency_exponent(currency))
+    fixes = [f'{name}_decimal: "{amount}" for {format_money(amount, currency)}']
+    if minor == minor.to_integral_value():
+        fixes.insert(0, f"{name}: {minor:.0f} for {format_money(int(minor), currency)}")
+    unit = "minor units (cents)" if currency_exponent(currency) == 2 else "minor units"
+    return f"is in {unit} and must be a whole number, not {amount}; write " + ", or ".join(fixes)
 
 
 def _has_control(text: str) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import threading
 import time
 import uuid
@@ -45,6 +46,10 @@ ENDPOINT_RATE_LIMIT = 25.0
 """Stripe's documented operations per second per mode."""
 
 PAGE_SIZE = 100
+STRIPE_API = "https://api.stripe.com"
+CONNECT_RETRY_SECONDS = 2.0
+"""How long a server that cannot be reached at all (refused, unknown host) is retried:
+nothing was sent, so waiting longer only delays the message that names the address."""
 _RETRYABLE_STATUS = frozenset({409, 429})
 _PATH_WORDS = frozenset(
     {
@@ -122,6 +127,9 @@ class Gateway:
         api_key = clean_secret("STRIPE_API_KEY", api_key)
         self.mode = key_mode(api_key)
         self._api_key = api_key
+        self.api_base = api_base or STRIPE_API
+        self.api_base_variable: str | None = None
+        """The environment variable ``api_base`` came from, named when it cannot be reached."""
         bases: dict[str, str] = {}
         if api_base:
             bases = {name: api_base for name in ("api", "files", "connect", "meter_events")}
@@ -150,7 +158,10 @@ class Gateway:
             raise ReconcileError(
                 "STRIPE_API_KEY is not set (a restricted read-only key is enough for plan)"
             )
-        return cls(api_key, api_base=env.get("STRIPE_API_BASE") or None, **options)
+        gateway = cls(api_key, api_base=env.get("STRIPE_API_BASE") or None, **options)
+        if env.get("STRIPE_API_BASE"):
+            gateway.api_base_variable = "STRIPE_API_BASE"
+        return gateway
 
     def set_rate_limit(self, rate: float | None) -> None:
         """Pace every request, read or write, to ``rate`` per second in all (None:
@@ -261,6 +272,7 @@ class Gateway:
         if stripe_version:
             options["stripe_version"] = stripe_version
         attempt = 0
+        started = time.monotonic()
         while True:
             self._acquire(f"{method.upper()} {_route_of(path)}")
             try:
@@ -270,12 +282,20 @@ class Gateway:
                 self._count(method, path, status or 0, error=exc)
                 if status == 429 and exc.code != "lock_timeout" and self.pace is not None:
                     self.pace.rate_limited()
+                unreachable = _unreachable(exc)
+                if unreachable and time.monotonic() - started >= CONNECT_RETRY_SECONDS:
+                    raise self._unreachable_error(method, path, unreachable) from None
                 if attempt < self.max_retries and _retryable(exc):
                     attempt += 1
                     with self._stats_lock:
                         self.stats.retries += 1
-                    self._sleep(self._backoff(attempt))
+                    pause = self._backoff(attempt)
+                    if unreachable:  # within the budget: the next try comes no later than it
+                        pause = min(pause, CONNECT_RETRY_SECONDS - (time.monotonic() - started))
+                    self._sleep(max(pause, 0.0))
                     continue
+                if unreachable:
+                    raise self._unreachable_error(method, path, unreachable) from None
                 raise self._call_error(method, path, exc) from None
             except Exception as exc:  # the SDK's own failures can quote headers: never unredacted
                 message = self.redact(f"{type(exc).__name__}: {exc}")
@@ -307,6 +327,18 @@ class Gateway:
             if status == 429:
                 self.stats.rate_limited += 1
 
+    def _unreachable_error(self, method: str, path: str, reason: str) -> StripeCallError:
+        """The address that could not be reached, and where it was set."""
+        if self.api_base_variable:
+            hint = (
+                f"{self.api_base_variable} sets this address: correct it, start the server "
+                f"there, or unset {self.api_base_variable} to use Stripe ({STRIPE_API})"
+            )
+        else:
+            hint = "check the network connection"
+        message = f"cannot reach {self.api_base} ({reason}); {hint}"
+        return StripeCallError(self.redact(message), method=method, path=path)
+
     def _call_error(self, method: str, path: str, exc: stripe.StripeError) -> StripeCallError:
         error = exc.error
         message = (error.message if error is not None and error.message else None) or str(
@@ -332,6 +364,28 @@ def _json_object(text: str, method: str, path: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise StripeCallError("the answer is not a JSON object", method=method, path=path)
     return body
+
+
+_NO_CONNECTION = re.compile(r"(NewConnectionError|NameResolutionError|ConnectTimeoutError)")
+_ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^\"')\]]+)")
+
+
+def _unreachable(exc: stripe.StripeError) -> str | None:
+    """Why no connection could be made (``Connection refused``), or None: only failures
+    before anything was sent count, so a reset mid-request keeps its usual retries."""
+    if not isinstance(exc, stripe.APIConnectionError):
+        return None
+    text = str(exc)
+    found = _NO_CONNECTION.search(text)
+    if found is None:
+        return None
+    errno = _ERRNO_TEXT.search(text)
+    if errno is not None:
+        return errno.group(1).strip()
+    return {
+        "NameResolutionError": "host name not found",
+        "ConnectTimeoutError": "connection timed out",
+    }.get(found.group(1), "no connection")
 
 
 def _retryable(exc: stripe.StripeError) -> bool:

@@ -23,7 +23,8 @@ from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, decimal_text
 __all__ = ["ImportResult", "import_account"]
 
 HEADER = """\
-# yaml-language-server: $schema=schemas/billing.schema.json
+# yaml-language-server: $schema=billing.schema.json
+# (write the schema beside this file: stripe-reconcile schema > billing.schema.json)
 #
 # Written by `stripe-reconcile import` from the account. Review it, then commit.
 """

@@ -120,16 +120,26 @@ def snapshot_from_objects(
             product["id"], product_essence_from_stripe(product, default_key), _managed(product)
         )
 
-    snapshot_alerts: dict[tuple[str, str], LiveObject] = {}
+    alerts_by_identity: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for alert in alerts:
         if alert.get("status") == "archived":  # archived alerts are gone for good
             continue
         watched = (alert.get("usage_threshold") or {}).get("meter")
         meter_id = watched.get("id") if isinstance(watched, Mapping) else watched
         name = meter_names.get(str(meter_id), str(meter_id))
-        snapshot_alerts[(name, alert.get("title", ""))] = LiveObject(
-            alert["id"], alert_essence_from_stripe(alert)
-        )
+        alerts_by_identity.setdefault((name, alert.get("title", "")), []).append(alert)
+    snapshot_alerts: dict[tuple[str, str], LiveObject] = {}
+    duplicate_alerts: dict[tuple[str, str], tuple[str, ...]] = {}
+    for identity, found in alerts_by_identity.items():
+        kept: Mapping[str, Any] | None = None
+        for alert in found:
+            if _preferred(kept, {**alert, "active": alert.get("status") == "active"}):
+                kept = {**alert, "active": alert.get("status") == "active"}
+        assert kept is not None
+        snapshot_alerts[identity] = LiveObject(kept["id"], alert_essence_from_stripe(kept))
+        others = sorted(a["id"] for a in found if a["id"] != kept["id"])
+        if others:  # Stripe keeps titles unique per nothing: two writers made two
+            duplicate_alerts[identity] = tuple(others)
 
     return Snapshot(
         products=snapshot_products,
@@ -142,6 +152,7 @@ def snapshot_from_objects(
             for key, p in price_by_key.items()
         },
         alerts=snapshot_alerts,
+        duplicate_alerts=duplicate_alerts,
         anonymous_prices=tuple(sorted(anonymous)),
         orphan_prices=tuple(sorted(orphans)),
         unkeyed=unkeyed,

@@ -516,9 +516,13 @@ def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceCha
         )
     if snap.from_price_id is None:
         kind = "price id" if migration.from_price.startswith("price_") else "lookup key"
-        raise PlanError(
-            f"{address}: from_price '{migration.from_price}' is not in the account (no price "
-            f"has that {kind}); correct from_price in billing.yaml, or remove the migration"
+        return ResourceChange(
+            address,
+            "migration",
+            Action.NOOP,
+            f"from_price '{migration.from_price}' is not in the account (no price has that "
+            f"{kind}): nothing to migrate; correct from_price or remove the migration",
+            details={"from_price": migration.from_price, "to_price": migration.to_price},
         )
     rows: list[dict[str, Any]] = []
     counts: dict[str, int] = {}

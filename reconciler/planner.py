@@ -353,6 +353,17 @@ def _plan_alerts(desired: Desired, snapshot: Snapshot) -> list[ResourceChange]:
         if live is None:
             changes.append(_absent(alert.address, "alert", alert.active, after))
             continue
+        for duplicate in snapshot.duplicate_alerts.get((alert.meter, alert.title), ()):
+            changes.append(
+                ResourceChange(
+                    f"{alert.address}#{duplicate}",
+                    "alert",
+                    Action.ARCHIVE,
+                    f"a second alert under the declared title ({live.stripe_id} is kept): "
+                    "two writers created one each",
+                    stripe_id=duplicate,
+                )
+            )
         changes.append(
             _plan_switchable(
                 alert.address,

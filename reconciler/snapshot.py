@@ -49,6 +49,7 @@ class Snapshot:
     meters: Mapping[str, LiveObject] = field(default_factory=dict)
     prices: Mapping[str, LiveObject] = field(default_factory=dict)
     alerts: Mapping[tuple[str, str], LiveObject] = field(default_factory=dict)
+    duplicate_alerts: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     anonymous_prices: tuple[str, ...] = ()
     orphan_prices: tuple[str, ...] = ()
     unkeyed: Mapping[str, LiveObject] = field(default_factory=dict)
@@ -76,6 +77,9 @@ class Snapshot:
             "meters": section(self.meters),
             "prices": section(self.prices),
             "alerts": section(self.alerts),
+            "duplicate_alerts": {
+                "/".join(key): list(ids) for key, ids in sorted(self.duplicate_alerts.items())
+            },
             "anonymous_prices": sorted(self.anonymous_prices),
             "orphan_prices": sorted(self.orphan_prices),
             "unkeyed": section(self.unkeyed),

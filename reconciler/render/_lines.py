@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.essence import ALERT_FIXED, METER_FIXED, PRICE_UPDATABLE
-from reconciler.plan import Action, ResourceChange
+from reconciler.plan import Action, Plan, ResourceChange
 
 __all__ = [
     "MAX_SUBSCRIPTION_LINES",
@@ -30,6 +30,7 @@ __all__ = [
     "phrase",
     "printable",
     "subscription_lines",
+    "unplanned_migrations",
 ]
 
 # Fields a meter or an alert cannot change after creation (prices: not in PRICE_UPDATABLE).
@@ -224,3 +225,16 @@ def subscription_lines(details: Mapping[str, Any], limit: int | None) -> list[st
     if limit is not None and len(rows) > limit:
         lines.append(f"... and {len(rows) - limit} more (see the JSON plan)")
     return lines
+
+
+def unplanned_migrations(plan: Plan) -> list[str]:
+    """``migration.x: <why>`` for each declared migration that could not be planned
+    (its legacy price is not in the account): a plan with no changes must not hide it."""
+    return [
+        f"{c.address}: {c.reason}"
+        for c in plan.changes
+        if c.kind == "migration"
+        and c.action is Action.NOOP
+        and "counts" not in c.details
+        and c.reason != "not read"
+    ]

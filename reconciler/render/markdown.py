@@ -19,6 +19,7 @@ from reconciler.render._lines import (
     phrase,
     printable,
     subscription_lines,
+    unplanned_migrations,
 )
 
 __all__ = ["MARKER", "render_markdown"]
@@ -27,7 +28,7 @@ MARKER = "<!-- stripe-reconcile-plan -->"
 """The first line of every plan comment, for finding the comment to update."""
 
 _HEADING = "### stripe-reconcile plan"
-_NO_CHANGES = "**No changes.** The account matches billing.yaml."
+_NO_CHANGES = "**No changes.** The account matches {source}."
 
 
 def _cell(text: str) -> str:
@@ -130,16 +131,18 @@ def _details(change: ResourceChange) -> list[str]:
     return [f"<details><summary>{summary}</summary>", "", *body, "</details>", ""]
 
 
-def _unmanaged(plan: Plan) -> list[str]:
+def _unmanaged(plan: Plan, source: str) -> list[str]:
     if not plan.unmanaged:
         return []
-    title = f"{_plural(len(plan.unmanaged), 'object')} not managed by billing.yaml (left alone)"
+    managed_by = html.escape(source)
+    title = f"{_plural(len(plan.unmanaged), 'object')} not managed by {managed_by} (left alone)"
     items = [f"- {_code(address)}" for address in plan.unmanaged]
     return [f"<details><summary>{title}</summary>", "", *items, "", "</details>", ""]
 
 
-def render_markdown(plan: Plan) -> str:
-    """The plan as a markdown PR comment, starting with :data:`MARKER`."""
+def render_markdown(plan: Plan, *, source: str = "billing.yaml") -> str:
+    """The plan as a markdown PR comment, starting with :data:`MARKER`; ``source`` names the
+    billing file the plan was made from."""
     lines = [MARKER, _HEADING, ""]
     if plan.has_changes:
         lines += _irreversible(plan)
@@ -148,8 +151,10 @@ def render_markdown(plan: Plan) -> str:
         for change in plan.actionable:
             lines += _details(change)
     else:
-        lines += [_NO_CHANGES, ""]
-    lines += _unmanaged(plan)
+        lines += [_NO_CHANGES.format(source=source), ""]
+    lines += [f"> **Warning:** `{problem}`" for problem in unplanned_migrations(plan)]
+    lines += [""] if unplanned_migrations(plan) else []
+    lines += _unmanaged(plan, source)
     config, snapshot = _code(plan.config_hash), _code(plan.snapshot_fingerprint)
     lines.append(f"<sub>config {config} · snapshot {snapshot}</sub>")
     return printable("\n".join(lines), keep="\n") + "\n"

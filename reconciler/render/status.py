@@ -35,17 +35,19 @@ def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     return lines
 
 
-def render_status_text(migrations: Sequence[ResourceChange]) -> str:
+def render_status_text(
+    migrations: Sequence[ResourceChange], *, source: str = "billing.yaml"
+) -> str:
     """Per migration: a heading, its counts, and one line per subscription."""
     if not migrations:
-        return "billing.yaml declares no migrations.\n"
+        return printable(f"{source} declares no migrations.\n", keep="\n")
     lines: list[str] = []
     for change in migrations:
         details = change.details
         name = change.address.removeprefix("migration.")
         source = details.get("from_price", "?")
         lines.append(f"migration {name}: {source} -> {details.get('to_price', '?')}")
-        if "counts" not in details:
+        if "counts" not in details:  # not planned: the reason says why
             lines += [f"  {change.reason}", ""]
             continue
         lines.append(f"  {counts_phrase(details['counts'])}")

@@ -22,6 +22,7 @@ from reconciler.render._lines import (
     phrase,
     printable,
     subscription_lines,
+    unplanned_migrations,
 )
 
 __all__ = ["WIDTH", "render_text"]
@@ -30,8 +31,8 @@ WIDTH = 100
 """The console width the render is laid out for (lines are never wrapped)."""
 
 _HEADER = "stripe-reconcile will make these changes to the account:"
-_NO_CHANGES = "No changes. The account matches billing.yaml."
-_UNMANAGED = "Not managed by billing.yaml (left alone):"
+_NO_CHANGES = "No changes. The account matches {source}."
+_UNMANAGED = "Not managed by {source} (left alone):"
 _INDENT = "      "
 
 
@@ -106,25 +107,40 @@ def _block(change: ResourceChange) -> list[Text]:
     return lines
 
 
-def _lines(plan: Plan) -> list[Text]:
+def _irreversible(plan: Plan) -> list[Text]:
+    """The warning the markdown render opens with: steps that cannot be undone."""
+    steps = [c for c in plan.actionable if c.irreversible]
+    if not steps:
+        return []
+    count = f"{len(steps)} irreversible step{'' if len(steps) == 1 else 's'}"
+    lines = [_line((f"Warning: {count}", "bold yellow"), ": review before applying.")]
+    lines += [_line(f"  - {c.address}: {c.action.value}", style="yellow") for c in steps]
+    return [*lines, Text()]
+
+
+def _lines(plan: Plan, source: str) -> list[Text]:
     lines: list[Text] = []
     if plan.has_changes:
         lines += [Text(_HEADER, style="bold"), Text()]
         for change in plan.actionable:
             lines += [*_block(change), Text()]
     if plan.unmanaged:
-        lines.append(Text(_UNMANAGED, style="dim"))
+        lines.append(_line(_UNMANAGED.format(source=source), style="dim"))
         lines += [_line(f"  {address}", style="dim") for address in plan.unmanaged]
         lines.append(Text())
+    for problem in unplanned_migrations(plan):
+        lines += [_line((f"Warning: {problem}", "bold yellow")), Text()]
     if plan.has_changes:
+        lines += _irreversible(plan)
         lines.append(Text(f"Plan: {plan.summary()}.", style="bold"))
     else:
-        lines.append(Text(_NO_CHANGES, style="bold green"))
+        lines.append(_line(_NO_CHANGES.format(source=source), style="bold green"))
     return lines
 
 
-def render_text(plan: Plan, *, color: bool) -> str:
-    """The plan as terminal text; ANSI colour only when ``color`` is true."""
+def render_text(plan: Plan, *, color: bool, source: str = "billing.yaml") -> str:
+    """The plan as terminal text; ANSI colour only when ``color`` is true; ``source`` names
+    the billing file the plan was made from."""
     buffer = io.StringIO()
     console = Console(
         file=buffer,
@@ -138,6 +154,6 @@ def render_text(plan: Plan, *, color: bool) -> str:
         emoji=False,
         legacy_windows=False,
     )
-    for line in _lines(plan):
+    for line in _lines(plan, source):
         console.print(line)
     return buffer.getvalue()

@@ -88,7 +88,7 @@ def test_live_key_on_a_test_config_is_refused(emulator: Emulator) -> None:
     for command in (["plan"], ["apply", "--auto-approve", "--live"]):
         result = run(emulator, *command, "-f", str(EXAMPLE), key=secret)
         assert result.returncode == 1
-        assert "is a live key but billing.yaml says mode: test" in result.stderr
+        assert f"is a live key but {EXAMPLE} says mode: test" in result.stderr
         assert secret not in result.stdout + result.stderr
     assert emulator.stats()["requests_total"] == before
 
@@ -168,7 +168,7 @@ def test_stale_saved_plan_is_refused(emulator: Emulator, tmp_path: Path) -> None
     assert "product.prod_pro_plan" in result.stderr
     other_config = run(emulator, "apply", str(planfile), "-f", str(EXAMPLE))
     assert other_config.returncode == 1
-    assert "made from a different billing.yaml" in other_config.stderr
+    assert f"made from a different {EXAMPLE}" in other_config.stderr
 
 
 def test_the_key_never_appears_in_any_output(emulator: Emulator, tmp_path: Path) -> None:

@@ -168,3 +168,68 @@ def test_migration_killed_at_a_random_point_then_rerun_then_paused_releases_ever
         assert schedule["id"] == foreign[subscription]
         assert MANAGED_BY_KEY not in (schedule.get("metadata") or {})
     plan_is_empty(emulator, paused)
+
+
+def test_two_different_configs_at_once_both_finish_and_one_more_apply_settles_it(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Different requests never share a key, so neither apply fails; Stripe keeps alert
+    titles unique per nothing, so each may create its own alert under the title: the
+    next apply of either archives the extra one, and the account holds one of each."""
+    other = tmp_path / "billing.yaml"
+    other.write_text(
+        EXAMPLE.read_text()
+        .replace("threshold: 50000", "threshold: 60000")
+        .replace("nickname: Pro base fee", "nickname: Pro base fee (2027)")
+    )
+    emulator.set_faults(SLOW)
+    began = time.monotonic()
+    results: list[Any] = [None, None]
+
+    def run(index: int, config: Path, offset: float) -> None:
+        time.sleep(max(0.0, began + offset - time.monotonic()))
+        results[index] = stripe_reconcile(
+            "apply", "--auto-approve", "-f", str(config), url=emulator.url
+        )
+
+    workers = [
+        threading.Thread(target=run, args=(0, EXAMPLE, 0.0)),
+        threading.Thread(target=run, args=(1, other, 0.3)),
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=180)
+    emulator.set_faults(None)
+    assert_all_succeeded(results)
+    settle = stripe_reconcile("apply", "--auto-approve", "-f", str(other), url=emulator.url)
+    assert settle.returncode == 0, settle.stderr
+    gateway = Gateway(API_KEY, api_base=emulator.url)
+    alerts = [a for a in gateway.list_all("/v1/billing/alerts") if a["status"] != "archived"]
+    assert len(alerts) == 1, alerts
+    assert alerts[0]["usage_threshold"]["gte"] == 60000
+    plan_is_empty(emulator, other)
+
+
+def test_a_second_alert_under_a_declared_title_is_archived(emulator: Emulator) -> None:
+    first = stripe_reconcile("apply", "--auto-approve", "-f", str(EXAMPLE), url=emulator.url)
+    assert first.returncode == 0, first.stderr
+    gateway = Gateway(API_KEY, api_base=emulator.url)
+    meter = next(
+        m for m in gateway.list_all("/v1/billing/meters") if m["event_name"] == "video_seconds"
+    )
+    gateway.post(
+        "/v1/billing/alerts",
+        {
+            "alert_type": "usage_threshold",
+            "title": "Video seconds passed 50,000",
+            "usage_threshold": {"gte": 50000, "meter": meter["id"], "recurrence": "one_time"},
+        },
+    )
+    shown = stripe_reconcile("plan", "-f", str(EXAMPLE), url=emulator.url)
+    assert "two writers created one each" in shown.stdout, shown.stdout
+    again = stripe_reconcile("apply", "--auto-approve", "-f", str(EXAMPLE), url=emulator.url)
+    assert again.returncode == 0, again.stderr
+    live = [a["id"] for a in gateway.list_all("/v1/billing/alerts") if a["status"] != "archived"]
+    assert len(live) == 1
+    plan_is_empty(emulator, EXAMPLE)

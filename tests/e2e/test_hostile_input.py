@@ -319,7 +319,7 @@ def test_a_key_with_a_line_break_inside_is_refused_by_its_prefix_only(
 def test_a_pasted_live_key_is_refused_without_showing_it(emulator: Emulator) -> None:
     (live,) = [k for k in PASTED_SECRETS if k.startswith("sk_live_")]
     stderr = refused("plan", "-f", EXAMPLE, url=emulator.url, key=live)
-    assert "STRIPE_API_KEY is a live key but billing.yaml says mode: test" in stderr
+    assert f"STRIPE_API_KEY is a live key but {EXAMPLE} says mode: test" in stderr
     assert emulator.stats()["requests_total"] == 0
 
 

@@ -20,6 +20,7 @@ CONTRACT = [
     "emulator",
     "demo",
     "github",
+    "schema",
 ]
 
 
@@ -61,3 +62,19 @@ def test_help_lists_the_whole_contract() -> None:
     assert result.exit_code == 0
     listed = [line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line]
     assert sorted(listed) == sorted(CONTRACT)
+
+
+@pytest.mark.parametrize(("args", "name"), [([], "billing"), (["--plan"], "plan")])
+def test_schema_prints_the_shipped_schema(args: list[str], name: str) -> None:
+    result = CliRunner().invoke(main, ["schema", *args])
+    assert result.exit_code == 0, result.output
+    shipped = REPO / "reconciler" / "schemas" / f"{name}.schema.json"
+    assert result.output == shipped.read_text(encoding="utf-8")
+
+
+def test_import_header_points_at_a_schema_the_user_can_write() -> None:
+    from reconciler.importer import HEADER
+
+    first, second = HEADER.splitlines()[:2]
+    assert first == "# yaml-language-server: $schema=billing.schema.json"
+    assert "stripe-reconcile schema > billing.schema.json" in second

@@ -164,3 +164,53 @@ def test_schema_documents_and_closes_every_object() -> None:
     for name, definition in schema["$defs"].items():
         if definition.get("type") == "object":
             assert definition["additionalProperties"] is False, name
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "field", "expected"),
+    [
+        (
+            "usd",
+            "99.00",
+            "unit_amount",
+            "unit_amount: is in minor units (cents) and must be a whole number, not 99.0; "
+            'write unit_amount: 9900 for $99.00, or unit_amount_decimal: "99.0" for $0.99',
+        ),
+        (
+            "jpy",
+            "99.5",
+            "unit_amount",
+            "unit_amount: is in minor units and must be a whole number, not 99.5; "
+            'write unit_amount_decimal: "99.5" for ¥99.5',
+        ),
+    ],
+)
+def test_a_fractional_unit_amount_is_refused_with_the_fix(
+    tmp_path: Path, currency: str, amount: str, field: str, expected: str
+) -> None:
+    path = tmp_path / "prices.yaml"
+    path.write_text(
+        "version: 1\nmode: test\nproducts:\n  - {id: prod_a, name: A}\nprices:\n"
+        f"  - {{lookup_key: a, product: prod_a, currency: {currency}, {field}: {amount}}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigErrors) as raised:
+        load_config(path)
+    assert [str(e).split(": ", 1)[1] for e in raised.value.errors] == [f"prices[0].{expected}"]
+    assert str(raised.value.errors[0]).startswith(f"{path}:6:")
+
+
+def test_a_fractional_tier_flat_amount_is_refused_once() -> None:
+    price = {
+        "lookup_key": "t",
+        "product": "prod_a",
+        "currency": "eur",
+        "tiers_mode": "graduated",
+        "tiers": [{"up_to": 10, "flat_amount": 27.5, "unit_amount": 1}, {"up_to": "inf"}],
+    }
+    data = {"version": 1, "mode": "test", "prices": [price]}
+    with pytest.raises(ConfigErrors) as raised:
+        desired_from_data(data)
+    (error,) = raised.value.errors
+    assert error.path == "prices[0].tiers[0].flat_amount"
+    assert 'flat_amount_decimal: "27.5" for €0.275' in error.message

@@ -229,3 +229,14 @@ def test_adopting_then_restoring_gives_back_the_original_phases(
     assert restored["action"] == "restore_schedule"
     assert restored["params"]["phases"] == phases
     assert set(restored["params"]["metadata"].values()) == {""}
+
+
+@pytest.mark.parametrize(
+    ("from_price", "kind"), [("legacy_key", "lookup key"), ("price_gone", "price id")]
+)
+def test_a_missing_from_price_is_named_with_what_to_do(from_price: str, kind: str) -> None:
+    migration = Migration(name="move", from_price=from_price, to_price="new_key")
+    change = plan_migration(migration, MigrationSnapshot(from_price_id=None, to_price_id=NEW))
+    assert change.action is Action.NOOP
+    assert change.reason.startswith(f"from_price '{from_price}' is not in the account")
+    assert f"no price has that {kind}" in change.reason
