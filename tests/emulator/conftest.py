@@ -21,6 +21,16 @@ from reconciler.emulator import Emulator
 LIVE_KEY = os.environ.get("STRIPE_TEST_API_KEY")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One marker for the contract suite: every test on the backend-agnostic ``client``
+    is ``stripe_live`` and not ``emu``-only, so ``pytest -m stripe_live`` with
+    ``STRIPE_TEST_API_KEY`` set runs exactly the tests Stripe test mode can answer."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "client" in fixtures and "emu" not in fixtures:
+            item.add_marker(pytest.mark.stripe_live)
+
+
 @pytest.fixture(scope="session")
 def shared_emulator() -> Iterator[Emulator]:
     with Emulator(port=0) as emulator:
