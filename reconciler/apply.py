@@ -42,10 +42,17 @@ from typing import Any
 from reconciler.errors import ApplyError, ReconcileError
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
 from reconciler.migrations import TO_PRICE
-from reconciler.plan import IDEMPOTENCY_PREFIX, Action, Plan, ResourceChange, digest
+from reconciler.plan import IDEMPOTENCY_PREFIX, Action, Plan, ResourceChange, fingerprint
 from reconciler.snapshot import Snapshot
 
-__all__ = ["ApplyResult", "Step", "apply_plan", "idempotency_key", "plan_steps"]
+__all__ = [
+    "ApplyResult",
+    "Step",
+    "apply_plan",
+    "failure_message",
+    "idempotency_key",
+    "plan_steps",
+]
 
 PHASE_CATALOG = 1
 PHASE_PRICES = 2
@@ -556,7 +563,7 @@ def idempotency_key(step: Step, path: str, params: Mapping[str, Any], *, salt: s
     ``salt`` is empty on a first attempt; a later round that must send a request
     again after Stripe already answered it under the same key sets it.
     """
-    request = digest((step.stripe_version, path, params))
+    request = fingerprint((step.stripe_version, path, params))
     text = f"{step.evidence}|{step.address}|{step.name}|{request}|{salt}"
     return (
         IDEMPOTENCY_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
@@ -636,15 +643,19 @@ def apply_plan(
         result.remaining = [
             f"{s.address}: {s.name}" for s in steps if f"{s.address}: {s.name}" not in finished
         ]
-        raise ApplyError(_failure_message(result), result) from error
+        raise ApplyError(failure_message(result), result) from error
     return result
 
 
-def _failure_message(result: ApplyResult) -> str:
+def failure_message(
+    result: ApplyResult,
+    advice: str = "Run plan again: it shows what is left, and apply finishes it.",
+) -> str:
+    """Where an apply stopped, what it did and did not do, and what to do next."""
     lines = [f"apply stopped at {result.failed}: {result.error}"]
     lines.append(f"done ({len(result.done)}): " + (", ".join(result.done) or "nothing"))
     lines.append(
         f"not done ({len(result.remaining)}): " + (", ".join(result.remaining) or "nothing")
     )
-    lines.append("Run plan again: it shows what is left, and apply finishes it.")
+    lines.append(advice)
     return "\n".join(lines)

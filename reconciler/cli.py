@@ -183,9 +183,10 @@ def plan(
         _, made = _make_plan(desired, _connect(desired, writing=False))
     except ReconcileError as exc:
         _fail(exc)
-    if out_file is not None:
-        _write_atomically(out_file, made.dumps())
-    click.echo(_render(made, output_format), nl=False)
+    rendered = _render(made, output_format)
+    if out_file is not None:  # the plan file is the JSON render: written once for both
+        _write_atomically(out_file, rendered if output_format == "json" else made.dumps())
+    click.echo(rendered, nl=False)
     if detailed_exitcode and made.has_changes:
         sys.exit(2)
 

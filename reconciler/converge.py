@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reconciler.apply import ApplyResult, apply_plan
+from reconciler.apply import ApplyResult, apply_plan, failure_message
 from reconciler.errors import ApplyError, StripeCallError
 from reconciler.gateway import Gateway
 from reconciler.plan import Plan
@@ -100,18 +100,12 @@ def _maybe_conflict(failure: ApplyError) -> bool:
 
 
 def _stopped(result: ApplyResult, *, repeated: bool) -> str:
-    lines = [f"apply stopped at {result.failed}: {result.error}"]
-    lines.append(f"done ({len(result.done)}): " + (", ".join(result.done) or "nothing"))
-    lines.append(
-        f"not done ({len(result.remaining)}): " + (", ".join(result.remaining) or "nothing")
-    )
     if repeated:
-        lines.append(
+        return failure_message(
+            result,
             "Stripe refused the same request again after a fresh read of the account: "
-            "change billing.yaml or the account so it can succeed, then apply again."
+            "change billing.yaml or the account so it can succeed, then apply again.",
         )
-    else:
-        lines.append(
-            "Run plan again: it shows what is left; apply finishes it once the cause is fixed."
-        )
-    return "\n".join(lines)
+    return failure_message(
+        result, "Run plan again: it shows what is left; apply finishes it once the cause is fixed."
+    )

@@ -193,7 +193,7 @@ class Gateway:
         *,
         stripe_version: str | None = None,
     ) -> dict[str, Any]:
-        return self.request("get", path, params, stripe_version=stripe_version)
+        return self.request("get", path, params, stripe_version=stripe_version)[0]
 
     def post(
         self,
@@ -218,7 +218,7 @@ class Gateway:
     ) -> tuple[dict[str, Any], bool]:
         """A write and whether Stripe answered it from an earlier request with the same key
         (``Idempotent-Replayed``): then nothing was written now."""
-        return self._send(
+        return self.request(
             "post",
             path,
             params,
@@ -251,21 +251,9 @@ class Gateway:
         *,
         idempotency_key: str | None = None,
         stripe_version: str | None = None,
-    ) -> dict[str, Any]:
-        """One logical request, retried on 409, 429, 5xx and connection errors."""
-        return self._send(
-            method, path, params, idempotency_key=idempotency_key, stripe_version=stripe_version
-        )[0]
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        idempotency_key: str | None = None,
-        stripe_version: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
+        """One logical request, retried on 409, 429, 5xx and connection errors: the body,
+        and whether Stripe answered it from an earlier request with the same key."""
         options: dict[str, Any] = {}
         if idempotency_key:
             options["idempotency_key"] = idempotency_key

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, decimal_text
+from reconciler.model import MANAGED_BY_KEY, carries_marker, decimal_text
 
 __all__ = ["ImportResult", "import_account"]
 
@@ -97,7 +97,7 @@ def _price(
         result.proposed_lookup_keys.append(key)
     else:
         out["lookup_key"] = key
-        if (price.get("metadata") or {}).get(MANAGED_BY_KEY) != MANAGED_BY_VALUE:
+        if not carries_marker(price.get("metadata")):
             out["adopt"] = True
     out["product"] = _id_of(price.get("product"))
     out["currency"] = price.get("currency")

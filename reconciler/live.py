@@ -31,7 +31,7 @@ from reconciler.migrations import (
     parity_candidates,
     subscription_from_stripe,
 )
-from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Desired, Migration
+from reconciler.model import Desired, Migration, carries_marker
 from reconciler.plan import IDEMPOTENCY_PREFIX, gc_paused
 from reconciler.snapshot import LiveObject, Snapshot
 
@@ -60,7 +60,7 @@ def read_snapshot(
 
 
 def _managed(obj: Mapping[str, Any]) -> bool:
-    return (obj.get("metadata") or {}).get(MANAGED_BY_KEY) == MANAGED_BY_VALUE
+    return carries_marker(obj.get("metadata"))
 
 
 def _preferred(current: Mapping[str, Any] | None, candidate: Mapping[str, Any]) -> bool:
@@ -133,12 +133,13 @@ def snapshot_from_objects(
     for identity, found in alerts_by_identity.items():
         kept: Mapping[str, Any] | None = None
         for alert in found:
-            if _preferred(kept, {**alert, "active": alert.get("status") == "active"}):
-                kept = {**alert, "active": alert.get("status") == "active"}
+            candidate = {**alert, "active": alert.get("status") == "active"}
+            if _preferred(kept, candidate):
+                kept = candidate
         assert kept is not None
         snapshot_alerts[identity] = LiveObject(kept["id"], alert_essence_from_stripe(kept))
         others = sorted(a["id"] for a in found if a["id"] != kept["id"])
-        if others:  # Stripe keeps titles unique per nothing: two writers made two
+        if others:  # Stripe does not keep titles unique: two writers can make two
             duplicate_alerts[identity] = tuple(others)
 
     return Snapshot(

@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from reconciler.errors import PlanError
-from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Migration
-from reconciler.plan import Action, ResourceChange, json_encoder
+from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Migration, carries_marker
+from reconciler.plan import Action, ResourceChange, fingerprint
 
 __all__ = [
     "MAX_PHASES",
@@ -98,7 +97,7 @@ class LiveSchedule:
 
     @property
     def ours(self) -> bool:
-        return self.metadata.get(MANAGED_BY_KEY) == MANAGED_BY_VALUE
+        return carries_marker(self.metadata)
 
     @property
     def unfinished(self) -> bool:
@@ -580,7 +579,7 @@ def subscription_evidence(sub: LiveSubscription) -> str:
 
 
 def _evidence_of(sub: LiveSubscription) -> str:
-    """Canonical JSON of a subscription as read, hashed: one C-encoded dump each, since
+    """A subscription as read, hashed: the fields as plain values, built by hand because
     planning 20,000 subscriptions is hot."""
     schedule = sub.schedule
     seen = [
@@ -607,11 +606,7 @@ def _evidence_of(sub: LiveSubscription) -> str:
             schedule.begun,
         ),
     ]
-    text = _evidence_text(seen)
-    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-_evidence_text = json_encoder()
+    return fingerprint(seen)
 
 
 def _id(value: Any) -> str | None:

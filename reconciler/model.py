@@ -27,11 +27,19 @@ __all__ = [
     "Tier",
     "TransformQuantity",
     "alert_address",
+    "carries_marker",
     "decimal_text",
 ]
 
 MANAGED_BY_KEY = "managed_by"
 MANAGED_BY_VALUE = "stripe-reconcile"
+
+
+def carries_marker(metadata: Any) -> bool:
+    """Whether an object's metadata (any value, absent included) says stripe-reconcile
+    made it."""
+    return isinstance(metadata, Mapping) and metadata.get(MANAGED_BY_KEY) == MANAGED_BY_VALUE
+
 
 Mode = Literal["test", "live"]
 Aggregation = Literal["sum", "count", "last"]

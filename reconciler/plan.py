@@ -9,7 +9,6 @@ form is the machine contract (``format_version``), published as
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import enum
 import gc
 import hashlib
@@ -26,10 +25,8 @@ __all__ = [
     "FieldChange",
     "Plan",
     "ResourceChange",
-    "digest",
     "dump_json",
     "fingerprint",
-    "json_encoder",
 ]
 
 FORMAT_VERSION = "1"
@@ -111,7 +108,7 @@ class ResourceChange:
     @property
     def evidence(self) -> str:
         """A digest of the object as the plan saw it (None before: absent)."""
-        return digest((self.address, self.stripe_id, self.before))
+        return fingerprint((self.address, self.stripe_id, self.before))
 
     def to_json(self) -> dict[str, Any]:
         """The change as JSON-able data; nested values are shared with the change (tuples
@@ -177,7 +174,7 @@ def _as_dict(value: Any) -> Any:
     return str(value)
 
 
-def json_encoder(*, item_separator: str = ",", key_separator: str = ":") -> Callable[[Any], str]:
+def _json_encoder(*, item_separator: str = ",", key_separator: str = ":") -> Callable[[Any], str]:
     """A reusable sorted-keys, non-ASCII-kept JSON encoder for acyclic data.
 
     ``json.dumps`` builds an encoder per call, which dominates when it is called
@@ -208,7 +205,8 @@ def json_encoder(*, item_separator: str = ",", key_separator: str = ":") -> Call
     return lambda value: "".join(chunks(value, 0))
 
 
-_compact = json_encoder(item_separator=", ", key_separator=": ")
+_compact = _json_encoder(item_separator=", ", key_separator=": ")
+_canonical_json = _json_encoder()
 
 
 def dump_json(value: Any) -> str:
@@ -242,34 +240,11 @@ def _lay_out(value: Any, level: int, out: list[str]) -> None:
         out.append(_compact(value))
 
 
-def _canonical(value: Any) -> Any:
-    """Plain, order-independent data: mappings and dataclasses become sorted pairs."""
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, Mapping):
-        return tuple(sorted((str(k), _canonical(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return tuple(_canonical(v) for v in value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return tuple(
-            (f.name, _canonical(getattr(value, f.name))) for f in dataclasses.fields(value)
-        )
-    return ("~", type(value).__name__, str(value))
-
-
-def digest(value: Any) -> str:
-    """A stable hash of plain data or frozen dataclasses, cheaper than a JSON round trip.
-
-    Mapping order does not matter; a change anywhere gives another digest.
-    """
-    text = repr(_canonical(value))
-    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def fingerprint(value: Any) -> str:
-    """A stable hash of JSON-able data (key order does not matter)."""
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=_as_dict)
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    """A stable hash of JSON-able data (key order does not matter; mappings of any kind,
+    tuples as lists, other values by their text). Hot: once per subscription read."""
+    canonical = _canonical_json(value)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)

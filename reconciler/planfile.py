@@ -21,7 +21,7 @@ import jsonschema
 
 from reconciler.errors import PlanError, PlanMismatchError, StalePlanError
 from reconciler.inputs import InputError, read_json
-from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Desired
+from reconciler.model import MANAGED_BY_KEY, Desired, carries_marker
 from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.planner import build_plan
 from reconciler.snapshot import Snapshot
@@ -195,7 +195,7 @@ def _migration_remainder(
         if row["action"] is None or (before is not None and _row_owed(before, row)):
             kept.append(row)
         elif before is not None and before["state"] == "waiting" and _same_read(before, row):
-            kept.append({k: v for k, v in row.items() if k != "params"} | _waiting)
+            kept.append({k: v for k, v in row.items() if k != "params"} | _WAITING)
         else:
             was = f"{before['state']}" if before is not None else "not in the plan"
             problems.append(
@@ -226,7 +226,7 @@ def _migration_remainder(
     )
 
 
-_waiting = {"state": "waiting", "action": None}
+_WAITING = {"state": "waiting", "action": None}
 
 
 def _same_read(before: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
@@ -255,11 +255,6 @@ def _unmarked(after: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     return {**after, "metadata": metadata}
 
 
-def _created_by_us(change: ResourceChange) -> bool:
-    metadata = (change.before or {}).get("metadata")
-    return isinstance(metadata, Mapping) and metadata.get(MANAGED_BY_KEY) == MANAGED_BY_VALUE
-
-
 def _owed_by(saved: Plan, change: ResourceChange) -> bool:
     """Whether ``change`` is what is left of something ``saved`` set out to do.
 
@@ -285,7 +280,7 @@ def _owed_by(saved: Plan, change: ResourceChange) -> bool:
         if same_target and planned.action is Action.CREATE and change.action is Action.UPDATE:
             return (
                 change.kind == "product"
-                and _created_by_us(change)
+                and carries_marker((change.before or {}).get("metadata"))
                 and all(c.field == "default_price" for c in change.changes)
             )
         if planned.action is Action.REPLACE and change.kind == "alert":
