@@ -1,23 +1,34 @@
-"""The `plan` path a user runs, minus the network: parse, plan, render, write JSON.
+"""The `plan` command's own work, with Stripe answered from memory.
 
-An account of N subscriptions on a legacy price (a quarter with someone
-else's schedule) and 1,000 declared prices, as Stripe's JSON, is reduced to a
-snapshot (what ``live.py`` does with each page), planned, rendered as text
-and written as the plan file. Figures: CPU seconds of each stage and of the
-whole, and the peak memory of one whole run (tracemalloc, measured apart).
+billing.yaml declares 1,000 prices and a migration; the account holds them
+(a third changed, so replaced) and N subscriptions on the legacy price (a
+quarter with someone else's schedule). Stripe's answers are encoded as JSON
+pages beforehand and served by an in-memory HTTP client plugged into the
+stripe SDK, so what is timed is what `stripe-reconcile plan --out plan.json`
+spends apart from waiting on the network: loading billing.yaml, every request
+through the gateway and the SDK, decoding each page, the snapshot, the plan,
+the text render and writing plan.json. Figures: CPU seconds of each stage and
+of the whole (best of 3), and the peak memory of one whole run (tracemalloc,
+measured apart, so its overhead is not in the times).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
+import tempfile
 import time
 import tracemalloc
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
-from reconciler.config import desired_from_data
-from reconciler.live import snapshot_from_objects
-from reconciler.migrations import MigrationSnapshot, subscription_from_stripe
-from reconciler.model import Desired
+import stripe
+import yaml
+
+from reconciler.config import load_config
+from reconciler.gateway import Gateway
+from reconciler.live import read_snapshot
 from reconciler.plan import gc_paused
 from reconciler.planner import build_plan
 from reconciler.render import render_text
@@ -25,7 +36,7 @@ from reconciler.render import render_text
 START, END = 1_767_225_600, 1_769_904_000
 
 
-def _config(prices: int) -> Desired:
+def _config(prices: int) -> dict[str, Any]:
     declared: list[dict[str, Any]] = [
         {"lookup_key": f"seat_{n}", "product": "prod_app", "currency": "usd", "unit_amount": 900}
         for n in range(prices)
@@ -39,18 +50,14 @@ def _config(prices: int) -> Desired:
             "recurring": {"interval": "month", "usage": "metered", "meter": "seconds"},
         }
     )
-    return desired_from_data(
-        {
-            "version": 1,
-            "mode": "test",
-            "products": [{"id": "prod_app", "name": "App"}],
-            "meters": [{"event_name": "seconds", "display_name": "Seconds", "aggregation": "sum"}],
-            "prices": declared,
-            "migrations": {
-                "to-meter": {"from_price": "price_legacy", "to_price": "seconds_metered"}
-            },
-        }
-    )
+    return {
+        "version": 1,
+        "mode": "test",
+        "products": [{"id": "prod_app", "name": "App"}],
+        "meters": [{"event_name": "seconds", "display_name": "Seconds", "aggregation": "sum"}],
+        "prices": declared,
+        "migrations": {"to-meter": {"from_price": "price_legacy", "to_price": "seconds_metered"}},
+    }
 
 
 def _stripe_prices(prices: int) -> list[dict[str, Any]]:
@@ -124,51 +131,121 @@ def _stripe_subscription(n: int) -> dict[str, Any]:
     }
 
 
-def _one_run(desired: Desired, prices: list[Any], subs: list[Any]) -> dict[str, float]:
+PAGE = 100
+LEGACY_PRICE = {
+    "id": "price_legacy",
+    "object": "price",
+    "active": True,
+    "currency": "usd",
+    "lookup_key": None,
+    "metadata": {},
+    "product": "prod_app",
+    "recurring": {"interval": "month", "usage_type": "metered", "aggregate_usage": "sum"},
+    "type": "recurring",
+    "unit_amount": None,
+    "unit_amount_decimal": "0.5",
+    "billing_scheme": "per_unit",
+    "transform_quantity": None,
+    "tiers_mode": None,
+}
+
+
+class CannedStripe(stripe.HTTPClient):
+    """Stripe's answers from memory: each list as pre-encoded pages of 100, followed by
+    ``starting_after`` as Stripe does; a retrieve by id; an empty list otherwise."""
+
+    name = "canned"
+
+    def __init__(self, lists: Mapping[str, list[dict[str, Any]]]) -> None:
+        super().__init__()
+        self.requests = 0
+        self._pages: dict[tuple[str, str | None], str] = {}
+        self._objects: dict[str, str] = {}
+        for path, objects in lists.items():
+            after: str | None = None
+            for start in range(0, max(len(objects), 1), PAGE):
+                data = objects[start : start + PAGE]
+                more = start + PAGE < len(objects)
+                body = {"object": "list", "url": path, "has_more": more, "data": data}
+                self._pages[(path, after)] = json.dumps(body)
+                after = data[-1]["id"] if data else None
+        self._objects["/v1/prices/price_legacy"] = json.dumps(LEGACY_PRICE)
+
+    def request(  # type: ignore[override]
+        self, method: str, url: str, headers: Any, post_data: Any = None, **_: Any
+    ) -> tuple[str, int, dict[str, str]]:
+        self.requests += 1
+        parts = urlsplit(url)
+        if parts.path in self._objects:
+            return self._objects[parts.path], 200, {}
+        query = dict(parse_qsl(parts.query))
+        key = parts.path + ("?price=" + query["price"] if "price" in query else "")
+        body = self._pages.get((key, query.get("starting_after")))
+        if body is None:
+            body = json.dumps({"object": "list", "url": parts.path, "has_more": False, "data": []})
+        return body, 200, {}
+
+    def close(self) -> None:
+        pass
+
+
+def _account(prices: int, subscriptions: int) -> CannedStripe:
+    return CannedStripe(
+        {
+            "/v1/prices": _stripe_prices(prices),
+            "/v1/subscriptions?price=price_legacy": [
+                _stripe_subscription(n) for n in range(subscriptions)
+            ],
+        }
+    )
+
+
+def _one_run(config: Path, account: CannedStripe, out: Path) -> dict[str, float]:
     times: dict[str, float] = {}
     started = time.process_time()
-    snapshot = snapshot_from_objects(products=[], meters=[], prices=prices, alerts=[])
-    with gc_paused():  # as live.py reads them
-        listed = tuple(subscription_from_stripe(s) for s in subs)
-    migration = MigrationSnapshot(from_price_id="price_legacy", subscriptions=listed)
-    snapshot = dataclasses.replace(snapshot, migrations={"to-meter": migration})
-    times["parse"] = time.process_time() - started
+    desired = load_config(config)
+    times["load"] = time.process_time() - started
+    mark = time.process_time()
+    gateway = Gateway("sk_test_bench", api_base="http://127.0.0.1:9", http_client=account)
+    snapshot = read_snapshot(gateway, desired)
+    times["read"] = time.process_time() - mark
     mark = time.process_time()
     plan = build_plan(desired, snapshot)
     times["plan"] = time.process_time() - mark
     mark = time.process_time()
-    with gc_paused():  # as the plan command runs
+    with gc_paused():  # as the plan command renders
         render_text(plan, color=False)
     times["text"] = time.process_time() - mark
     mark = time.process_time()
-    text = plan.dumps()
+    out.write_text(plan.dumps(), encoding="utf-8")
     times["json"] = time.process_time() - mark
     times["total"] = time.process_time() - started
-    times["json_mib"] = len(text.encode()) / 2**20
+    times["json_mib"] = out.stat().st_size / 2**20
+    times["requests"] = gateway.stats.requests
     return times
 
 
 def main(sizes: tuple[int, ...] = (2_000, 20_000), prices: int = 1_000) -> list[str]:
-    desired = _config(prices)
-    stripe_prices = _stripe_prices(prices)
     rows = [
-        f"{'subscriptions':>14} {'parse s':>8} {'plan s':>7} {'text s':>7} {'json s':>7} "
-        f"{'total s':>8} {'plan.json MiB':>14} {'peak MiB':>9}"
+        f"{'subscriptions':>14} {'requests':>9} {'load s':>7} {'read s':>7} {'plan s':>7} "
+        f"{'text s':>7} {'json s':>7} {'total s':>8} {'plan.json MiB':>14} {'peak MiB':>9}"
     ]
-    for size in sizes:
-        subs = [_stripe_subscription(n) for n in range(size)]
-        best = min(
-            (_one_run(desired, stripe_prices, subs) for _ in range(3)), key=lambda t: t["total"]
-        )
-        tracemalloc.start()
-        _one_run(desired, stripe_prices, subs)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        rows.append(
-            f"{size:>14} {best['parse']:>8.2f} {best['plan']:>7.2f} {best['text']:>7.2f} "
-            f"{best['json']:>7.2f} {best['total']:>8.2f} {best['json_mib']:>14.1f} "
-            f"{peak / 2**20:>9.0f}"
-        )
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "billing.yaml"
+        config.write_text(yaml.safe_dump(_config(prices), sort_keys=False), encoding="utf-8")
+        out = Path(folder) / "plan.json"
+        for size in sizes:
+            account = _account(prices, size)
+            best = min((_one_run(config, account, out) for _ in range(3)), key=lambda t: t["total"])
+            tracemalloc.start()
+            _one_run(config, account, out)
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            rows.append(
+                f"{size:>14} {best['requests']:>9.0f} {best['load']:>7.2f} {best['read']:>7.2f} "
+                f"{best['plan']:>7.2f} {best['text']:>7.2f} {best['json']:>7.2f} "
+                f"{best['total']:>8.2f} {best['json_mib']:>14.1f} {peak / 2**20:>9.0f}"
+            )
     return rows
 
 

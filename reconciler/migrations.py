@@ -684,30 +684,42 @@ def schedule_from_stripe(obj: Mapping[str, Any]) -> LiveSchedule:
 
 
 def subscription_from_stripe(obj: Mapping[str, Any]) -> LiveSubscription:
-    """A subscription read with ``expand[]=data.schedule`` -> LiveSubscription."""
+    """A subscription read with ``expand[]=data.schedule`` -> LiveSubscription.
+
+    Hot (once per subscription read): the common shapes (an expanded price, a
+    plain customer id) are taken directly rather than through ``_id``.
+    """
     items = []
+    sub_start = obj.get("current_period_start")
+    sub_end = obj.get("current_period_end")
     for item in (obj.get("items") or {}).get("data") or []:
         price = item.get("price") or {}
-        recurring = price.get("recurring") or {} if isinstance(price, dict) else {}
+        if isinstance(price, dict):
+            recurring = price.get("recurring") or {}
+            price_id = str(price.get("id")) if price.get("id") else "None"
+        else:
+            recurring = {}
+            price_id = str(_id(price))
         items.append(
             SubscriptionItem(
                 id=item.get("id"),
-                price=str(_id(price)),
+                price=price_id,
                 quantity=item.get("quantity"),
-                tax_rates=tuple(str(_id(t)) for t in item.get("tax_rates") or []),
+                tax_rates=tuple(str(_id(t)) for t in item.get("tax_rates") or ()),
                 metered=recurring.get("usage_type") == "metered",
-                period_start=item.get("current_period_start", obj.get("current_period_start")),
-                period_end=item.get("current_period_end", obj.get("current_period_end")),
+                period_start=item.get("current_period_start", sub_start),
+                period_end=item.get("current_period_end", sub_end),
             )
         )
     schedule = obj.get("schedule")
+    customer = obj.get("customer")
     return LiveSubscription(
         id=str(obj["id"]),
-        customer=str(_id(obj.get("customer"))),
+        customer=customer if isinstance(customer, str) and customer else str(_id(customer)),
         status=str(obj.get("status")),
         items=tuple(items),
         discounts=_discount_params(obj.get("discounts")),
-        default_tax_rates=tuple(str(_id(t)) for t in obj.get("default_tax_rates") or []),
+        default_tax_rates=tuple(str(_id(t)) for t in obj.get("default_tax_rates") or ()),
         metadata=dict(obj.get("metadata") or {}),
         collection_method=obj.get("collection_method"),
         schedule=schedule_from_stripe(schedule) if isinstance(schedule, Mapping) else None,

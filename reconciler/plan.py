@@ -206,6 +206,7 @@ def _json_encoder(*, item_separator: str = ",", key_separator: str = ":") -> Cal
 
 
 _compact = _json_encoder(item_separator=", ", key_separator=": ")
+_encode_key: Callable[[str], str] = json.encoder.encode_basestring
 _canonical_json = _json_encoder()
 
 
@@ -226,7 +227,7 @@ def _lay_out(value: Any, level: int, out: list[str]) -> None:
     if level < EXPANDED_LEVELS and isinstance(value, Mapping) and value:
         out.append("{")
         for index, key in enumerate(sorted(value, key=str)):
-            out.append(("," if index else "") + inner + json.dumps(str(key), ensure_ascii=False))
+            out.append(("," if index else "") + inner + _encode_key(str(key)))
             out.append(": ")
             _lay_out(value[key], level + 1, out)
         out.append("\n" + "  " * level + "}")

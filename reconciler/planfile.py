@@ -22,7 +22,7 @@ import jsonschema
 from reconciler.errors import PlanError, PlanMismatchError, StalePlanError
 from reconciler.inputs import InputError, read_json
 from reconciler.model import MANAGED_BY_KEY, Desired, carries_marker
-from reconciler.plan import Action, Plan, ResourceChange
+from reconciler.plan import Action, Plan, ResourceChange, gc_paused
 from reconciler.planner import build_plan
 from reconciler.snapshot import Snapshot
 
@@ -41,6 +41,11 @@ def plan_schema() -> dict[str, Any]:
 
 def load_plan(path: Path) -> Plan:
     """Read and check a plan file; every problem is a PlanError naming the file."""
+    with gc_paused():  # a plan of 20,000 subscriptions: see gc_paused
+        return _checked_plan(path)
+
+
+def _checked_plan(path: Path) -> Plan:
     try:
         data = read_json(path, limit=MAX_PLAN_BYTES, noun="plan file", label="a plan")
     except InputError as exc:
@@ -87,7 +92,10 @@ def resolve_saved_plan(saved: Plan, desired: Desired, snapshot: Snapshot) -> Pla
     except PlanError as exc:
         raise StalePlanError(f"the account changed since the plan was made:\n{exc}") from None
     if current.snapshot_fingerprint == saved.snapshot_fingerprint:
-        difference = first_difference(saved.as_data(), current.as_data())
+        with gc_paused():
+            if saved.dumps() == current.dumps():  # canonical text: types and order included
+                return current
+            difference = first_difference(saved.as_data(), current.as_data())
         if difference is not None:
             raise PlanMismatchError(
                 f"the plan file is not the plan billing.yaml and the account give: {difference}. "

@@ -13,6 +13,7 @@ import random
 from collections.abc import Iterator
 
 import pytest
+import stripe
 
 from reconciler.emulator import Emulator
 from reconciler.errors import StripeCallError
@@ -248,3 +249,39 @@ def test_the_gateway_paces_its_requests_through_the_bucket(emulator: Emulator) -
         gateway.get("/v1/products")
     assert requests_seen(emulator) == 9
     assert time.now == pytest.approx(2.0)  # 8 waits of 0.25 s
+
+
+class _Answering(stripe.HTTPClient):
+    """An HTTP client that answers every request with one fixed body."""
+
+    name = "fixed"
+
+    def __init__(self, body: str, status: int = 200) -> None:
+        super().__init__()
+        self._body, self._status = body, status
+
+    def request(  # type: ignore[override]
+        self, method: str, url: str, headers: object, post_data: object = None, **_: object
+    ) -> tuple[str, int, dict[str, str]]:
+        return self._body, self._status, {}
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("[1, 2]", "the answer is not a JSON object"),
+        ('"text"', "the answer is not a JSON object"),
+        ("<html>", "Invalid response body"),
+        ("{" * 5_000, "Invalid response body"),
+    ],
+)
+def test_an_answer_that_is_not_a_json_object_is_a_clear_error(body: str, expected: str) -> None:
+    gateway = Gateway(API_KEY, api_base="http://127.0.0.1:9", http_client=_Answering(body))
+    with pytest.raises(StripeCallError) as caught:
+        gateway.get("/v1/prices")
+    assert str(caught.value).startswith("GET /v1/prices")
+    assert expected in str(caught.value)
+    assert len(str(caught.value)) < 300  # a hostile body is not echoed whole
