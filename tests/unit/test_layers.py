@@ -20,9 +20,12 @@ ALLOWED = {PACKAGE / "cli.py", PACKAGE / "__main__.py"}
 def _terminal_writes(source: str) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id == "print":
-                found.append(f"line {node.lineno}: print()")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "print"
+        ):
+            found.append(f"line {node.lineno}: print()")
         if (
             isinstance(node, ast.Attribute)
             and node.attr in ("stdout", "stderr", "__stdout__", "__stderr__")
