@@ -418,6 +418,7 @@ def _build_migration(name: str, m: dict[str, Any]) -> Migration:
         batch=m.get("batch"),
         require_usage_parity=Decimal(parity[:-1]) if parity is not None else None,
         paused=m.get("paused", False),
+        quantity=m.get("quantity"),
     )
 
 
@@ -639,28 +640,18 @@ def _check_migrations(desired: Desired, reporter: _Reporter) -> None:
                 (*at, "to_price"),
                 f"'{migration.to_price}' is not the lookup_key of a price declared in prices",
             )
-        elif not target.is_metered or target.meter is None:
+        elif target.recurring is None:
             reporter.add(
                 (*at, "to_price"),
-                f"'{migration.to_price}' must be a metered price on a meter (recurring.usage: "
-                "metered with recurring.meter)",
+                f"'{migration.to_price}' is a one-time price; subscriptions move to a "
+                "recurring price",
             )
         elif not target.active:
             reporter.add((*at, "to_price"), f"'{migration.to_price}' is declared archived")
         if migration.from_price == migration.to_price:
             reporter.add((*at, "from_price"), "from_price and to_price are the same price")
         source = prices.get(migration.from_price)
-        if source is not None and target is not None and source.product != target.product:
-            reporter.add(
-                (*at, "to_price"),
-                f"'{migration.to_price}' is on product '{target.product}' but from_price "
-                f"'{migration.from_price}' is on '{source.product}'; a migration stays on "
-                "one product",
-            )
-        if source is not None and not source.is_metered:
-            reporter.add(
-                (*at, "from_price"), f"'{migration.from_price}' is a licensed price, not metered"
-            )
+        _check_migration_ends(migration, source, target, at, reporter)
         if migration.from_price in claimed:
             reporter.add(
                 (*at, "from_price"),
@@ -676,6 +667,52 @@ def _check_migrations(desired: Desired, reporter: _Reporter) -> None:
         both = sorted(set(migration.subscriptions or ()) & set(migration.exclude))
         if both:
             reporter.add((*at, "exclude"), f"{', '.join(both)} both listed and excluded")
+
+
+def _check_migration_ends(
+    migration: Migration,
+    source: Price | None,
+    target: Price | None,
+    at: Path,
+    reporter: _Reporter,
+) -> None:
+    """What the two prices allow: any recurring price may move to any other with the same
+    currency and interval; usage parity and quantities depend on which are metered."""
+    if source is not None and source.recurring is None:
+        reporter.add(
+            (*at, "from_price"),
+            f"'{migration.from_price}' is a one-time price; no subscription holds one",
+        )
+    if target is not None and target.is_metered and migration.quantity is not None:
+        reporter.add(
+            (*at, "quantity"),
+            f"'{migration.to_price}' is metered: Stripe bills its usage, and a metered item "
+            "carries no quantity; remove quantity",
+        )
+    parity_possible = (target is None or target.is_metered) and (
+        source is None or source.is_metered
+    )
+    if migration.require_usage_parity is not None and not parity_possible:
+        reporter.add(
+            (*at, "require_usage_parity"),
+            "usage parity compares usage records with meter events: it needs a metered "
+            "from_price and a to_price on a meter",
+        )
+    if source is not None and target is not None and source.recurring and target.recurring:
+        before = (source.currency, source.recurring.interval, source.recurring.interval_count)
+        after = (target.currency, target.recurring.interval, target.recurring.interval_count)
+        if before != after:
+            reporter.add(
+                (*at, "to_price"),
+                f"'{migration.to_price}' bills {_terms(after)} but from_price "
+                f"'{migration.from_price}' {_terms(before)}; a migration keeps the currency "
+                "and the billing interval",
+            )
+
+
+def _terms(terms: tuple[str, str, int]) -> str:
+    currency, interval, count = terms
+    return f"{currency.upper()} every {interval if count == 1 else f'{count} {interval}s'}"
 
 
 _SEMANTIC_CHECKS: tuple[Callable[[Desired, _Reporter], None], ...] = (

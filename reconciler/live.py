@@ -31,7 +31,7 @@ from reconciler.migrations import (
     parity_candidates,
     subscription_from_stripe,
 )
-from reconciler.model import Desired, Migration, carries_marker
+from reconciler.model import Desired, Migration, Price, carries_marker
 from reconciler.plan import IDEMPOTENCY_PREFIX, gc_paused
 from reconciler.snapshot import LiveObject, Snapshot
 
@@ -171,19 +171,37 @@ def read_migrations(
     considers (about ``2 x batch``; every waiting one with ``every_usage``).
     """
     return {
-        m.name: _read_migration(gateway, m, snapshot, every_usage=every_usage)
+        m.name: _read_migration(
+            gateway,
+            m,
+            snapshot,
+            target=next((p for p in desired.prices if p.lookup_key == m.to_price), None),
+            every_usage=every_usage,
+        )
         for m in desired.migrations
     }
 
 
 def _read_migration(
-    gateway: Gateway, migration: Migration, snapshot: Snapshot, *, every_usage: bool
+    gateway: Gateway,
+    migration: Migration,
+    snapshot: Snapshot,
+    *,
+    target: Price | None,
+    every_usage: bool,
 ) -> MigrationSnapshot:
+    """One migration as the account has it. ``target`` is billing.yaml's to_price
+    (whether it is metered, and its terms, come from there: it may not exist yet)."""
+    to_metered = target is None or target.is_metered
+    to_terms = None
+    if target is not None and target.recurring is not None:
+        recurring_terms = target.recurring
+        to_terms = (target.currency, recurring_terms.interval, recurring_terms.interval_count)
     legacy = read_legacy_price(gateway, migration.from_price)
-    target = snapshot.prices.get(migration.to_price)
-    to_price_id = target.stripe_id if target is not None else None
+    live_target = snapshot.prices.get(migration.to_price)
+    to_price_id = live_target.stripe_id if live_target is not None else None
     if legacy is None:
-        return MigrationSnapshot(from_price_id=None, to_price_id=to_price_id)
+        return MigrationSnapshot(from_price_id=None, to_price_id=to_price_id, to_metered=to_metered)
     query = {"price": legacy["id"], "status": "all", "expand": ["data.schedule"]}
     with gc_paused():  # thousands of subscriptions: see gc_paused
         listed = tuple(
@@ -203,12 +221,22 @@ def _read_migration(
         to_price_id=to_price_id,
         from_aggregation=recurring.get("aggregate_usage") if not recurring.get("meter") else None,
         from_price_active=bool(legacy.get("active", True)),
+        from_metered=recurring.get("usage_type") == "metered",
+        to_metered=to_metered,
+        from_terms=(
+            str(legacy.get("currency")),
+            str(recurring.get("interval")),
+            int(recurring.get("interval_count") or 1),
+        )
+        if recurring
+        else None,
+        to_terms=to_terms,
         subscriptions=subscriptions,
         moved=moved,
     )
     if migration.require_usage_parity is None:
         return read
-    meter_name = (target.essence.get("recurring") or {}).get("meter") if target else None
+    meter_name = (live_target.essence.get("recurring") or {}).get("meter") if live_target else None
     meter = snapshot.meters.get(meter_name) if meter_name else None
     meter_id = meter.stripe_id if meter else None
 

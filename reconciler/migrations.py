@@ -1,7 +1,8 @@
 """Pure migration planning: which subscriptions move, how, and which cannot yet.
 
 For each declared migration, every subscription holding an item on the
-legacy ``from_price`` is classified, and the schedule writes that move it to
+``from_price`` (called legacy here: usually a usage-record price, but any
+recurring price) is classified, and the schedule writes that move it to
 ``to_price`` at the switch are computed here, as plain request parameters:
 
 - no schedule: create one ``from_subscription``, then update its phases (2 writes);
@@ -16,7 +17,9 @@ legacy ``from_price`` is classified, and the schedule writes that move it to
 Phase 0 keeps everything of the current phase until the switch; phase 1
 swaps only the legacy item's price and keeps every other item, quantity,
 discount, tax rate, metadata and collection setting. Metered items carry no
-quantity. No I/O here: ``live.py`` reads, ``apply.py`` writes.
+quantity; a licensed target keeps the old item's quantity, or takes the
+migration's ``quantity`` (needed when the old item is metered and has none).
+No I/O here: ``live.py`` reads, ``apply.py`` writes.
 """
 
 from __future__ import annotations
@@ -135,16 +138,23 @@ class MigrationSnapshot:
     """What the account says about one migration.
 
     ``from_aggregation`` is the legacy price's ``aggregate_usage``;
-    ``subscriptions`` those holding an item on ``from_price_id``; ``moved``
-    the ids of subscriptions this migration already switched; ``usage``
-    (legacy total, meter total) over the last complete period, per
-    subscription, where ``require_usage_parity`` asked for it.
+    ``from_metered`` whether it is metered; ``to_metered`` whether
+    billing.yaml's ``to_price`` is (taken from the declaration, since the
+    price may not exist yet); ``from_terms`` and ``to_terms`` each price's
+    (currency, interval, interval count); ``subscriptions`` those holding an item on
+    ``from_price_id``; ``moved`` the ids of subscriptions this migration
+    already switched; ``usage`` (legacy total, meter total) over the last
+    complete period, per subscription, where ``require_usage_parity`` asked.
     """
 
     from_price_id: str | None
     to_price_id: str | None = None
     from_aggregation: str | None = None
     from_price_active: bool = True
+    from_metered: bool = True
+    to_metered: bool = True
+    from_terms: tuple[str, str, int] | None = None
+    to_terms: tuple[str, str, int] | None = None
     subscriptions: tuple[LiveSubscription, ...] = ()
     moved: tuple[str, ...] = ()
     usage: Mapping[str, tuple[Decimal, Decimal] | None] = field(default_factory=dict)
@@ -178,6 +188,28 @@ def _item_params(item: SubscriptionItem, *, price: str, metered: bool) -> dict[s
     return params
 
 
+def moved_quantity(migration: Migration, quantity: int | None, *, to_metered: bool) -> int | None:
+    """The moved item's quantity: none on a metered price; else the migration's
+    ``quantity`` when declared, the old item's when it has one, or 1."""
+    if to_metered:
+        return None
+    if migration.quantity is not None:
+        return migration.quantity
+    return quantity if quantity is not None else 1
+
+
+def _moved_item(
+    migration: Migration, item: SubscriptionItem, snap: MigrationSnapshot
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"price": TO_PRICE}
+    quantity = moved_quantity(migration, item.quantity, to_metered=snap.to_metered)
+    if quantity is not None:
+        params["quantity"] = quantity
+    if item.tax_rates:
+        params["tax_rates"] = list(item.tax_rates)
+    return params
+
+
 def _schedule_metadata(migration: Migration, from_price: str, switch: int | str) -> dict[str, str]:
     return {
         MANAGED_BY_KEY: MANAGED_BY_VALUE,
@@ -196,6 +228,8 @@ def _moved_metadata(migration: Migration) -> dict[str, str]:
 
 def _fresh_phases(
     migration: Migration,
+    snap: MigrationSnapshot,
+    *,
     sub: LiveSubscription,
     legacy: SubscriptionItem,
     switch: int | str,
@@ -217,7 +251,7 @@ def _fresh_phases(
     # Items other than the legacy one are the same in both phases: share their dicts
     # (the plan is serialised, never mutated).
     after = [
-        _item_params(i, price=TO_PRICE, metered=True) if i is legacy else params
+        _moved_item(migration, i, snap) if i is legacy else params
         for i, params in zip(sub.items, before, strict=True)
     ]
     return [
@@ -226,12 +260,17 @@ def _fresh_phases(
     ]
 
 
-def _swap_items(items: Any, from_price: str) -> list[dict[str, Any]]:
+def _swap_items(
+    items: Any, from_price: str, migration: Migration, snap: MigrationSnapshot
+) -> list[dict[str, Any]]:
     swapped = []
     for item in items:
         if item.get("price") == from_price:
             moved = {k: v for k, v in item.items() if k != "quantity"}
             moved["price"] = TO_PRICE
+            quantity = moved_quantity(migration, item.get("quantity"), to_metered=snap.to_metered)
+            if quantity is not None:
+                moved["quantity"] = quantity
             swapped.append(moved)
         else:
             swapped.append(dict(item))
@@ -240,7 +279,7 @@ def _swap_items(items: Any, from_price: str) -> list[dict[str, Any]]:
 
 def _adopted_phases(
     migration: Migration,
-    sub: LiveSubscription,
+    snap: MigrationSnapshot,
     schedule: LiveSchedule,
     from_price: str,
     switch: int | str,
@@ -259,7 +298,7 @@ def _adopted_phases(
 
     def moved(phase: Mapping[str, Any]) -> dict[str, Any]:
         nonlocal marked
-        result = {**phase, "items": _swap_items(phase["items"], from_price)}
+        result = {**phase, "items": _swap_items(phase["items"], from_price, migration, snap)}
         if not marked:
             result["metadata"] = {**(phase.get("metadata") or {}), **_moved_metadata(migration)}
             marked = True
@@ -308,7 +347,7 @@ def _decide(
         state = "excluded" if excluded else "paused"
         if mine and schedule is not None:
             if schedule.metadata.get("adopted") == "true":
-                params = _restore(schedule, from_price, snap.to_price_id)
+                params = _restore(schedule, from_price, snap.to_price_id, snap.from_metered)
                 return _Decision(state, "restore_schedule", params=params)
             return _Decision(state, "release_schedule")
         return _Decision(state)
@@ -344,13 +383,15 @@ def _decide(
         return _Decision("blocked", blocker=parity, switch_at=switch)
     if schedule is None:
         params = {
-            "phases": _fresh_phases(migration, sub, legacy, switch, legacy.period_start),
+            "phases": _fresh_phases(
+                migration, snap, sub=sub, legacy=legacy, switch=switch, start=legacy.period_start
+            ),
             "end_behavior": "release",
             "metadata": _schedule_metadata(migration, from_price, switch),
             "proration_behavior": "none",
         }
         return _Decision("pending", "create_schedule", switch_at=switch, params=params)
-    return _adopt(migration, sub, schedule, from_price, switch)
+    return _adopt(migration, snap, schedule, from_price, switch)
 
 
 def _rewrite(
@@ -365,12 +406,14 @@ def _rewrite(
     """Our schedule with another switch time: write its phases again."""
     from_price = str(snap.from_price_id)
     if schedule.metadata.get("adopted") == "true":
-        restored = _restore(schedule, from_price, snap.to_price_id)
+        restored = _restore(schedule, from_price, snap.to_price_id, snap.from_metered)
         base = LiveSchedule(schedule.id, schedule.status, {}, tuple(restored["phases"]))
-        return _adopt(migration, sub, base, from_price, switch, state="reschedule")
+        return _adopt(migration, snap, base, from_price, switch, state="reschedule")
     start = schedule.phases[0].get("start_date") if schedule.phases else legacy.period_start
     params = {
-        "phases": _fresh_phases(migration, sub, legacy, switch, start),
+        "phases": _fresh_phases(
+            migration, snap, sub=sub, legacy=legacy, switch=switch, start=start
+        ),
         "end_behavior": "release",
         "metadata": _schedule_metadata(migration, from_price, switch),
         "proration_behavior": "none",
@@ -381,19 +424,27 @@ def _rewrite(
 
 def _adopt(
     migration: Migration,
-    sub: LiveSubscription,
+    snap: MigrationSnapshot,
     schedule: LiveSchedule,
     from_price: str,
     switch: int | str,
     *,
     state: str = "pending",
 ) -> _Decision:
-    phases, shape = _adopted_phases(migration, sub, schedule, from_price, switch)
+    phases, shape = _adopted_phases(migration, snap, schedule, from_price, switch)
     if len(phases) > MAX_PHASES:
         return _Decision(
             "blocked",
             blocker=f"the existing schedule {schedule.id} would need {len(phases)} phases "
             f"(Stripe allows {MAX_PHASES})",
+            switch_at=switch,
+        )
+    if _restore_loses(schedule, phases, shape, from_price, snap.from_metered):
+        return _Decision(
+            "blocked",
+            blocker=f"the existing schedule {schedule.id} has a phase after the switch whose "
+            f"{from_price} quantity the move would change, which pausing could not undo: "
+            "end that phase at the switch, or exclude the subscription",
             switch_at=switch,
         )
     metadata = _schedule_metadata(migration, from_price, switch)
@@ -413,13 +464,15 @@ _OUR_SCHEDULE_KEYS = (
 )
 
 
-def _restore(schedule: LiveSchedule, from_price: str, to_price_id: str | None) -> dict[str, Any]:
+def _restore(
+    schedule: LiveSchedule, from_price: str, to_price_id: str | None, from_metered: bool
+) -> dict[str, Any]:
     """Undo an adoption: the legacy price back, the marker gone, the reshaping undone."""
     shape = schedule.metadata.get("shape", "swapped")
     phases: list[dict[str, Any]] = []
     for phase in schedule.phases:
         items = [
-            {**item, "price": from_price}
+            _unmoved(item, from_price, from_metered)
             if to_price_id is not None and item.get("price") == to_price_id
             else dict(item)
             for item in phase["items"]
@@ -440,6 +493,32 @@ def _restore(schedule: LiveSchedule, from_price: str, to_price_id: str | None) -
         "metadata": {key: "" for key in _OUR_SCHEDULE_KEYS},
         "proration_behavior": "none",
     }
+
+
+def _unmoved(item: Mapping[str, Any], from_price: str, from_metered: bool) -> dict[str, Any]:
+    back = {**item, "price": from_price}
+    if from_metered:
+        back.pop("quantity", None)
+    return back
+
+
+def _restore_loses(
+    schedule: LiveSchedule,
+    phases: list[dict[str, Any]],
+    shape: str,
+    from_price: str,
+    from_metered: bool,
+) -> bool:
+    """Whether pausing could not give back the schedule's items exactly: a phase after
+    the switch whose legacy quantity the move changed (a licensed item moved to a
+    metered price, or to a declared quantity)."""
+    adopted = LiveSchedule(schedule.id, schedule.status, {"shape": shape}, tuple(phases))
+    restored = _restore(adopted, from_price, TO_PRICE, from_metered)["phases"]
+
+    def items(phase: Mapping[str, Any]) -> list[tuple[Any, Any]]:
+        return [(i.get("price"), i.get("quantity")) for i in phase["items"]]
+
+    return [items(p) for p in restored] != [items(p) for p in schedule.phases]
 
 
 def _parity_blocker(
@@ -507,7 +586,15 @@ def parity_candidates(migration: Migration, snap: MigrationSnapshot) -> list[Liv
 def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceChange:
     """One ResourceChange for the migration; per-subscription detail in ``details``."""
     address = migration.address
-    if snap.from_aggregation in NO_METER_EQUIVALENT:
+    if snap.from_terms and snap.to_terms and snap.from_terms != snap.to_terms:
+        raise PlanError(
+            f"{address}: to_price '{migration.to_price}' bills {_terms(snap.to_terms)}, "
+            f"from_price {snap.from_price_id} {_terms(snap.from_terms)}; a migration keeps "
+            "the currency and the billing interval (Stripe fixes a subscription's currency, "
+            "and mixes intervals only in flexible billing mode): declare a to_price with the "
+            "same ones"
+        )
+    if snap.to_metered and snap.from_aggregation in NO_METER_EQUIVALENT:
         raise PlanError(
             f"{address}: from_price {snap.from_price_id} aggregates usage records with "
             f"'{snap.from_aggregation}', which no meter formula reproduces (meters have sum, "
@@ -567,6 +654,12 @@ def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceCha
             "subscriptions": rows,
         },
     )
+
+
+def _terms(terms: tuple[str, str, int]) -> str:
+    currency, interval, count = terms
+    every = interval if count == 1 else f"{count} {interval}s"
+    return f"{currency.upper()} every {every}"
 
 
 def subscription_evidence(sub: LiveSubscription) -> str:

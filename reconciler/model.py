@@ -267,7 +267,9 @@ class SwitchAt:
 
 @dataclass(frozen=True)
 class Migration:
-    """Move subscriptions from a legacy price to a meter-backed price."""
+    """Move subscriptions from one recurring price to another (usually from a legacy
+    usage-record price to a meter-backed one). ``quantity``: the moved item's, on a
+    licensed ``to_price`` (default: the old item's)."""
 
     name: str
     from_price: str
@@ -278,6 +280,7 @@ class Migration:
     batch: int | None = None
     require_usage_parity: Decimal | None = None
     paused: bool = False
+    quantity: int | None = None
 
     @property
     def address(self) -> str:
@@ -295,6 +298,7 @@ class Migration:
         if self.require_usage_parity is not None:
             out["require_usage_parity"] = f"{decimal_text(self.require_usage_parity)}%"
         out["paused"] = self.paused
+        _put(out, "quantity", self.quantity)
         return out
 
 

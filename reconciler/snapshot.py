@@ -96,6 +96,7 @@ def _migration_evidence(migration: MigrationSnapshot) -> dict[str, Any]:
         "from_price_id": migration.from_price_id,
         "from_price_active": migration.from_price_active,
         "from_aggregation": migration.from_aggregation,
+        "from_metered": migration.from_metered,
         "to_price_id": migration.to_price_id,
         "moved": sorted(migration.moved),
         "subscriptions": {s.id: subscription_evidence(s) for s in migration.subscriptions},

@@ -240,3 +240,180 @@ def test_a_missing_from_price_is_named_with_what_to_do(from_price: str, kind: st
     assert change.action is Action.NOOP
     assert change.reason.startswith(f"from_price '{from_price}' is not in the account")
     assert f"no price has that {kind}" in change.reason
+
+
+# Any recurring price to any recurring price: the moved item's quantity.
+
+SEAT_OLD, SEAT_NEW = "price_seat_2025", "price_seat_2026"
+
+
+def licensed_sub(sub_id: str, quantity: int = 5, **fields: Any) -> LiveSubscription:
+    item = SubscriptionItem(
+        price=SEAT_OLD, quantity=quantity, period_start=START, period_end=END, id="si_seat"
+    )
+    return sub(sub_id, items=(item,), **fields)
+
+
+def licensed_snapshot(*subs: LiveSubscription, **fields: Any) -> MigrationSnapshot:
+    settings: dict[str, Any] = {"from_metered": False, "to_metered": False, **fields}
+    return MigrationSnapshot(
+        from_price_id=SEAT_OLD, to_price_id=SEAT_NEW, subscriptions=subs, **settings
+    )
+
+
+def moved_items(row: dict[str, Any]) -> list[dict[str, Any]]:
+    return [i for i in row["params"]["phases"][-1]["items"] if i["price"] == TO_PRICE]
+
+
+def test_a_price_increase_keeps_each_subscriptions_quantity() -> None:
+    migration = Migration(name="raise", from_price="seat_2025", to_price="seat_2026")
+    found = rows(migration, licensed_snapshot(licensed_sub("sub_a", 5), licensed_sub("sub_b", 12)))
+    assert [moved_items(found[s]) for s in ("sub_a", "sub_b")] == [
+        [{"price": TO_PRICE, "quantity": 5}],
+        [{"price": TO_PRICE, "quantity": 12}],
+    ]
+    phase0 = found["sub_a"]["params"]["phases"][0]
+    assert phase0["items"] == [{"price": SEAT_OLD, "quantity": 5}]
+    assert phase0["end_date"] == END
+
+
+def test_a_declared_quantity_replaces_the_old_one() -> None:
+    migration = Migration(name="bundle", from_price="seat_2025", to_price="team", quantity=1)
+    row = rows(migration, licensed_snapshot(licensed_sub("sub_a", 7)))["sub_a"]
+    assert moved_items(row) == [{"price": TO_PRICE, "quantity": 1}]
+
+
+def test_metered_to_licensed_takes_the_declared_quantity_or_one() -> None:
+    metered_to_flat = snapshot(sub("sub_1"), to_metered=False)
+    declared = Migration(name="flat", from_price="k", to_price="n", quantity=3)
+    assert moved_items(rows(declared, metered_to_flat)["sub_1"]) == [
+        {"price": TO_PRICE, "quantity": 3}
+    ]
+    undeclared = Migration(name="flat", from_price="k", to_price="n")
+    assert moved_items(rows(undeclared, metered_to_flat)["sub_1"]) == [
+        {"price": TO_PRICE, "quantity": 1}
+    ]
+
+
+def test_licensed_to_metered_drops_the_quantity_stripe_refuses_on_metered_items() -> None:
+    snap = licensed_snapshot(licensed_sub("sub_a", 4), to_metered=True)
+    row = rows(Migration(name="meter", from_price="seat_2025", to_price="calls"), snap)["sub_a"]
+    assert moved_items(row) == [{"price": TO_PRICE}]
+
+
+def test_a_licensed_target_is_not_refused_for_an_aggregation_no_meter_reproduces() -> None:
+    snap = snapshot(sub("sub_1"), from_aggregation="max", to_metered=False)
+    change = plan_migration(Migration(name="flat", from_price="k", to_price="n"), snap)
+    assert change.action is Action.MIGRATE
+    with pytest.raises(PlanError, match="no meter formula"):
+        plan_migration(MIGRATION, snapshot(sub("sub_1"), from_aggregation="max"))
+
+
+def _phase(start: int, end: int | None, *items: dict[str, Any]) -> dict[str, Any]:
+    phase: dict[str, Any] = {"start_date": start, "items": list(items)}
+    if end is not None:
+        phase["end_date"] = end
+    return phase
+
+
+def test_an_adopted_schedule_keeps_the_licensed_quantity_and_restores_exactly() -> None:
+    day = 86400
+    switch = START + 10 * day
+    phases = [
+        _phase(START, START + 20 * day, {"price": SEAT_OLD, "quantity": 5}),
+        _phase(START + 20 * day, START + 40 * day, {"price": SEAT_OLD, "quantity": 8}),
+    ]
+    migration = Migration(
+        name="raise",
+        from_price="seat_2025",
+        to_price="seat_2026",
+        switch_at=SwitchAt("at", switch, "t"),
+    )
+    snap = licensed_snapshot(licensed_sub("sub_a", schedule=_foreign(phases)))
+    row = rows(migration, snap)["sub_a"]
+    assert row["state"] == "pending"
+    adopted = row["params"]["phases"]
+    assert [p["items"] for p in adopted] == [
+        [{"price": SEAT_OLD, "quantity": 5}],
+        [{"price": TO_PRICE, "quantity": 5}],
+        [{"price": TO_PRICE, "quantity": 8}],
+    ]
+    live_phases = tuple(
+        {**p, "items": [{**i, "price": SEAT_NEW} for i in p["items"]]} if i else dict(p)
+        for i, p in enumerate(adopted)
+    )
+    live = LiveSchedule("sub_sched_f", "active", row["params"]["metadata"], live_phases)
+    paused = Migration(name="raise", from_price="seat_2025", to_price="seat_2026", paused=True)
+    restored = rows(paused, licensed_snapshot(licensed_sub("sub_a", schedule=live)))["sub_a"]
+    assert restored["action"] == "restore_schedule"
+    assert [p["items"] for p in restored["params"]["phases"]] == [p["items"] for p in phases]
+
+
+@pytest.mark.parametrize(
+    ("to_metered", "quantity"), [(True, None), (False, 1)], ids=["to-metered", "declared"]
+)
+def test_adopting_is_blocked_when_pausing_could_not_give_the_quantity_back(
+    to_metered: bool, quantity: int | None
+) -> None:
+    day = 86400
+    switch = START + 10 * day
+    phases = [
+        _phase(START, switch, {"price": SEAT_OLD, "quantity": 5}),
+        _phase(switch, START + 40 * day, {"price": SEAT_OLD, "quantity": 8}),
+    ]
+    migration = Migration(
+        name="move",
+        from_price="seat_2025",
+        to_price="target",
+        switch_at=SwitchAt("at", switch, "t"),
+        quantity=quantity,
+    )
+    snap = licensed_snapshot(
+        licensed_sub("sub_a", schedule=_foreign(phases)), to_metered=to_metered
+    )
+    row = rows(migration, snap)["sub_a"]
+    assert (row["state"], row["action"]) == ("blocked", None)
+    assert "pausing could not undo" in row["blocker"]
+
+
+def test_pausing_a_metered_to_licensed_move_takes_the_quantity_off_again() -> None:
+    moved = _phase(END, None, {"price": NEW, "quantity": 2})
+    moved["metadata"] = {MIGRATION_KEY: "flat"}
+    phases = (_phase(START, END, {"price": LEGACY}), moved)
+    metadata = {
+        "managed_by": "stripe-reconcile",
+        MIGRATION_KEY: "flat",
+        "adopted": "true",
+        "shape": "appended",
+        "switch_at": str(END),
+    }
+    live = LiveSchedule("sub_sched_f", "active", metadata, phases)
+    paused = Migration(name="flat", from_price="k", to_price="n", paused=True, quantity=2)
+    snap = snapshot(sub("sub_1", schedule=live), to_metered=False)
+    restored = rows(paused, snap)["sub_1"]
+    assert restored["action"] == "restore_schedule"
+    assert [p["items"] for p in restored["params"]["phases"]] == [[{"price": LEGACY}]]
+
+
+@pytest.mark.parametrize(
+    ("to_terms", "phrase"),
+    [(("usd", "year", 1), "USD every year"), (("eur", "month", 1), "EUR every month")],
+)
+def test_a_move_to_another_currency_or_interval_is_refused_with_both_named(
+    to_terms: tuple[str, str, int], phrase: str
+) -> None:
+    snap = licensed_snapshot(
+        licensed_sub("sub_a"), from_terms=("usd", "month", 1), to_terms=to_terms
+    )
+    with pytest.raises(PlanError) as refused:
+        plan_migration(Migration(name="m", from_price="seat_2025", to_price="seat_2026"), snap)
+    message = str(refused.value)
+    assert f"to_price 'seat_2026' bills {phrase}" in message
+    assert f"from_price {SEAT_OLD} USD every month" in message
+
+
+def test_the_same_terms_named_differently_are_not_a_change() -> None:
+    terms = ("usd", "month", 3)
+    snap = licensed_snapshot(licensed_sub("sub_a"), from_terms=terms, to_terms=terms)
+    change = plan_migration(Migration(name="m", from_price="a", to_price="b"), snap)
+    assert change.action is Action.MIGRATE
