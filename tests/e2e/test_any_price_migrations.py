@@ -1,0 +1,165 @@
+"""Migrations between any two recurring prices, on test clocks, invoices worked by hand.
+
+A price increase at renewal (licensed to licensed, quantities kept), a
+metered price replaced by a flat seat (a declared quantity), and the
+refusals that keep a move reversible. Customers pay by invoice
+(``send_invoice``), so no payment method is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.config import load_text
+from reconciler.converge import apply_until_done
+from reconciler.emulator import Emulator
+from reconciler.gateway import Gateway
+from reconciler.live import read_snapshot
+from reconciler.model import Desired
+from reconciler.plan import Plan
+from reconciler.planner import build_plan
+from reconciler.scenario import advance_clock
+from reconciler.snapshot import Snapshot
+from tests.e2e.conftest import stripe_reconcile
+
+DAY = 86400
+START = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+CATALOG = """\
+version: 1
+mode: test
+products:
+  - {id: prod_app, name: App}
+prices:
+  - {lookup_key: seat_2025, product: prod_app, currency: usd, unit_amount: 1000,
+     recurring: {interval: month}}
+  - {lookup_key: seat_2026, product: prod_app, currency: usd, unit_amount: 1200,
+     recurring: {interval: month}}
+"""
+
+RAISE = (
+    CATALOG
+    + """\
+migrations:
+  raise-2026:
+    from_price: seat_2025
+    to_price: seat_2026
+"""
+)
+
+
+def converge(config: Desired, gateway: Gateway) -> Plan:
+    """Apply as the command line does; the plan that follows."""
+
+    def replan() -> tuple[Snapshot, Plan]:
+        snapshot = read_snapshot(gateway, config)
+        return snapshot, build_plan(config, snapshot)
+
+    snapshot, plan = replan()
+    apply_until_done(plan, snapshot, gateway, replan=replan)
+    return replan()[1]
+
+
+def subscribe(gateway: Gateway, price_key: str, quantity: int) -> tuple[str, str, str]:
+    """A customer on its own test clock subscribed to the price: (clock, customer, sub)."""
+    clock = gateway.post("/v1/test_helpers/test_clocks", {"frozen_time": START})["id"]
+    customer = gateway.post(
+        "/v1/customers", {"test_clock": clock, "email": f"{clock}@example.com"}
+    )["id"]
+    price = read_snapshot(gateway).prices[price_key].stripe_id
+    subscription = gateway.post(
+        "/v1/subscriptions",
+        {
+            "customer": customer,
+            "items": [{"price": price, "quantity": quantity}],
+            "collection_method": "send_invoice",
+            "days_until_due": 30,
+        },
+    )["id"]
+    return clock, customer, subscription
+
+
+def invoice_lines(gateway: Gateway, customer: str) -> list[list[tuple[str, int, int]]]:
+    """Each invoice, oldest first, as (price lookup key, quantity, amount) lines."""
+    keys = {obj.stripe_id: key for key, obj in read_snapshot(gateway).prices.items()}
+    found = gateway.get("/v1/invoices", {"customer": customer, "limit": 100})["data"]
+    return [
+        [
+            (keys[_price_id(line)], line["quantity"], line["amount"])
+            for line in invoice["lines"]["data"]
+        ]
+        for invoice in sorted(found, key=lambda invoice: invoice["created"])
+    ]
+
+
+def _price_id(line: dict[str, Any]) -> str:
+    pricing = (line.get("pricing") or {}).get("price_details") or {}
+    price = pricing.get("price") or line.get("price")
+    return str(price["id"] if isinstance(price, dict) else price)
+
+
+def test_a_price_increase_moves_every_subscriber_at_renewal_with_its_quantity(
+    emulator: Emulator, gateway: Gateway
+) -> None:
+    assert not converge(load_text(CATALOG, "billing.yaml"), gateway).has_changes
+    clock_a, customer_a, sub_a = subscribe(gateway, "seat_2025", 3)
+    clock_b, customer_b, sub_b = subscribe(gateway, "seat_2025", 1)
+
+    config = load_text(RAISE, "billing.yaml")
+    after = converge(config, gateway)
+    migration = next(c for c in after.changes if c.kind == "migration")
+    assert migration.details["counts"] == {"scheduled": 2}
+    assert not after.has_changes
+
+    for clock in (clock_a, clock_b):
+        advance_clock(gateway, clock, START + 32 * DAY, wait_seconds=5)
+    # Worked by hand: 3 seats at $10.00 = 3,000 cents on signup, then 3 at $12.00 = 3,600
+    # at the January renewal; the single seat 1,000 then 1,200. No proration at the switch.
+    assert invoice_lines(gateway, customer_a) == [
+        [("seat_2025", 3, 3000)],
+        [("seat_2026", 3, 3600)],
+    ]
+    assert invoice_lines(gateway, customer_b) == [
+        [("seat_2025", 1, 1000)],
+        [("seat_2026", 1, 1200)],
+    ]
+    done = build_plan(config, read_snapshot(gateway, config))
+    assert next(c for c in done.changes if c.kind == "migration").details["counts"] == {"done": 2}
+    assert {sub_a, sub_b} == {
+        s["id"]
+        for s in gateway.get(
+            "/v1/subscriptions", {"price": read_snapshot(gateway).prices["seat_2026"].stripe_id}
+        )["data"]
+    }
+
+
+def test_a_declared_quantity_replaces_each_subscribers_own(
+    emulator: Emulator, gateway: Gateway
+) -> None:
+    assert not converge(load_text(CATALOG, "billing.yaml"), gateway).has_changes
+    clock, customer, _ = subscribe(gateway, "seat_2025", 4)
+    config = load_text(RAISE + "    quantity: 1\n", "billing.yaml")
+    assert not converge(config, gateway).has_changes
+    advance_clock(gateway, clock, START + 32 * DAY, wait_seconds=5)
+    # 4 seats at $10.00 = 4,000 cents, then the declared single seat at $12.00 = 1,200.
+    assert invoice_lines(gateway, customer) == [
+        [("seat_2025", 4, 4000)],
+        [("seat_2026", 1, 1200)],
+    ]
+
+
+def test_a_move_to_a_yearly_price_is_refused_before_anything_is_read(tmp_path: Any) -> None:
+    config = tmp_path / "billing.yaml"
+    config.write_text(
+        RAISE.replace(
+            "unit_amount: 1200,\n     recurring: {interval: month}",
+            "unit_amount: 12000,\n     recurring: {interval: year}",
+        ),
+        encoding="utf-8",
+    )
+    result = stripe_reconcile("validate", "-f", str(config))
+    assert result.returncode == 1
+    assert (
+        "migrations.raise-2026.to_price: 'seat_2026' bills USD every year but from_price "
+        "'seat_2025' USD every month; a migration keeps the currency and the billing interval"
+    ) in result.stderr + result.stdout
