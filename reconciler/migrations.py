@@ -25,6 +25,7 @@ No I/O here: ``live.py`` reads, ``apply.py`` writes.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ TO_PRICE = "@to_price"
 
 MIGRATION_KEY = "stripe_reconcile_migration"
 SKIPPED_STATUSES = frozenset({"canceled", "incomplete_expired"})
+OWING_STATUSES = frozenset({"past_due", "unpaid", "incomplete", "paused"})
+"""Statuses that wait on a payment (or, for ``paused``, a payment method): not moved."""
 _PHASE_FIELDS = (
     "collection_method",
     "currency",
@@ -126,6 +129,10 @@ class LiveSubscription:
     metadata: Mapping[str, str] = field(default_factory=dict)
     collection_method: str | None = None
     schedule: LiveSchedule | None = None
+    cancel_at_period_end: bool = False
+    cancel_at: int | None = None
+    trial_end: int | None = None
+    billing_mode: str | None = None
 
     @functools.cached_property
     def evidence(self) -> str:
@@ -254,10 +261,10 @@ def _fresh_phases(
         _moved_item(migration, i, snap) if i is legacy else params
         for i, params in zip(sub.items, before, strict=True)
     ]
-    return [
-        {**common, "start_date": start, "end_date": switch, "items": before},
-        {**common, "items": after, "metadata": _moved_metadata(migration)},
-    ]
+    first = {**common, "start_date": start, "end_date": switch, "items": before}
+    if sub.trial_end is not None:  # the phase rewritten over a trial keeps the trial
+        first["trial_end"] = sub.trial_end
+    return [first, {**common, "items": after, "metadata": _moved_metadata(migration)}]
 
 
 def _swap_items(
@@ -374,6 +381,9 @@ def _decide(
             "name an inactive price: reactivate it until the migration is done",
             switch_at=switch,
         )
+    refusal = _subscription_refusal(sub, legacy, switch)
+    if refusal is not None:
+        return refusal
     if mine and schedule is not None:
         return _rewrite(migration, snap, sub=sub, schedule=schedule, legacy=legacy, switch=switch)
     parity = _parity_blocker(migration, snap, sub)
@@ -392,6 +402,56 @@ def _decide(
         }
         return _Decision("pending", "create_schedule", switch_at=switch, params=params)
     return _adopt(migration, snap, schedule, from_price, switch)
+
+
+def _subscription_refusal(
+    sub: LiveSubscription, legacy: SubscriptionItem, switch: int | str
+) -> _Decision | None:
+    """What this subscription's own state forbids, with the reason (None: nothing).
+
+    Each rule follows Stripe's behaviour: a schedule written over a subscription
+    set to cancel would carry it past its end; a subscription waiting on a payment
+    moves once paid; on billing mode classic, replacing a metered item mid-period
+    drops the usage it accrued; a schedule phase ends a trial that runs past it.
+    """
+    if sub.cancel_at_period_end or sub.cancel_at is not None:
+        when = "at its period end" if sub.cancel_at_period_end else f"on {_date(sub.cancel_at)}"
+        return _Decision(
+            "skipped",
+            blocker=f"set to cancel {when}; a schedule would keep it alive, so it is left alone",
+            switch_at=switch,
+        )
+    if sub.status in OWING_STATUSES:
+        return _Decision(
+            "blocked",
+            blocker=f"status {sub.status}: it moves once its invoices are paid",
+            switch_at=switch,
+        )
+    if switch == "now" and legacy.metered and sub.billing_mode != "flexible":
+        mode = sub.billing_mode or "classic"
+        return _Decision(
+            "blocked",
+            blocker=f"switch_at now on billing mode {mode} would drop the usage the metered item "
+            "accrued this period: switch at period_end, or move the subscription to flexible "
+            "billing mode first",
+            switch_at=switch,
+        )
+    if sub.trial_end is not None and isinstance(switch, int) and sub.trial_end > switch:
+        return _Decision(
+            "blocked",
+            blocker=f"in trial until {_date(sub.trial_end)}, after the switch: switch at "
+            "period_end, or at the trial's end",
+            switch_at=switch,
+        )
+    return None
+
+
+def _date(timestamp: int | None) -> str:
+    if timestamp is None:
+        return "an unknown date"
+    return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC).strftime(
+        "%Y-%m-%d %H:%M UTC"
+    )
 
 
 def _rewrite(
@@ -687,6 +747,7 @@ def _evidence_of(sub: LiveSubscription) -> str:
         sub.default_tax_rates,
         sub.metadata,
         sub.collection_method,
+        [sub.cancel_at_period_end, sub.cancel_at, sub.trial_end, sub.billing_mode],
         None
         if schedule is None
         else (
@@ -816,4 +877,8 @@ def subscription_from_stripe(obj: Mapping[str, Any]) -> LiveSubscription:
         metadata=dict(obj.get("metadata") or {}),
         collection_method=obj.get("collection_method"),
         schedule=schedule_from_stripe(schedule) if isinstance(schedule, Mapping) else None,
+        cancel_at_period_end=bool(obj.get("cancel_at_period_end")),
+        cancel_at=obj.get("cancel_at"),
+        trial_end=obj.get("trial_end") if obj.get("status") == "trialing" else None,
+        billing_mode=(obj.get("billing_mode") or {}).get("type"),
     )

@@ -163,3 +163,54 @@ def test_a_move_to_a_yearly_price_is_refused_before_anything_is_read(tmp_path: A
         "migrations.raise-2026.to_price: 'seat_2026' bills USD every year but from_price "
         "'seat_2025' USD every month; a migration keeps the currency and the billing interval"
     ) in result.stderr + result.stdout
+
+
+def test_a_subscriber_in_trial_keeps_the_trial_and_pays_the_new_price_after_it(
+    emulator: Emulator, gateway: Gateway
+) -> None:
+    assert not converge(load_text(CATALOG, "billing.yaml"), gateway).has_changes
+    clock = gateway.post("/v1/test_helpers/test_clocks", {"frozen_time": START})["id"]
+    customer = gateway.post(
+        "/v1/customers", {"test_clock": clock, "email": f"{clock}@example.com"}
+    )["id"]
+    price = read_snapshot(gateway).prices["seat_2025"].stripe_id
+    trial = gateway.post(
+        "/v1/subscriptions",
+        {
+            "customer": customer,
+            "items": [{"price": price, "quantity": 2}],
+            "trial_period_days": 14,
+            "collection_method": "send_invoice",
+            "days_until_due": 30,
+        },
+    )
+    assert (trial["status"], trial["trial_end"]) == ("trialing", START + 14 * DAY)
+    config = load_text(RAISE, "billing.yaml")
+    assert not converge(config, gateway).has_changes
+    mid_trial = gateway.get(f"/v1/subscriptions/{trial['id']}")
+    assert (mid_trial["status"], mid_trial["trial_end"]) == ("trialing", START + 14 * DAY)
+    phases = gateway.get(f"/v1/subscription_schedules/{mid_trial['schedule']}")["phases"]
+    assert [(p["trial_end"], p["start_date"]) for p in phases] == [
+        (START + 14 * DAY, START),
+        (None, START + 14 * DAY),
+    ]
+    advance_clock(gateway, clock, START + 15 * DAY, wait_seconds=5)
+    # The trial invoices 0 for 2 seats; when it ends, 2 seats at the new $12.00 = 2,400.
+    assert invoice_lines(gateway, customer) == [
+        [("seat_2025", 2, 0)],
+        [("seat_2026", 2, 2400)],
+    ]
+
+
+def test_a_licensed_move_can_switch_now_on_classic_billing_mode(
+    emulator: Emulator, gateway: Gateway
+) -> None:
+    assert not converge(load_text(CATALOG, "billing.yaml"), gateway).has_changes
+    clock, _, sub = subscribe(gateway, "seat_2025", 2)
+    advance_clock(gateway, clock, START + 3 * DAY, wait_seconds=5)
+    config = load_text(RAISE + "    switch_at: now\n", "billing.yaml")
+    after = converge(config, gateway)
+    assert next(c for c in after.changes if c.kind == "migration").details["counts"] == {"done": 1}
+    new_price = read_snapshot(gateway).prices["seat_2026"].stripe_id
+    items = gateway.get(f"/v1/subscriptions/{sub}")["items"]["data"]
+    assert [(item["price"]["id"], item["quantity"]) for item in items] == [(new_price, 2)]

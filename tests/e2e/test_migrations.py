@@ -159,16 +159,19 @@ def test_the_guide_flow_with_and_without_an_existing_schedule(
     assert not final.has_changes
 
 
-def test_switch_now_moves_at_once(gateway: Gateway, seeded: SeededAccount) -> None:
+def test_switch_now_on_classic_billing_mode_is_refused_for_the_usage_it_would_drop(
+    gateway: Gateway, seeded: SeededAccount
+) -> None:
+    """Legacy subscriptions were made before flexible billing mode, so they are classic:
+    replacing their metered item mid-period would lose the usage it accrued."""
     config = desired(switch_at=dataclasses.replace(desired().migrations[0].switch_at, kind="now"))
     after = converge(config, gateway)
-    assert counts(after) == {"done": 3}
-    new_price = metered_price(gateway)
+    assert counts(after) == {"blocked": 3}
+    for row in rows(after).values():
+        assert row["blocker"].startswith("switch_at now on billing mode classic would drop")
     for customer in seeded.customers:
         sub = gateway.get(f"/v1/subscriptions/{customer.subscription}")
-        prices = [item["price"]["id"] for item in sub["items"]["data"]]
-        assert new_price in prices
-        assert seeded.legacy_price not in prices
+        assert seeded.legacy_price in [item["price"]["id"] for item in sub["items"]["data"]]
 
 
 def test_fixed_switch_date_is_honoured_and_can_be_moved(

@@ -20,6 +20,7 @@ from reconciler.migrations import (
     MigrationSnapshot,
     SubscriptionItem,
     plan_migration,
+    subscription_from_stripe,
 )
 from reconciler.model import Migration, SwitchAt
 from reconciler.plan import Action
@@ -417,3 +418,100 @@ def test_the_same_terms_named_differently_are_not_a_change() -> None:
     snap = licensed_snapshot(licensed_sub("sub_a"), from_terms=terms, to_terms=terms)
     change = plan_migration(Migration(name="m", from_price="a", to_price="b"), snap)
     assert change.action is Action.MIGRATE
+
+
+# Each subscription's own state, per Stripe's behaviour.
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"cancel_at_period_end": True}, "set to cancel at its period end"),
+        ({"cancel_at": END - 86400}, "set to cancel on 2026-01-31 00:00 UTC"),
+    ],
+)
+def test_a_subscription_set_to_cancel_is_left_alone_never_revived(
+    fields: dict[str, Any], reason: str
+) -> None:
+    row = rows(MIGRATION, snapshot(sub("sub_1", **fields)))["sub_1"]
+    assert (row["state"], row["action"]) == ("skipped", None)
+    assert row["blocker"].startswith(reason)
+    assert "a schedule would keep it alive" in row["blocker"]
+
+
+@pytest.mark.parametrize("status", ["past_due", "unpaid", "incomplete", "paused"])
+def test_a_subscription_waiting_on_a_payment_is_blocked_until_paid(status: str) -> None:
+    row = rows(MIGRATION, snapshot(sub("sub_1", status=status)))["sub_1"]
+    assert (row["state"], row["action"]) == ("blocked", None)
+    assert row["blocker"] == f"status {status}: it moves once its invoices are paid"
+
+
+def test_an_existing_schedule_stays_scheduled_when_the_subscription_falls_behind() -> None:
+    first = rows(MIGRATION, snapshot(sub("sub_1")))["sub_1"]
+    ours = LiveSchedule(
+        "sub_sched_1", "active", first["params"]["metadata"], tuple(first["params"]["phases"])
+    )
+    row = rows(MIGRATION, snapshot(sub("sub_1", status="past_due", schedule=ours)))["sub_1"]
+    assert row["state"] == "scheduled"
+
+
+@pytest.mark.parametrize(
+    ("mode", "blocked"), [(None, True), ("classic", True), ("flexible", False)]
+)
+def test_switching_now_on_classic_billing_mode_would_drop_accrued_usage(
+    mode: str | None, blocked: bool
+) -> None:
+    now = Migration(name="move", from_price="k", to_price="n", switch_at=SwitchAt("now"))
+    row = rows(now, snapshot(sub("sub_1", billing_mode=mode)))["sub_1"]
+    if blocked:
+        assert row["state"] == "blocked"
+        assert row["blocker"].startswith(f"switch_at now on billing mode {mode or 'classic'}")
+    else:
+        assert (row["state"], row["action"]) == ("pending", "create_schedule")
+
+
+def test_switching_now_is_allowed_for_a_licensed_item_on_classic_billing_mode() -> None:
+    now = Migration(
+        name="raise", from_price="seat_2025", to_price="seat_2026", switch_at=SwitchAt("now")
+    )
+    row = rows(now, licensed_snapshot(licensed_sub("sub_a", billing_mode="classic")))["sub_a"]
+    assert (row["state"], row["action"]) == ("pending", "create_schedule")
+
+
+def test_a_trial_is_kept_in_the_phase_before_the_switch() -> None:
+    row = rows(MIGRATION, snapshot(sub("sub_1", status="trialing", trial_end=END)))["sub_1"]
+    phase0, phase1 = row["params"]["phases"]
+    assert phase0["trial_end"] == END
+    assert "trial_end" not in phase1
+
+
+def test_a_trial_running_past_a_fixed_switch_is_blocked() -> None:
+    early = Migration(
+        name="move", from_price="k", to_price="n", switch_at=SwitchAt("at", END - 86400, "t")
+    )
+    row = rows(early, snapshot(sub("sub_1", status="trialing", trial_end=END)))["sub_1"]
+    assert row["state"] == "blocked"
+    assert row["blocker"].startswith("in trial until 2026-02-01 00:00 UTC, after the switch")
+
+
+def test_a_subscription_is_read_with_its_cancel_trial_and_billing_mode() -> None:
+    base = {"id": "sub_1", "customer": "cus_1", "items": {"data": []}}
+    read = subscription_from_stripe(
+        {
+            **base,
+            "status": "trialing",
+            "trial_end": END,
+            "cancel_at_period_end": True,
+            "cancel_at": END,
+            "billing_mode": {"type": "flexible", "flexible": None},
+        }
+    )
+    assert (read.trial_end, read.cancel_at_period_end, read.cancel_at, read.billing_mode) == (
+        END,
+        True,
+        END,
+        "flexible",
+    )
+    ended = subscription_from_stripe({**base, "status": "active", "trial_end": START})
+    assert (ended.trial_end, ended.cancel_at_period_end, ended.billing_mode) == (None, False, None)
+    assert read.evidence != subscription_from_stripe({**base, "status": "trialing"}).evidence

@@ -143,12 +143,21 @@ def _check_phase_discounts(req: Request, entries: Any, param: str) -> None:
 
 
 def _build_phases(
-    req: Request, entries: list[JSON], start: int, now: int, kept: Collection[str] = ()
+    req: Request,
+    entries: list[JSON],
+    start: int,
+    now: int,
+    *,
+    kept: Collection[str] = (),
+    trial_until: int | None = None,
 ) -> list[JSON]:
     """Phases from parameters, back to back from ``start``.
 
     ``kept``: prices already on the subscription or in the schedule, which a
     phase may keep after they were archived (see :func:`_kept_prices`).
+    ``trial_until``: the end of the subscription's trial in progress, which the
+    first phase may keep (``trial_end``); a phase that starts or moves a trial is
+    refused as not emulated.
     """
     if not entries:
         raise missing_param("phases", "A subscription schedule needs at least one phase.")
@@ -183,6 +192,16 @@ def _build_phases(
                 param=f"{where}[end_date]",
             )
         _check_phase_discounts(req, entry.get("discounts"), f"{where}[discounts]")
+        trial_end = entry.get("trial_end")
+        if trial_end is not None and (
+            index != 0 or trial_until is None or int(trial_end) != trial_until
+        ):
+            raise invalid(
+                "The emulator does not start or move trials through schedule phases: "
+                f"{where}[trial_end] may only keep the subscription's trial in progress "
+                f"(ending {trial_until}).",
+                param=f"{where}[trial_end]",
+            )
         items = [
             _phase_item(
                 price,
@@ -214,11 +233,23 @@ def _build_phases(
                 "proration_behavior": entry.get("proration_behavior") or "create_prorations",
                 "start_date": begin,
                 "transfer_data": None,
-                "trial_end": None,
+                "trial_end": int(trial_end) if trial_end is not None else None,
             }
         )
         begin = end
     return phases
+
+
+def _trial_until(req: Request, schedule: JSON) -> int | None:
+    """When the trial of the schedule's subscription ends, if it is in one."""
+    sub = (
+        req.store.find(SUBSCRIPTION, str(schedule["subscription"]))
+        if schedule.get("subscription")
+        else None
+    )
+    if sub is None or sub.get("status") != "trialing" or sub.get("trial_end") is None:
+        return None
+    return int(sub["trial_end"])
 
 
 def _phase_end(
@@ -333,10 +364,10 @@ def _from_subscription(req: Request) -> JSON:
     sub = req.store.get(
         SUBSCRIPTION, str(params["from_subscription"]), param="from_subscription", status=400
     )
-    if sub["status"] != "active":
+    if sub["status"] not in ("active", "trialing"):
         raise invalid(
-            f"The subscription {sub['id']} is {sub['status']}; only active subscriptions can be "
-            "migrated to a schedule.",
+            f"The subscription {sub['id']} is {sub['status']}; only active or trialing "
+            "subscriptions can be migrated to a schedule.",
             param="from_subscription",
         )
     existing = req.store.find(SCHEDULE, str(sub["schedule"])) if sub.get("schedule") else None
@@ -387,7 +418,8 @@ def _from_subscription(req: Request) -> JSON:
             "proration_behavior": "create_prorations",
             "start_date": first["current_period_start"],
             "transfer_data": None,
-            "trial_end": None,
+            # A trial in progress is carried into the mirror phase.
+            "trial_end": sub.get("trial_end") if sub["status"] == "trialing" else None,
         }
     ]
     schedule["status"] = "active"
@@ -532,7 +564,12 @@ def update(req: Request) -> JSON:
                     param="phases[0][start_date]",
                 )
             schedule["phases"] = _build_phases(
-                req, entries, start, now, _kept_prices(req, schedule)
+                req,
+                entries,
+                start,
+                now,
+                kept=_kept_prices(req, schedule),
+                trial_until=_trial_until(req, schedule),
             )
     if params.get("end_behavior") is not None:
         _check_end_behavior(params["end_behavior"])
@@ -586,7 +623,14 @@ def _replace_active_phases(req: Request, schedule: JSON, entries: list[JSON], no
             param="phases[0][start_date]",
         )
     kept = [phase for phase in schedule["phases"] if int(phase["start_date"]) < first_start]
-    phases = _build_phases(req, entries, first_start, now, _kept_prices(req, schedule))
+    phases = _build_phases(
+        req,
+        entries,
+        first_start,
+        now,
+        kept=_kept_prices(req, schedule),
+        trial_until=_trial_until(req, schedule),
+    )
     if len(kept) + len(phases) > MAX_PHASES:
         raise invalid(
             f"A subscription schedule can have at most {MAX_PHASES} phases.", param="phases"
