@@ -74,6 +74,29 @@ _PHASE_FIELDS = (
     "billing_cycle_anchor",
     "trial_end",
 )
+_PHASE_KEYS_READ = frozenset(
+    {
+        *_PHASE_FIELDS,
+        "application_fee_percent",
+        "items",
+        "start_date",
+        "end_date",
+        "discounts",
+        "default_tax_rates",
+        "metadata",
+        "default_payment_method",
+        "billing_thresholds",
+        "automatic_tax",
+        "invoice_settings",
+        "on_behalf_of",
+        "transfer_data",
+        "coupon",  # the deprecated single-coupon view of ``discounts``
+    }
+)
+"""What a schedule phase may hold that :func:`_phase_params` writes back."""
+_ITEM_KEYS_READ = frozenset(
+    {"price", "plan", "quantity", "tax_rates", "metadata", "billing_thresholds", "discounts"}
+)
 
 
 @dataclass(frozen=True)
@@ -87,6 +110,7 @@ class SubscriptionItem:
     period_start: int | None = None
     period_end: int | None = None
     id: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,6 +124,8 @@ class LiveSchedule:
     current_phase_start: int | None = None
     created: int | None = None
     begun: bool = False
+    uncarried: tuple[str, ...] = ()
+    """Settings of its phases that rewriting the phases would drop (see ``_PHASE_KEYS_READ``)."""
 
     @property
     def ours(self) -> bool:
@@ -133,6 +159,9 @@ class LiveSubscription:
     cancel_at: int | None = None
     trial_end: int | None = None
     billing_mode: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """Billing settings carried into every phase written for it, as phase parameters
+    (see :func:`_settings_params`)."""
 
     @functools.cached_property
     def evidence(self) -> str:
@@ -192,6 +221,8 @@ def _item_params(item: SubscriptionItem, *, price: str, metered: bool) -> dict[s
         params["quantity"] = item.quantity
     if item.tax_rates:
         params["tax_rates"] = list(item.tax_rates)
+    if item.metadata:
+        params["metadata"] = dict(item.metadata)
     return params
 
 
@@ -214,6 +245,8 @@ def _moved_item(
         params["quantity"] = quantity
     if item.tax_rates:
         params["tax_rates"] = list(item.tax_rates)
+    if item.metadata:
+        params["metadata"] = dict(item.metadata)
     return params
 
 
@@ -247,7 +280,7 @@ def _fresh_phases(
     ``start`` is phase 0's start: the current period's start for a schedule
     just made from the subscription, the schedule's own for one rewritten.
     """
-    common: dict[str, Any] = {"proration_behavior": "none"}
+    common: dict[str, Any] = {"proration_behavior": "none", **sub.settings}
     if sub.discounts:
         common["discounts"] = [dict(d) for d in sub.discounts]
     if sub.default_tax_rates:
@@ -491,6 +524,14 @@ def _adopt(
     *,
     state: str = "pending",
 ) -> _Decision:
+    if schedule.uncarried:
+        return _Decision(
+            "blocked",
+            blocker=f"the existing schedule {schedule.id} sets {', '.join(schedule.uncarried)}, "
+            "which rewriting its phases would drop: exclude the subscription, or remove that "
+            "setting from the schedule",
+            switch_at=switch,
+        )
     phases, shape = _adopted_phases(migration, snap, schedule, from_price, switch)
     if len(phases) > MAX_PHASES:
         return _Decision(
@@ -740,7 +781,16 @@ def _evidence_of(sub: LiveSubscription) -> str:
         sub.customer,
         sub.status,
         [
-            (i.id, i.price, i.quantity, i.tax_rates, i.metered, i.period_start, i.period_end)
+            (
+                i.id,
+                i.price,
+                i.quantity,
+                i.tax_rates,
+                i.metered,
+                i.period_start,
+                i.period_end,
+                i.metadata,
+            )
             for i in sub.items
         ],
         sub.discounts,
@@ -748,6 +798,7 @@ def _evidence_of(sub: LiveSubscription) -> str:
         sub.metadata,
         sub.collection_method,
         [sub.cancel_at_period_end, sub.cancel_at, sub.trial_end, sub.billing_mode],
+        sub.settings,
         None
         if schedule is None
         else (
@@ -758,6 +809,7 @@ def _evidence_of(sub: LiveSubscription) -> str:
             schedule.current_phase_start,
             schedule.created,
             schedule.begun,
+            schedule.uncarried,
         ),
     ]
     return fingerprint(seen)
@@ -799,8 +851,15 @@ def _phase_params(phase: Mapping[str, Any]) -> dict[str, Any]:
         tax_rates = [_id(t) for t in item.get("tax_rates") or []]
         if tax_rates:
             entry["tax_rates"] = tax_rates
+        if item.get("metadata"):
+            entry["metadata"] = dict(item["metadata"])
+        if item.get("billing_thresholds"):
+            entry["billing_thresholds"] = _set_fields(item["billing_thresholds"])
+        item_discounts = _discount_params(item.get("discounts"))
+        if item_discounts:
+            entry["discounts"] = list(item_discounts)
         items.append(entry)
-    params: dict[str, Any] = {"items": items}
+    params: dict[str, Any] = {"items": items, **_settings_params(phase)}
     for key in ("start_date", "end_date"):
         if phase.get(key) is not None:
             params[key] = phase[key]
@@ -818,12 +877,79 @@ def _phase_params(phase: Mapping[str, Any]) -> dict[str, Any]:
     return params
 
 
+def _set_fields(value: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: field_value for key, field_value in value.items() if field_value is not None}
+
+
+def _settings_params(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The billing settings a subscription or a schedule phase has set, as phase parameters.
+
+    On a subscription ``days_until_due`` is top level; on a phase it is in
+    ``invoice_settings``. Only what is set is returned.
+    """
+    params: dict[str, Any] = {}
+    if obj.get("application_fee_percent") is not None:
+        params["application_fee_percent"] = obj["application_fee_percent"]
+    payment_method = _id(obj.get("default_payment_method"))
+    if payment_method:
+        params["default_payment_method"] = payment_method
+    if obj.get("billing_thresholds"):
+        params["billing_thresholds"] = _set_fields(obj["billing_thresholds"])
+    automatic_tax = obj.get("automatic_tax") or {}
+    if automatic_tax.get("enabled"):
+        liability = automatic_tax.get("liability") or {}
+        params["automatic_tax"] = {"enabled": True}
+        if liability.get("type") not in (None, "self"):
+            params["automatic_tax"]["liability"] = {
+                "type": liability["type"],
+                "account": _id(liability.get("account")),
+            }
+    invoice_settings = obj.get("invoice_settings") or {}
+    days = obj.get("days_until_due", invoice_settings.get("days_until_due"))
+    if days is not None:
+        params["invoice_settings"] = {"days_until_due": days}
+    on_behalf_of = _id(obj.get("on_behalf_of"))
+    if on_behalf_of:
+        params["on_behalf_of"] = on_behalf_of
+    transfer = obj.get("transfer_data") or {}
+    if transfer.get("destination"):
+        params["transfer_data"] = {"destination": _id(transfer["destination"])}
+        if transfer.get("amount_percent") is not None:
+            params["transfer_data"]["amount_percent"] = transfer["amount_percent"]
+    return params
+
+
+def _uncarried(phases: list[Mapping[str, Any]]) -> tuple[str, ...]:
+    """Settings set on these phases that ``_phase_params`` cannot write back."""
+    found: set[str] = set()
+    for phase in phases:
+        found.update(k for k, v in phase.items() if k not in _PHASE_KEYS_READ and _is_set(k, v))
+        for item in phase.get("items") or []:
+            found.update(
+                f"items.{k}" for k, v in item.items() if k not in _ITEM_KEYS_READ and _is_set(k, v)
+            )
+        issuer = ((phase.get("invoice_settings") or {}).get("issuer") or {}).get("type")
+        if issuer not in (None, "self"):
+            found.add("invoice_settings.issuer")
+        if (phase.get("invoice_settings") or {}).get("account_tax_ids"):
+            found.add("invoice_settings.account_tax_ids")
+    return tuple(sorted(found))
+
+
+def _is_set(key: str, value: Any) -> bool:
+    if key == "proration_behavior":  # the default is what a rewritten phase gets
+        return value not in (None, "create_prorations")
+    if key == "object":
+        return False
+    return value not in (None, False, "", [], {})
+
+
 def schedule_from_stripe(obj: Mapping[str, Any]) -> LiveSchedule:
     """Current and future phases of a schedule, in update-parameter form."""
     current = obj.get("current_phase") or {}
     current_start = current.get("start_date")
-    phases = [
-        _phase_params(p)
+    read = [
+        p
         for p in obj.get("phases") or []
         if current_start is None or (p.get("start_date") or 0) >= current_start
     ]
@@ -831,9 +957,10 @@ def schedule_from_stripe(obj: Mapping[str, Any]) -> LiveSchedule:
         id=str(obj["id"]),
         status=str(obj.get("status")),
         metadata=dict(obj.get("metadata") or {}),
-        phases=tuple(phases),
+        phases=tuple(_phase_params(p) for p in read),
         current_phase_start=current_start,
         created=obj.get("created"),
+        uncarried=_uncarried(read),
     )
 
 
@@ -863,6 +990,7 @@ def subscription_from_stripe(obj: Mapping[str, Any]) -> LiveSubscription:
                 metered=recurring.get("usage_type") == "metered",
                 period_start=item.get("current_period_start", sub_start),
                 period_end=item.get("current_period_end", sub_end),
+                metadata=dict(item.get("metadata") or {}),
             )
         )
     schedule = obj.get("schedule")
@@ -881,4 +1009,5 @@ def subscription_from_stripe(obj: Mapping[str, Any]) -> LiveSubscription:
         cancel_at=obj.get("cancel_at"),
         trial_end=obj.get("trial_end") if obj.get("status") == "trialing" else None,
         billing_mode=(obj.get("billing_mode") or {}).get("type"),
+        settings=_settings_params(obj),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,7 @@ from reconciler.migrations import (
     MigrationSnapshot,
     SubscriptionItem,
     plan_migration,
+    schedule_from_stripe,
     subscription_from_stripe,
 )
 from reconciler.model import Migration, SwitchAt
@@ -515,3 +517,127 @@ def test_a_subscription_is_read_with_its_cancel_trial_and_billing_mode() -> None
     ended = subscription_from_stripe({**base, "status": "active", "trial_end": START})
     assert (ended.trial_end, ended.cancel_at_period_end, ended.billing_mode) == (None, False, None)
     assert read.evidence != subscription_from_stripe({**base, "status": "trialing"}).evidence
+
+
+# Phases keep everything a subscription or a schedule phase carries.
+
+SETTINGS = {
+    "default_payment_method": "pm_1",
+    "billing_thresholds": {"amount_gte": 50000, "reset_billing_cycle_anchor": False},
+    "automatic_tax": {"enabled": True},
+    "invoice_settings": {"days_until_due": 14},
+    "application_fee_percent": 2.5,
+}
+
+
+def test_a_subscriptions_settings_are_read_as_phase_parameters() -> None:
+    read = subscription_from_stripe(
+        {
+            "id": "sub_1",
+            "customer": "cus_1",
+            "status": "active",
+            "items": {
+                "data": [{"id": "si_1", "price": {"id": "p"}, "metadata": {"seat": "owner"}}]
+            },
+            "default_payment_method": {"id": "pm_1", "object": "payment_method"},
+            "billing_thresholds": {"amount_gte": 50000, "reset_billing_cycle_anchor": False},
+            "automatic_tax": {"enabled": True, "liability": {"type": "self"}},
+            "days_until_due": 14,
+            "application_fee_percent": 2.5,
+            "on_behalf_of": None,
+            "transfer_data": None,
+        }
+    )
+    assert read.settings == SETTINGS
+    assert read.items[0].metadata == {"seat": "owner"}
+
+
+def test_fresh_phases_carry_the_subscriptions_settings_and_item_metadata() -> None:
+    seat = SubscriptionItem(price="price_seat", quantity=3, metadata={"seat": "owner"})
+    legacy = SubscriptionItem(
+        price=LEGACY, metered=True, period_start=START, period_end=END, metadata={"k": "v"}
+    )
+    row = rows(MIGRATION, snapshot(sub("sub_1", items=(legacy, seat), settings=SETTINGS)))["sub_1"]
+    for phase in row["params"]["phases"]:
+        assert {key: phase[key] for key in SETTINGS} == SETTINGS
+    before, after = (phase["items"] for phase in row["params"]["phases"])
+    assert before == [
+        {"price": LEGACY, "metadata": {"k": "v"}},
+        {"price": "price_seat", "quantity": 3, "metadata": {"seat": "owner"}},
+    ]
+    assert after[0] == {"price": TO_PRICE, "metadata": {"k": "v"}}
+    assert after[1] is before[1]
+
+
+def _read_phase(start: int, end: int | None, **fields: Any) -> dict[str, Any]:
+    phase: dict[str, Any] = {
+        "start_date": start,
+        "end_date": end,
+        "items": [{"price": {"id": LEGACY}, "metadata": {"k": "v"}, "tax_rates": []}],
+        "proration_behavior": "create_prorations",
+        "add_invoice_items": [],
+        "metadata": {},
+        "invoice_settings": None,
+        "trial_end": None,
+    }
+    phase.update(fields)
+    return phase
+
+
+def test_an_adopted_schedules_phase_settings_are_written_back() -> None:
+    read = schedule_from_stripe(
+        {
+            "id": "sub_sched_f",
+            "status": "active",
+            "metadata": {"owner": "sales"},
+            "current_phase": {"start_date": START, "end_date": END + 86400 * 30},
+            "phases": [
+                _read_phase(
+                    START,
+                    END + 86400 * 30,
+                    default_payment_method="pm_9",
+                    invoice_settings={"days_until_due": 7, "issuer": {"type": "self"}},
+                    automatic_tax={"enabled": True, "liability": None},
+                )
+            ],
+        }
+    )
+    assert read.uncarried == ()
+    row = rows(MIGRATION, snapshot(sub("sub_1", schedule=read)))["sub_1"]
+    assert row["state"] == "pending"
+    for phase in row["params"]["phases"]:
+        assert phase["default_payment_method"] == "pm_9"
+        assert phase["invoice_settings"] == {"days_until_due": 7}
+        assert phase["automatic_tax"] == {"enabled": True}
+        assert phase["items"][0]["metadata"] == {"k": "v"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"add_invoice_items": [{"price": "price_setup"}]}, "add_invoice_items"),
+        ({"proration_behavior": "none"}, "proration_behavior"),
+        ({"trial": True}, "trial"),
+        ({"invoice_settings": {"issuer": {"type": "account", "account": "acct_1"}}}, "issuer"),
+        ({"invoice_settings": {"account_tax_ids": ["atxi_1"]}}, "account_tax_ids"),
+        ({"items": [{"price": {"id": LEGACY}, "price_data": {"x": 1}}]}, "items.price_data"),
+    ],
+)
+def test_adopting_a_schedule_with_a_setting_it_cannot_write_back_is_blocked(
+    fields: dict[str, Any], named: str
+) -> None:
+    read = schedule_from_stripe(
+        {
+            "id": "sub_sched_f",
+            "status": "active",
+            "metadata": {},
+            "current_phase": {"start_date": START},
+            "phases": [_read_phase(START, END + 86400 * 30, **fields)],
+        }
+    )
+    ours_metadata = {"owner": "finance"}
+    schedule = dataclasses.replace(read, metadata=ours_metadata)
+    row = rows(MIGRATION, snapshot(sub("sub_1", schedule=schedule)))["sub_1"]
+    assert (row["state"], row["action"]) == ("blocked", None)
+    assert named in row["blocker"]
+    assert "rewriting its phases would drop" in row["blocker"]
