@@ -36,8 +36,9 @@ Modules
 - :mod:`.faults` deterministic fault plans; :mod:`.ratelimit` the token bucket;
 - :mod:`.errors` ``ApiError`` and Stripe's common errors;
 - :mod:`.resources` one module per resource family (products, prices, meters,
-  meter_events, customers, test_clocks, alerts, tax_and_discounts,
-  subscriptions, subscription_items, usage_records, schedules, invoices,
+  meter_events, customers, payment_methods, test_clocks, alerts,
+  tax_and_discounts, subscriptions, subscription_items, usage_records,
+  schedules, invoices, collection (payments, retries, statuses), prorations,
   renewals, events; ``catalog``
   holds the shared product/price builders, ``billing`` the period, usage and
   pricing arithmetic);

@@ -5,7 +5,9 @@ pipeline every Stripe call goes through here, in this order: API version
 check, route match, authentication, rate limit, fault plan, parameter
 decoding and checking against the SDK schema, idempotency, the handler (with
 the store lock held), rendering, persistence (before the response leaves),
-and statistics. ``/_emulator/*`` side endpoints skip all of it (no faults, not
+and statistics. ``/_emulator/*`` side endpoints (stats, health, reset, faults,
+clock, and those resource modules add with a ``"control /_emulator/<name>"``
+hook, such as ``billing_settings`` in :mod:`.resources.collection`) skip all of it (no faults, not
 counted) but need a test key too, and refuse what a web page could make a
 browser send (an Origin header, form or text/plain bodies) with 403.
 """
@@ -514,6 +516,17 @@ class App:
                 self.set_faults(plan)
             current = self.faults
             return {"faults": current.describe() if current is not None else None}
+        controls = self.registry.hooks(f"control {endpoint}")
+        if controls:
+            # A resource module's own control endpoint: fn(store, method, json_body) -> JSON.
+            with self.store.lock:
+                data = decode_json(body) if method == "POST" else {}
+                answer: JSON = controls[0](self.store, method, data)
+                if self.persistence is not None:
+                    self.persistence.flush(self.store)
+                else:
+                    self.store.take_changes()
+            return answer
         if endpoint == "/_emulator/clock":
             if method == "POST":
                 self._set_clock(decode_json(body))

@@ -35,6 +35,7 @@ class ApiError(Exception):
         param: str | None = None,
         headers: dict[str, str] | None = None,
         store_idempotent: bool = True,
+        decline_code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -46,6 +47,8 @@ class ApiError(Exception):
         # Stripe saves an idempotent result only once an endpoint began
         # executing: parameter validation failures are not replayed.
         self.store_idempotent = store_idempotent
+        # Card errors (``type: card_error``, HTTP 402) name the issuer's reason too.
+        self.decline_code = decline_code
 
     def body(self) -> dict[str, Any]:
         """The JSON body Stripe sends for this error."""
@@ -55,6 +58,8 @@ class ApiError(Exception):
             error["doc_url"] = DOC_BASE + self.code.replace("_", "-")
         if self.param is not None:
             error["param"] = self.param
+        if self.decline_code is not None:
+            error["decline_code"] = self.decline_code
         return {"error": error}
 
 

@@ -14,7 +14,8 @@ What it makes (deterministic: no randomness, only Stripe's ids differ):
   ``"0.35"``, monthly); a licensed ``platform_fee`` price (49.00 a month); a
   20 % exclusive tax rate and a 10 % forever coupon;
 - ``customers`` customers, each on its own test clock, the clocks one day
-  apart from ``start``; each has a subscription on the legacy price; every
+  apart from ``start``, each paying with Stripe's test card ``pm_card_visa``
+  (its default payment method for invoices); each has a subscription on the legacy price; every
   third (index 0, 3, ...) also has the platform fee item, the tax rate and the
   coupon; every fourth from index 1 (1, 5, 9, ...) has a schedule created
   from its subscription (not ours: no metadata);
@@ -198,6 +199,9 @@ def _seed_customer(
             "email": f"studio{index:02d}@example.com",
             "metadata": {"seed": "legacy"},
             "test_clock": clock.id,
+            # Pays its invoices: Stripe charges the default payment method.
+            "payment_method": "pm_card_visa",
+            "invoice_settings": {"default_payment_method": "pm_card_visa"},
         }
     )
     extras = index % 3 == 0

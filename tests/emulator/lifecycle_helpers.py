@@ -62,10 +62,21 @@ def licensed_price(client: stripe.StripeClient, product: str, unit_amount: int =
     )
 
 
-def clocked_customer(client: stripe.StripeClient, frozen_time: int = JAN_15) -> tuple[Any, Any]:
-    """A test clock at ``frozen_time`` and a customer on it."""
+def clocked_customer(
+    client: stripe.StripeClient,
+    frozen_time: int = JAN_15,
+    *,
+    payment_method: str | None = "pm_card_visa",
+) -> tuple[Any, Any]:
+    """A test clock at ``frozen_time`` and a customer on it, paying with ``payment_method``
+    (a test card made the default for invoices, as Stripe's Billing quickstart does; None
+    for a customer without any payment method)."""
     clock = client.v1.test_helpers.test_clocks.create(params={"frozen_time": frozen_time})
-    customer = client.v1.customers.create(params={"name": "Clocked", "test_clock": clock.id})
+    params: dict[str, Any] = {"name": "Clocked", "test_clock": clock.id}
+    if payment_method is not None:
+        params["payment_method"] = payment_method
+        params["invoice_settings"] = {"default_payment_method": payment_method}
+    customer = client.v1.customers.create(params=params)  # type: ignore[arg-type]
     return clock, customer
 
 

@@ -244,6 +244,22 @@ def objects(client: stripe.StripeClient, uid: str) -> dict[str, list[dict[str, A
             "usage_threshold": {"gte": 5, "meter": meter.id, "recurrence": "one_time"},
         }
     )
+    paying = client.v1.subscriptions.create(
+        params={"customer": customer.id, "items": [{"price": seat.id}]}
+    )
+    paid = client.v1.invoices.retrieve(str(paying.latest_invoice))
+    prorated = client.v1.subscriptions.update(
+        paying.id,
+        params={
+            "items": [{"id": paying["items"].data[0].id, "quantity": 2}],
+            "proration_behavior": "always_invoice",
+        },
+    )
+    proration = client.v1.invoices.retrieve(str(prorated.latest_invoice))
+    card = client.v1.customers.payment_methods.list(customer.id).data[0]
+    spare = client.v1.payment_methods.attach("pm_card_mastercard", params={"customer": customer.id})
+    detached = client.v1.payment_methods.detach(spare.id)
+    resumed = _paused_and_resumed(client, seat.id)
     base = int(clock.frozen_time) // 86400 * 86400
     summaries = client.v1.billing.meters.event_summaries.list(
         meter.id, params={"customer": customer.id, "start_time": base, "end_time": base + 86400}
@@ -263,13 +279,46 @@ def objects(client: stripe.StripeClient, uid: str) -> dict[str, list[dict[str, A
         item,
         schedule,
         invoice,
+        paying,
+        paid,
+        proration,
+        *proration.lines.data,
+        card,
+        spare,
+        detached,
+        resumed,
         *invoice.lines.data,
         *discounted.discounts,  # type: ignore[union-attr]
         *summaries,
     ):
         found.setdefault(str(obj.object), []).append(_dict(obj))
-    found["event"] = _own_events(client, {sub.id, customer.id, invoice.id, schedule.id})
+    found["event"] = _own_events(client, {sub.id, customer.id, invoice.id, schedule.id, card.id})
     return found
+
+
+def _paused_and_resumed(client: stripe.StripeClient, price: str) -> Any:
+    """A subscription paused at the end of a card-less trial, then resumed with a card."""
+    clock, customer = clocked_customer(client, payment_method=None)
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": price}],
+            "trial_period_days": 1,
+            "trial_settings": {"end_behavior": {"missing_payment_method": "pause"}},
+        }
+    )
+    client.v1.test_helpers.test_clocks.advance(
+        clock.id, params={"frozen_time": int(clock.frozen_time) + 86400 + 7200}
+    )
+    deadline = time.monotonic() + (120 if LIVE_KEY else 0)
+    while client.v1.test_helpers.test_clocks.retrieve(clock.id).status != "ready":
+        assert time.monotonic() < deadline, "the test clock did not get ready"
+        time.sleep(2)
+    card = client.v1.payment_methods.attach("pm_card_visa", params={"customer": customer.id})
+    client.v1.customers.update(
+        customer.id, params={"invoice_settings": {"default_payment_method": card.id}}
+    )
+    return client.v1.subscriptions.resume(sub.id)
 
 
 def _own_events(client: stripe.StripeClient, ids: set[str]) -> list[dict[str, Any]]:
@@ -299,6 +348,7 @@ EXPECTED_KINDS = {
     "line_item",
     "discount",
     "event",
+    "payment_method",
 }
 
 

@@ -12,13 +12,16 @@ from collections.abc import Callable
 from types import ModuleType
 
 from reconciler.emulator.resources import alerts as alerts
+from reconciler.emulator.resources import collection as collection
 from reconciler.emulator.resources import customers as customers
 from reconciler.emulator.resources import events as events
 from reconciler.emulator.resources import invoices as invoices
 from reconciler.emulator.resources import meter_events as meter_events
 from reconciler.emulator.resources import meters as meters
+from reconciler.emulator.resources import payment_methods as payment_methods
 from reconciler.emulator.resources import prices as prices
 from reconciler.emulator.resources import products as products
+from reconciler.emulator.resources import prorations as prorations
 from reconciler.emulator.resources import renewals as renewals
 from reconciler.emulator.resources import schedules as schedules
 from reconciler.emulator.resources import subscription_items as subscription_items
@@ -36,6 +39,7 @@ RESOURCE_MODULES: list[ModuleType] = [
     meters,
     meter_events,
     customers,
+    payment_methods,
     test_clocks,
     alerts,
     tax_and_discounts,
@@ -44,6 +48,8 @@ RESOURCE_MODULES: list[ModuleType] = [
     usage_records,
     schedules,
     invoices,
+    collection,
+    prorations,
     renewals,
     events,
 ]

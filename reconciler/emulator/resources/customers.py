@@ -2,15 +2,31 @@
 
 Enough of the customer for billing: contact fields, metadata and the
 ``test_clock`` it lives on (which must exist; it cannot change later).
+
+Payment methods (docs.stripe.com/api/customers/create): ``payment_method``
+on create attaches that PaymentMethod (a test card such as ``pm_card_visa``
+becomes a new ``pm_`` attached to the customer, see :mod:`.payment_methods`);
+``invoice_settings.default_payment_method`` must name one attached to the
+customer, or the test card given as ``payment_method`` in the same request
+(Stripe's own Billing quickstart creates customers this way). Sources
+(``source``, ``default_source``) and the other ``invoice_settings`` keys
+beyond ``default_payment_method``, ``footer``, ``custom_fields`` and
+``rendering_options`` are not emulated.
 """
 
 from __future__ import annotations
 
 import secrets
 
+from reconciler.emulator.errors import invalid
 from reconciler.emulator.events import emit
 from reconciler.emulator.render import apply_metadata, matches_created, paginate
 from reconciler.emulator.resources._common import copy_fields, deleted
+from reconciler.emulator.resources.payment_methods import (
+    attach_to,
+    check_attach,
+    customer_payment_method,
+)
 from reconciler.emulator.router import ObjectType, Registry, Request
 from reconciler.emulator.store import JSON, new_id
 
@@ -99,9 +115,60 @@ def create(req: Request) -> JSON:
     }
     copy_fields(customer, params, SIMPLE_FIELDS)
     _normalise(customer)
+    if params.get("source") is not None:
+        raise invalid("The emulator does not support sources (not emulated).", param="source")
+    # Refused before anything is created: a payment method that cannot be attached,
+    # a default payment method that is not the one attached here.
+    if params.get("payment_method") is not None:
+        check_attach(req, str(params["payment_method"]), None, param="payment_method")
+    settings = params.get("invoice_settings") or {}
+    default_pm = settings.get("default_payment_method")
+    if default_pm is not None and default_pm != params.get("payment_method"):
+        customer_payment_method(
+            req, str(default_pm), customer["id"], "invoice_settings[default_payment_method]"
+        )
+    _invoice_settings(
+        req,
+        dict(customer),
+        {k: v for k, v in settings.items() if k != "default_payment_method"},
+        params,
+        None,
+    )
     req.store.put(CUSTOMER, customer)
     emit(req, "customer.created", customer)
+    attached: JSON | None = None
+    if params.get("payment_method") is not None:
+        pm_id = str(params["payment_method"])
+        attached = attach_to(req, pm_id, customer, param="payment_method", when=req.now())
+    if params.get("invoice_settings") is not None:
+        _invoice_settings(req, customer, params["invoice_settings"], params, attached)
+        req.store.put(CUSTOMER, customer)
+        emit(req, "customer.updated", customer)  # folds into customer.created
     return customer
+
+
+def _invoice_settings(
+    req: Request, customer: JSON, given: JSON | None, params: JSON, attached: JSON | None
+) -> None:
+    """Apply ``invoice_settings`` (the default payment method must be the customer's)."""
+    if given is None:
+        return
+    settings = dict(customer["invoice_settings"])
+    for key, value in given.items():
+        if key not in settings:
+            raise invalid(
+                f"The emulator does not support invoice_settings[{key}] (not emulated).",
+                param=f"invoice_settings[{key}]",
+            )
+        settings[key] = value
+    pm_id = given.get("default_payment_method")
+    if pm_id is not None:
+        if attached is not None and pm_id == params.get("payment_method"):
+            settings["default_payment_method"] = attached["id"]
+        else:
+            param = "invoice_settings[default_payment_method]"
+            customer_payment_method(req, str(pm_id), customer["id"], param)
+    customer["invoice_settings"] = settings
 
 
 def retrieve(req: Request) -> JSON:
@@ -115,10 +182,9 @@ def update(req: Request) -> JSON:
     _normalise(customer)
     if "metadata" in params:
         customer["metadata"] = apply_metadata(customer["metadata"], params["metadata"])
-    if "invoice_settings" in params and params["invoice_settings"] is not None:
-        settings = dict(customer["invoice_settings"])
-        settings.update({k: v for k, v in params["invoice_settings"].items() if k in settings})
-        customer["invoice_settings"] = settings
+    if params.get("source") is not None:
+        raise invalid("The emulator does not support sources (not emulated).", param="source")
+    _invoice_settings(req, customer, params.get("invoice_settings"), params, None)
     req.store.put(CUSTOMER, customer)
     emit(req, "customer.updated", customer)
     return customer

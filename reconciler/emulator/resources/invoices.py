@@ -17,7 +17,13 @@ plus the first one at creation (``subscription_create``):
   the subscription's ``default_tax_rates``; exclusive ones add
   ``round_half_up(taxable x pct)`` per line, inclusive ones are carved out).
 
-Invoices are ``paid`` at once (no payments are emulated). The invoice's
+Each invoice is created as a ``draft`` (``invoice.created``), finalised and
+collected by :mod:`.collection` (payments, retries, subscription statuses):
+at once for the first invoice of a ``charge_automatically`` subscription and
+for changes invoiced at once, an hour later for renewals and the first
+invoice of a ``send_invoice`` subscription (docs.stripe.com/subscriptions/invoices,
+"Subscription invoice lifecycle").
+The invoice's
 ``period_start`` / ``period_end`` are the usage period (both the creation time
 for the first invoice). Since ``2025-03-31.basil`` the invoice's
 ``subscription`` and ``tax`` and the line's ``price`` / ``subscription_item`` /
@@ -38,21 +44,25 @@ from reconciler.emulator.resources.billing import (
     INVOICE,
     SUBSCRIPTION,
     TEST_CLOCK,
+    exact_amount,
     is_legacy_metered,
     is_metered,
     legacy_usage,
     line_amount,
     round_cents,
+    shift,
 )
 from reconciler.emulator.resources.catalog import PRICE, PRODUCT
+from reconciler.emulator.resources.collection import DRAFT_HOUR, collect
 from reconciler.emulator.resources.customers import full_address
 from reconciler.emulator.resources.meters import METER, aggregate, events_for
+from reconciler.emulator.resources.subscriptions import PAYMENT_BEHAVIOR, PRORATION_BEHAVIOR
 from reconciler.emulator.resources.tax_and_discounts import discount_applies
 from reconciler.emulator.router import ObjectType, Registry, Request
 from reconciler.emulator.store import JSON, new_id
 from reconciler.emulator.versions import BASIL, version_at_least
 
-__all__ = ["issue_invoice", "licensed_lines", "metered_lines", "register"]
+__all__ = ["issue_invoice", "licensed_lines", "line_for", "metered_lines", "register"]
 
 
 def _usage(req: Request, sub: JSON, item: JSON, price: JSON, period: tuple[int, int]) -> int:
@@ -73,7 +83,7 @@ def _description(req: Request, price: JSON, quantity: int) -> str:
     return f"{quantity} \N{MULTIPLICATION SIGN} {name}"
 
 
-def _line(
+def line_for(
     req: Request,
     sub: JSON,
     item: JSON,
@@ -143,7 +153,7 @@ def metered_lines(req: Request, sub: JSON, start: int, end: int) -> list[JSON]:
         price = req.store.get(PRICE, str(item["price"]))
         if is_metered(price):
             quantity = _usage(req, sub, item, price, (start, end))
-            lines.append(_line(req, sub, item, price, quantity=quantity, period=(start, end)))
+            lines.append(line_for(req, sub, item, price, quantity=quantity, period=(start, end)))
     return lines
 
 
@@ -157,7 +167,7 @@ def licensed_lines(
         if not is_metered(price):
             quantity = int(item.get("quantity", 1))
             lines.append(
-                _line(req, sub, item, price, quantity=quantity, period=(start, end), trial=trial)
+                line_for(req, sub, item, price, quantity=quantity, period=(start, end), trial=trial)
             )
     return lines
 
@@ -267,8 +277,20 @@ def issue_invoice(
     reason: str,
     period: tuple[int, int],
     when: int,
+    hold: str | None = None,
+    attempt: bool = True,
+    draft_for: int = 0,
 ) -> JSON:
-    """Create, total and store a paid invoice for ``sub``; it becomes ``latest_invoice``."""
+    """Create, total and store an invoice for ``sub`` (its ``latest_invoice``), then collect it.
+
+    With ``draft_for`` seconds the invoice stays a draft that long
+    (``automatically_finalizes_at``; a test clock advance finalises and collects
+    it, see :func:`.collection.finalize_due`), else it is finalised and collected
+    at once (:func:`.collection.collect`). ``hold`` (``pause_collection``):
+    ``keep_as_draft`` leaves the draft for good, ``void`` and
+    ``mark_uncollectible`` finalise it into that status. ``attempt=False``
+    finalises without charging (``default_incomplete``).
+    """
     customer = req.store.find(CUSTOMER, sub["customer"]) or {}
     invoice_id = new_id("in")
     for line in lines:
@@ -278,10 +300,6 @@ def issue_invoice(
     discount_total = sum(int(d["amount"]) for d in discounts)
     exclusive, inclusive, per_rate = _apply_taxes(sub, lines)
     total = subtotal - discount_total + exclusive
-    sequence = int(customer.get("next_invoice_sequence") or 1)
-    if customer:
-        customer["next_invoice_sequence"] = sequence + 1
-        req.store.put(CUSTOMER, customer)
     invoice: JSON = {
         "id": invoice_id,
         "object": "invoice",
@@ -322,16 +340,16 @@ def issue_invoice(
         "shipping_details": None,
         "statement_descriptor": None,
         "total_pretax_credit_amounts": [_credit(d["amount"], d["discount"]) for d in discounts],
-        "webhooks_delivered_at": when,
+        "webhooks_delivered_at": None,
         "amount_due": total,
         "amount_overpaid": 0,
-        "amount_paid": total,
+        "amount_paid": 0,
         "amount_paid_off_stripe": 0,
-        "amount_remaining": 0,
+        "amount_remaining": total,
         "amount_shipping": 0,
         "attempt_count": 0,
-        "attempted": True,
-        "auto_advance": False,
+        "attempted": False,
+        "auto_advance": hold != "keep_as_draft",
         "automatic_tax": {
             "disabled_reason": None,
             "enabled": False,
@@ -350,7 +368,7 @@ def issue_invoice(
         "description": None,
         "discounts": [d["discount"] for d in discounts],
         "due_date": None,
-        "effective_at": when,
+        "effective_at": None,
         "ending_balance": 0,
         "footer": None,
         "hosted_invoice_url": None,
@@ -365,7 +383,7 @@ def issue_invoice(
         },
         "livemode": False,
         "metadata": {},
-        "number": f"{customer.get('invoice_prefix', 'EMU')}-{sequence:04d}",
+        "number": None,
         "parent": {
             "quote_details": None,
             "subscription_details": {"metadata": dict(sub["metadata"]), "subscription": sub["id"]},
@@ -374,12 +392,12 @@ def issue_invoice(
         "period_end": period[1],
         "period_start": period[0],
         "starting_balance": 0,
-        "status": "paid",
+        "status": "draft",
         "status_details": None,
         "status_transitions": {
-            "finalized_at": when,
+            "finalized_at": None,
             "marked_uncollectible_at": None,
-            "paid_at": when,
+            "paid_at": None,
             "voided_at": None,
         },
         "subscription": sub["id"],
@@ -404,49 +422,67 @@ def issue_invoice(
         ],
     }
     req.store.put(INVOICE, invoice)
-    _emit_lifecycle(req, invoice)
+    emit(req, "invoice.created", invoice)
     sub["latest_invoice"] = invoice_id
     req.store.put(SUBSCRIPTION, sub)
+    if hold == "keep_as_draft":
+        return invoice
+    if draft_for > 0:
+        invoice["automatically_finalizes_at"] = when + draft_for
+        req.store.put(INVOICE, invoice)
+        return invoice
+    collect(req, invoice, when, hold=hold, attempt=attempt)
     return invoice
 
 
-def _emit_lifecycle(req: Request, invoice: JSON) -> None:
-    """Stripe's events for an invoice created, finalized and paid at once.
+def _anchor_prorations(req: Request, sub: JSON, lines: list[JSON], start: int, end: int) -> None:
+    """A ``billing_cycle_anchor`` after the start: the first, shorter period is prorated.
 
-    The invoice is stored paid; ``invoice.created`` shows it as the draft it
-    was, ``invoice.finalized`` as open and unpaid, the payment events as paid.
+    docs.stripe.com/billing/subscriptions/billing-cycle: "Stripe creates a
+    prorated invoice for the period between the subscription's creation and the
+    first full invoice date"; with ``proration_behavior=none`` "the initial
+    period up to the first full invoice date is free". The share is to the
+    second: (anchor - start) / (the full period ending at the anchor).
     """
-    unpaid = {
-        "amount_paid": 0,
-        "amount_remaining": invoice["amount_due"],
-        "attempted": False,
-    }
-    transitions = invoice["status_transitions"]
-    draft = {
-        **invoice,
-        **unpaid,
-        "status": "draft",
-        "number": None,
-        "effective_at": None,
-        "status_transitions": {**transitions, "finalized_at": None, "paid_at": None},
-    }
-    opened = {
-        **invoice,
-        **unpaid,
-        "status": "open",
-        "status_transitions": {**transitions, "paid_at": None},
-    }
-    emit(req, "invoice.created", draft)
-    emit(req, "invoice.finalized", opened)
-    emit(req, "invoice.paid", invoice)
-    emit(req, "invoice.payment_succeeded", invoice)
+    behavior = req.context.get(PRORATION_BEHAVIOR) or "create_prorations"
+    if behavior == "none":
+        lines.clear()
+        return
+    interval, count = "month", 1
+    for item in sub["items"]["data"]:
+        recurring = (req.store.get(PRICE, str(item["price"])).get("recurring")) or {}
+        interval, count = str(recurring["interval"]), int(recurring["interval_count"])
+    full = end - shift(end, interval, -count)
+    for line in lines:
+        price = req.store.get(PRICE, str(line["price"]))
+        amount = round_cents(exact_amount(price, int(line["quantity"])) * (end - start) / full)
+        line.update({"amount": amount, "amount_excluding_tax": amount, "subtotal": amount})
+        line["proration"] = True
+        line["parent"]["subscription_item_details"]["proration"] = True
 
 
 def first_invoice(req: Request, sub: JSON) -> None:
-    """``subscription_create``: licensed items for the first period, in advance."""
+    """``subscription_create``: licensed items for the first period, in advance (prorated
+    up to a later ``billing_cycle_anchor``)."""
     start, end = int(sub["current_period_start"]), int(sub["current_period_end"])
-    lines = licensed_lines(req, sub, start, end, trial=sub["status"] == "trialing")
-    issue_invoice(req, sub, lines, reason="subscription_create", period=(start, start), when=start)
+    trial = sub["status"] == "trialing"
+    lines = licensed_lines(req, sub, start, end, trial=trial)
+    if not trial and int(sub["billing_cycle_anchor"]) > start:
+        _anchor_prorations(req, sub, lines, start, end)
+    attempt = req.context.get(PAYMENT_BEHAVIOR) != "default_incomplete"
+    # "Finalizes the invoice immediately when collection_method is set to
+    # charge_automatically, or one hour later when it's set to send_invoice."
+    sent = sub["collection_method"] == "send_invoice"
+    issue_invoice(
+        req,
+        sub,
+        lines,
+        reason="subscription_create",
+        period=(start, start),
+        when=start,
+        attempt=attempt,
+        draft_for=DRAFT_HOUR if sent else 0,
+    )
 
 
 def retrieve(req: Request) -> JSON:

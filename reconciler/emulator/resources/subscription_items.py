@@ -9,16 +9,17 @@ recurring, active price (an item keeps an archived price it already has), no
 currency and interval; the last item cannot be deleted (cancel the
 subscription instead); a canceled subscription's items do not change.
 
-Not emulated, refused when asked for: ``price_data``, ``billing_thresholds``,
-``current_trial``, item ``discounts``, prorations (``proration_behavior``
-``create_prorations`` / ``always_invoice``, ``proration_date``) and the
-payment behaviours that leave a payment pending (``default_incomplete``,
-``pending_if_incomplete``). Left out, ``proration_behavior`` behaves as
-``none``, like a subscription update in the emulator. ``clear_usage`` on
+Prorations follow :mod:`.prorations` (``proration_behavior``, default
+``create_prorations``; ``proration_date``; ``payment_behavior`` for
+``always_invoice``). Not emulated, refused when asked for: ``price_data``,
+``billing_thresholds``, ``current_trial``, item ``discounts`` and pending
+updates (``payment_behavior=pending_if_incomplete``). ``clear_usage`` on
 delete is accepted: the item's unbilled usage is not billed.
 """
 
 from __future__ import annotations
+
+import copy
 
 from reconciler.emulator.errors import invalid, missing_param
 from reconciler.emulator.events import emit
@@ -31,7 +32,7 @@ from reconciler.emulator.resources.billing import (
     is_metered,
 )
 from reconciler.emulator.resources.catalog import PRICE
-from reconciler.emulator.resources.subscriptions import find_item, new_item
+from reconciler.emulator.resources.subscriptions import find_item, items_changed, new_item
 from reconciler.emulator.resources.tax_and_discounts import tax_rate_objects
 from reconciler.emulator.router import Registry, Request
 from reconciler.emulator.store import JSON
@@ -39,8 +40,8 @@ from reconciler.emulator.store import JSON
 __all__ = ["register"]
 
 _ENDED = ("canceled", "incomplete_expired")
-_NOT_EMULATED = ("price_data", "billing_thresholds", "current_trial", "discounts", "proration_date")
-_PAYMENT_BEHAVIOURS = ("allow_incomplete", "error_if_incomplete")
+_NOT_EMULATED = ("price_data", "billing_thresholds", "current_trial", "discounts")
+_PAYMENT_BEHAVIOURS = ("allow_incomplete", "error_if_incomplete", "default_incomplete")
 
 
 def _refuse_not_emulated(params: JSON) -> None:
@@ -50,23 +51,22 @@ def _refuse_not_emulated(params: JSON) -> None:
                 f"The emulator does not support `{name}` on subscription items (not emulated).",
                 param=name,
             )
-    behaviour = params.get("proration_behavior")
-    if behaviour not in (None, "none"):
-        raise invalid(
-            f"The emulator does not support proration_behavior={behaviour} (prorations are not "
-            "emulated); pass `none`.",
-            param="proration_behavior",
-        )
     payment = params.get("payment_behavior")
     if payment not in (None, *_PAYMENT_BEHAVIOURS):
         raise invalid(
-            f"The emulator does not support payment_behavior={payment} (payments are not "
-            "emulated).",
+            f"The emulator does not support payment_behavior={payment} (pending updates are "
+            "not emulated).",
             param="payment_behavior",
         )
 
 
 def _check_changeable(sub: JSON, param: str) -> None:
+    if sub["status"] == "incomplete":
+        raise invalid(
+            f"The subscription {sub['id']} is incomplete: it can only update its metadata "
+            "until its first invoice is paid.",
+            param=param,
+        )
     if sub["status"] in _ENDED:
         raise invalid(
             f"The subscription {sub['id']} is {sub['status']}: its items can no longer change.",
@@ -118,6 +118,7 @@ def create(req: Request) -> JSON:
     params = req.params
     _refuse_not_emulated(params)
     sub = req.store.get(SUBSCRIPTION, str(params["subscription"]), param="subscription", status=400)
+    saved = copy.deepcopy(sub)
     _check_changeable(sub, "subscription")
     price_id = _price_param(params)
     if price_id is None:
@@ -132,6 +133,7 @@ def create(req: Request) -> JSON:
     sub["items"]["data"].append(item)
     sub["items"]["total_count"] = len(sub["items"]["data"])
     req.store.put(SUBSCRIPTION, sub)
+    items_changed(req, sub, saved, params, customer_now(req, sub["customer"]))
     emit(req, "customer.subscription.updated", sub)
     return item
 
@@ -140,6 +142,7 @@ def update(req: Request) -> JSON:
     params = req.params
     _refuse_not_emulated(params)
     sub, item = find_item(req, req.path_params["id"])
+    saved = copy.deepcopy(sub)
     _check_changeable(sub, "id")
     price_id = _price_param(params)
     if price_id is None:
@@ -160,6 +163,7 @@ def update(req: Request) -> JSON:
     if "metadata" in params:
         item["metadata"] = apply_metadata(item["metadata"], params["metadata"])
     req.store.put(SUBSCRIPTION, sub)
+    items_changed(req, sub, saved, params, customer_now(req, sub["customer"]))
     emit(req, "customer.subscription.updated", sub)
     return item
 
@@ -168,6 +172,7 @@ def delete(req: Request) -> JSON:
     params = req.params
     _refuse_not_emulated(params)
     sub, item = find_item(req, req.path_params["id"])
+    saved = copy.deepcopy(sub)
     _check_changeable(sub, "id")
     if len(sub["items"]["data"]) == 1:
         raise invalid(
@@ -178,6 +183,7 @@ def delete(req: Request) -> JSON:
     sub["items"]["data"] = [i for i in sub["items"]["data"] if i["id"] != item["id"]]
     sub["items"]["total_count"] = len(sub["items"]["data"])
     req.store.put(SUBSCRIPTION, sub)
+    items_changed(req, sub, saved, params, customer_now(req, sub["customer"]))
     emit(req, "customer.subscription.updated", sub)
     return deleted("subscription_item", item["id"])
 

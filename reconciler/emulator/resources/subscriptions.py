@@ -19,7 +19,19 @@ Stripe's rules emulated here:
 - list filters ``price``, ``customer``, ``status`` (default: everything but
   ``canceled`` / ``incomplete_expired``; ``all``), ``test_clock``; up to 100 a page;
   ``expand[]=data.schedule`` works through the schedule object type;
-- ``DELETE`` cancels (and cancels an attached schedule).
+- ``DELETE`` cancels (and cancels an attached schedule; ``invoice_now`` and
+  ``prorate`` per :mod:`.prorations`); canceling stops the automatic
+  collection of the customer's open invoices;
+- payments (:mod:`.collection`): ``default_payment_method`` (one attached to
+  the customer), ``payment_behavior`` on create (``allow_incomplete``, the
+  default, ``default_incomplete``, ``error_if_incomplete``; ``pending_if_incomplete``
+  is refused: pending updates are not emulated), statuses ``incomplete``,
+  ``incomplete_expired``, ``past_due``, ``unpaid``;
+- ``cancel_at`` (a time, ``max_period_end`` / ``min_period_end``; ``""``
+  clears it), ``cancel_at_period_end``, ``pause_collection``
+  (``keep_as_draft`` / ``mark_uncollectible`` / ``void``, optional
+  ``resumes_at``), honoured by test clock advances (:mod:`.renewals`);
+- item changes prorate (:mod:`.prorations`).
 
 - trials on create (``trial_period_days``, or ``trial_end`` as a time or
   ``now``; at most 730 days): the subscription is ``trialing``, the trial's
@@ -27,17 +39,21 @@ Stripe's rules emulated here:
   ``subscription_create`` invoice bills every licensed item at $0 ("Trial
   period for ..."), and the test clock reaching the end makes it ``active``
   and bills the first paid period (``subscription_cycle``). Not emulated,
-  refused: trials with metered items, with a ``billing_cycle_anchor`` or
-  ``trial_settings``, ``trial_from_plan``, and trial changes on update;
+  refused: trials with metered items, with a ``billing_cycle_anchor``,
+  ``trial_from_plan``, and trial changes on update; ``trial_settings``
+  (``missing_payment_method``: ``create_invoice``, ``pause``, ``cancel``) is
+  honoured at the trial's end (:mod:`.renewals`), a ``paused`` subscription
+  comes back with ``POST /v1/subscriptions/{id}/resume``;
 - every object carries Stripe's always-present fields: an item's deprecated
   ``plan`` is the plan view of its price, added when rendered.
 
-Payments, prorations and pending updates are not emulated: every invoice is
-``paid``; the item endpoints are in :mod:`.subscription_items`.
+Not emulated (refused): pending updates, sources and ``payment_settings``;
+the item endpoints are in :mod:`.subscription_items`.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Collection
 from typing import Any
 
@@ -57,6 +73,10 @@ from reconciler.emulator.resources.billing import (
     next_boundary,
 )
 from reconciler.emulator.resources.catalog import PRICE, plan_of
+from reconciler.emulator.resources.payment_methods import (
+    PAYMENT_METHOD,
+    customer_payment_method,
+)
 from reconciler.emulator.resources.tax_and_discounts import make_discounts, tax_rate_objects
 from reconciler.emulator.router import ObjectType, Registry, Request
 from reconciler.emulator.store import JSON, new_id
@@ -65,6 +85,8 @@ from reconciler.emulator.versions import BASIL, CLOVER, version_at_least
 __all__ = [
     "MAX_ITEMS",
     "MAX_TRIAL_DAYS",
+    "PAYMENT_BEHAVIOR",
+    "PRORATION_BEHAVIOR",
     "RUNNING",
     "ItemSpec",
     "apply_item_specs",
@@ -74,6 +96,7 @@ __all__ = [
     "find_item",
     "interval_of",
     "item_plan",
+    "items_changed",
     "new_item",
     "new_subscription",
     "register",
@@ -81,10 +104,18 @@ __all__ = [
 ]
 
 MAX_ITEMS = 20
+#: ``req.context`` key: the ``payment_behavior`` of the subscription being created
+#: (read by the first invoice's collection).
+PAYMENT_BEHAVIOR = "subscriptions.payment_behavior"
+#: ``req.context`` key: the ``proration_behavior`` of the subscription being created
+#: (prorates the first period up to a later ``billing_cycle_anchor``).
+PRORATION_BEHAVIOR = "subscriptions.proration_behavior"
 #: What a subscription item is built from: price, quantity, tax_rates, metadata (+ id to keep).
 ItemSpec = dict[str, Any]
 _UNSUPPORTED_CREATE = (
     "add_invoice_items",
+    "default_source",
+    "payment_settings",
     "backdate_start_date",
     "billing_cycle_anchor_config",
     "trial_from_plan",
@@ -92,8 +123,13 @@ _UNSUPPORTED_CREATE = (
 DAY = 86400
 #: Longest trial Stripe accepts (``trial_period_days`` / ``trial_end``), in days.
 MAX_TRIAL_DAYS = 730
-#: Statuses in which a subscription runs and renews on its test clock.
-RUNNING = ("active", "trialing")
+#: Statuses in which a subscription runs and renews on its test clock (a ``past_due`` or
+#: ``unpaid`` one "continues to create invoices": docs.stripe.com/billing/subscriptions/overview).
+RUNNING = ("active", "trialing", "past_due", "unpaid")
+#: ``payment_behavior`` values emulated on create (``pending_if_incomplete`` is update-only).
+PAYMENT_BEHAVIORS = ("allow_incomplete", "default_incomplete", "error_if_incomplete")
+#: ``pause_collection.behavior`` values (docs.stripe.com/billing/subscriptions/pause-payment).
+PAUSE_BEHAVIORS = ("keep_as_draft", "mark_uncollectible", "void")
 _ENDED = ("canceled", "incomplete_expired")
 
 
@@ -102,8 +138,8 @@ def _refuse_unsupported(params: JSON, names: tuple[str, ...]) -> None:
         if params.get(name) is not None:
             raise invalid(
                 f"The emulator does not support `{name}` on subscriptions (not emulated: "
-                "trial changes after creation, trials from plans, backdating and one-off "
-                "invoice items).",
+                "trial changes after creation, trials from plans, backdating, one-off "
+                "invoice items, sources and payment settings).",
                 param=name,
             )
 
@@ -385,7 +421,7 @@ def new_subscription(
         "test_clock": customer.get("test_clock"),
         "transfer_data": None,
         "trial_end": None,
-        "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+        "trial_settings": _trial_settings(None),
         "trial_start": None,
     }
     sub["items"]["data"] = [
@@ -456,12 +492,16 @@ def create(req: Request) -> JSON:
             "emulated): the trial's end is the anchor.",
             param="billing_cycle_anchor",
         )
-    if trial_end is not None and params.get("trial_settings") is not None:
+    trial_settings = _trial_settings(params.get("trial_settings"))
+    behavior = params.get("payment_behavior") or "allow_incomplete"
+    if behavior not in PAYMENT_BEHAVIORS:
         raise invalid(
-            "The emulator does not support trial_settings (not emulated): without payment "
-            "methods a trial always ends by invoicing.",
-            param="trial_settings",
+            f"payment_behavior={behavior} is only valid when updating a subscription.",
+            param="payment_behavior",
         )
+    default_pm = params.get("default_payment_method")
+    if default_pm is not None:
+        customer_payment_method(req, str(default_pm), str(customer_id), "default_payment_method")
     sub = new_subscription(
         req,
         customer_id=str(customer_id),
@@ -470,12 +510,47 @@ def create(req: Request) -> JSON:
         anchor=trial_end if trial_end is not None else (int(anchor) if anchor else None),
         params=params,
     )
+    sub["default_payment_method"] = default_pm
+    sub["trial_settings"] = trial_settings
+    if params.get("cancel_at") is not None:
+        _set_cancel_at(req, sub, params["cancel_at"], params.get("proration_behavior"), now)
+    if params.get("pause_collection") is not None:
+        sub["pause_collection"] = _pause_collection(params["pause_collection"])
     if trial_end is not None:
         _start_trial(req, sub, now, trial_end)
+    req.context[PAYMENT_BEHAVIOR] = behavior
+    req.context[PRORATION_BEHAVIOR] = params.get("proration_behavior")
     issue_first_invoice(req, sub)
+    if sub["status"] == "incomplete" and behavior == "error_if_incomplete":
+        for hook in req.registry.hooks("subscription.error_if_incomplete"):
+            hook(req, sub)
     req.store.put(SUBSCRIPTION, sub)
     emit(req, "customer.subscription.updated", sub)
     return sub
+
+
+def _trial_settings(given: JSON | None) -> JSON:
+    """``trial_settings.end_behavior.missing_payment_method``: what the trial's end does
+    without a payment method (docs.stripe.com/billing/subscriptions/trials: ``create_invoice``,
+    the default, ``pause`` or ``cancel``); its ``billing_cycle_anchor`` is not emulated."""
+    end = (given or {}).get("end_behavior") or {}
+    if end.get("billing_cycle_anchor") is not None:
+        raise invalid(
+            "The emulator does not support trial_settings[end_behavior][billing_cycle_anchor] "
+            "(not emulated).",
+            param="trial_settings[end_behavior][billing_cycle_anchor]",
+        )
+    missing = end.get("missing_payment_method") or "create_invoice"
+    return {"end_behavior": {"missing_payment_method": missing}}
+
+
+def _pause_collection(value: JSON) -> JSON:
+    """``{behavior, resumes_at}`` as Stripe stores it."""
+    behavior = value.get("behavior")
+    if behavior not in PAUSE_BEHAVIORS:
+        raise missing_param("pause_collection[behavior]")
+    resumes = value.get("resumes_at")
+    return {"behavior": behavior, "resumes_at": int(resumes) if resumes is not None else None}
 
 
 def _start_trial(req: Request, sub: JSON, start: int, end: int) -> None:
@@ -570,14 +645,28 @@ def _check_specs_existing(req: Request, items: list[JSON]) -> None:
 
 def update(req: Request) -> JSON:
     sub = req.store.get(SUBSCRIPTION, req.path_params["id"])
+    saved = copy.deepcopy(sub)
     params = req.params
-    _refuse_unsupported(params, ("add_invoice_items", "trial_end", "trial_from_plan"))
+    _refuse_unsupported(
+        params,
+        ("add_invoice_items", "default_source", "payment_settings", "trial_end", "trial_from_plan"),
+    )
     if sub["status"] in _ENDED:
         allowed = {"metadata", "cancellation_details", "expand"}
         extra = sorted(set(params) - allowed)
         if extra:
             raise invalid(
                 "A canceled subscription can only update its cancellation_details and metadata.",
+                param=extra[0],
+            )
+    if sub["status"] == "incomplete":
+        # "A subscription in this status can only have metadata and default_source
+        # updated" (the subscription object's status; sources are not emulated).
+        extra = sorted(set(params) - {"metadata", "expand"})
+        if extra:
+            raise invalid(
+                "An incomplete subscription can only update its metadata and default_source "
+                "until its first invoice is paid.",
                 param=extra[0],
             )
     now = customer_now(req, sub["customer"])
@@ -602,6 +691,23 @@ def update(req: Request) -> JSON:
     for name in ("collection_method", "description", "days_until_due"):
         if name in params:
             sub[name] = params[name] if params[name] is not None else sub[name]
+    behavior = params.get("payment_behavior")
+    if behavior == "pending_if_incomplete":
+        raise invalid(
+            "The emulator does not support payment_behavior=pending_if_incomplete (pending "
+            "updates are not emulated).",
+            param="payment_behavior",
+        )
+    if "default_payment_method" in params:
+        pm_id = params["default_payment_method"]
+        if pm_id is not None:
+            customer_payment_method(req, str(pm_id), sub["customer"], "default_payment_method")
+        sub["default_payment_method"] = pm_id
+    if "pause_collection" in params:
+        value = params["pause_collection"]
+        sub["pause_collection"] = _pause_collection(value) if value is not None else None
+    if "cancel_at" in params:
+        _set_cancel_at(req, sub, params["cancel_at"], params.get("proration_behavior"), now)
     if "cancel_at_period_end" in params:
         if sub.get("schedule") and params["cancel_at_period_end"]:
             raise invalid(
@@ -615,12 +721,79 @@ def update(req: Request) -> JSON:
     if params.get("cancellation_details") is not None:
         sub["cancellation_details"].update(params["cancellation_details"])
     req.store.put(SUBSCRIPTION, sub)
+    if sub["status"] not in _ENDED:
+        items_changed(req, sub, saved, params, now)
     emit(req, "customer.subscription.updated", sub)
     return sub
 
 
+def items_changed(req: Request, sub: JSON, saved: JSON, params: JSON, now: int) -> None:
+    """Prorate what changed since ``saved`` (hooked by the prorations module)."""
+    for hook in req.registry.hooks("subscription.items_changed"):
+        hook(req, sub, saved, params, now)
+
+
+def _is_boundary(req: Request, sub: JSON, moment: int) -> bool:
+    interval, count = interval_of(req, sub)
+    return next_boundary(int(sub["billing_cycle_anchor"]), interval, count, moment - 1) == moment
+
+
+def _set_cancel_at(req: Request, sub: JSON, value: Any, proration: Any, now: int) -> None:
+    """``cancel_at``: a time (or ``max_period_end`` / ``min_period_end``: the period's end,
+    which every item shares here) at which the subscription cancels; ``""`` clears it.
+
+    docs.stripe.com/api/subscriptions/update#update_subscription-cancel_at: "If set
+    to a date before the current period ends, this will cause a proration if
+    prorations have been enabled using proration_behavior". Such a proration is not
+    emulated: a ``cancel_at`` inside a period needs ``proration_behavior=none``.
+    """
+    if value is None:
+        sub["cancel_at"] = None
+        sub["cancel_at_period_end"] = False
+        return
+    if sub.get("schedule"):
+        raise invalid(
+            f"The subscription is managed by the subscription schedule `{sub['schedule']}`, "
+            "and updating any cancelation behavior directly is not allowed. Please update "
+            "the schedule instead.",
+            param="cancel_at",
+        )
+    if value == "max_billed_until":
+        raise invalid(
+            "The emulator does not support cancel_at=max_billed_until (not emulated).",
+            param="cancel_at",
+        )
+    moment = (
+        int(sub["current_period_end"])
+        if value in ("max_period_end", "min_period_end")
+        else int(value)
+    )
+    if moment <= now:
+        raise invalid(
+            "Invalid timestamp: must be an integer Unix timestamp in the future.", param="cancel_at"
+        )
+    if not _is_boundary(req, sub, moment) and proration != "none":
+        raise invalid(
+            "The emulator does not support a cancel_at inside a billing period with prorations "
+            "(not emulated: the credit for the unused time); pass proration_behavior=none or "
+            "a period end.",
+            param="cancel_at",
+        )
+    sub["cancel_at"] = moment
+    sub["cancel_at_period_end"] = False
+
+
 def cancel_subscription(req: Request, sub: JSON, when: int, reason: str) -> None:
-    """Cancel now (no proration, no final invoice); cancels an attached active schedule."""
+    """Cancel now; cancels an attached active schedule and stops the automatic collection
+    of the customer's finalized invoices (docs.stripe.com/api/subscriptions/cancel: "By
+    default, upon subscription cancellation, Stripe stops automatic collection of all
+    finalized invoices for the customer")."""
+    for invoice in req.store.values(INVOICE):
+        mine = invoice["customer"] == sub["customer"] and invoice["status"] == "open"
+        if mine and (invoice.get("auto_advance") or invoice.get("next_payment_attempt")):
+            invoice["auto_advance"] = False
+            invoice["next_payment_attempt"] = None
+            req.store.put(INVOICE, invoice)
     sub["status"] = "canceled"
     sub["canceled_at"] = when
     sub["ended_at"] = when
@@ -643,16 +816,14 @@ def cancel(req: Request) -> JSON:
     sub = req.store.get(SUBSCRIPTION, req.path_params["id"])
     if sub["status"] in _ENDED:
         raise invalid(f"A canceled subscription can't be canceled again: {sub['id']}.", param="id")
-    if req.params.get("invoice_now"):
-        raise invalid(
-            "The emulator does not support invoice_now (no final invoice on cancel).",
-            param="invoice_now",
-        )
+    now = customer_now(req, sub["customer"])
+    for hook in req.registry.hooks("subscription.cancelling"):
+        hook(req, sub, req.params, now)
     details = req.params.get("cancellation_details") or {}
     for name in ("comment", "feedback"):
         if details.get(name) is not None:
             sub["cancellation_details"][name] = details[name]
-    cancel_subscription(req, sub, customer_now(req, sub["customer"]), "cancellation_requested")
+    cancel_subscription(req, sub, now, "cancellation_requested")
     return sub
 
 
@@ -724,6 +895,7 @@ def register(registry: Registry) -> None:
             "subscription",
             expandable={
                 "customer": CUSTOMER,
+                "default_payment_method": PAYMENT_METHOD,
                 "discounts": DISCOUNT,
                 "schedule": SCHEDULE,
                 "latest_invoice": INVOICE,
