@@ -7,80 +7,230 @@ usage records for a full period so the parity gate can prove them equal,
 schedule every subscription to switch at its period end, cross the switch on
 the test clocks, and compare the last legacy invoice with the first metered
 one. Each step returns data; ``cli.py`` prints it.
+
+Any billing.yaml with a migration off a legacy price can tell the story
+(:func:`prepare`): the seeded legacy price takes the migration's
+``from_price`` lookup key, meter events go to the ``to_price``'s meter under
+that meter's payload keys, and the invoices are checked against
+:mod:`reconciler.expected_invoice` (Stripe's documented rules), whatever
+the prices charge. What cannot work on the seeded account (another currency
+or interval, a ``from_price`` that is itself a meter price, a meter that
+does not sum, so parity never holds) is refused before anything starts, with the
+reason; what the demo changes to tell the story (one migration, every
+subscription, the switch at the period end, a parity gate) is listed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from reconciler.emulator import Emulator
 from reconciler.emulator.seed import SeededAccount, SeededCustomer, seed_legacy_account
+from reconciler.errors import ReconcileError
+from reconciler.expected_invoice import (
+    ExpectedLine,
+    coupon_from_stripe,
+    expected_invoice,
+    expected_line,
+    money,
+    tax_rate_from_stripe,
+)
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
-from reconciler.model import Desired
-from reconciler.pricing import line_amount
+from reconciler.model import Desired, Meter, Migration, SwitchAt
 from reconciler.scenario import advance_clock, report_usage, send_meter_event
 
-__all__ = ["DEMO_KEY", "Demo", "InvoiceView", "running_demo"]
+__all__ = ["DEMO_KEY", "Demo", "InvoiceView", "Rehearsal", "prepare", "running_demo"]
 
 DEMO_KEY = "sk_test_demo_0000000000"
 DAY = 86400
 HOUR = 3600
-UNIT_PRICE = {"unit_amount": "0.35"}  # the legacy price and the new metered price alike
+CUSTOMERS = 12
+SEEDED = {"currency": "usd", "interval": "month", "interval_count": 1}  # the seeded legacy price
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    """What the demo runs: billing.yaml with the one migration it follows, the meter that
+    migration's price bills from, how many customers to seed, and what it changed."""
+
+    desired: Desired
+    migration: Migration
+    meter: Meter
+    customers: int
+    notes: tuple[str, ...]
+
+
+def prepare(desired: Desired, name: str = "billing.yaml") -> Rehearsal:
+    """Check that ``desired`` can tell the demo's story on the seeded account; refuse with
+    the reason when it cannot (:class:`ReconcileError`), before anything starts."""
+    if not desired.migrations:
+        raise ReconcileError(
+            f"{name} declares no migration: the demo moves a legacy usage-record account onto "
+            "a meter, so it needs a migrations: entry (see the example billing.yaml)"
+        )
+    migration = desired.migrations[0]
+    notes = []
+    if len(desired.migrations) > 1:
+        others = ", ".join(m.name for m in desired.migrations[1:])
+        notes.append(f"the demo follows migration {migration.name}; left out: {others}")
+    where = f"{name}: migration {migration.name}"
+    if migration.from_price.startswith("price_"):
+        raise ReconcileError(
+            f"{where}: from_price {migration.from_price} is a price id; the demo seeds its own "
+            "legacy price, so it needs a lookup key to give it"
+        )
+    if any(p.lookup_key == migration.from_price for p in desired.prices):
+        raise ReconcileError(
+            f"{where}: from_price {migration.from_price} is declared in prices (a meter price); "
+            "the demo's story starts from a legacy usage-record price"
+        )
+    target = next(p for p in desired.prices if p.lookup_key == migration.to_price)
+    recurring = target.recurring
+    if target.currency != SEEDED["currency"]:
+        raise ReconcileError(
+            f"{where}: to_price {target.lookup_key} is in {target.currency}; the demo's legacy "
+            "account bills in usd, and a subscription holds one currency"
+        )
+    if recurring is None or (recurring.interval, recurring.interval_count) != ("month", 1):
+        raise ReconcileError(
+            f"{where}: to_price {target.lookup_key} is not monthly; the demo's legacy "
+            "subscriptions renew every month, and one subscription has one billing interval"
+        )
+    meter = next(m for m in desired.meters if m.event_name == target.meter)
+    if meter.aggregation != "sum":
+        raise ReconcileError(
+            f"{where}: meter {meter.event_name} aggregates with {meter.aggregation}; the demo "
+            "holds the migration back until the meter's figures equal the summed usage "
+            "records (the parity gate), which a meter that does not sum never reaches"
+        )
+    changes: dict[str, Any] = {}
+    if migration.require_usage_parity is None:
+        changes["require_usage_parity"] = Decimal("0.5")
+        notes.append("the parity gate holds the migration until usage matches (0.5%)")
+    if migration.subscriptions is not None or migration.exclude:
+        changes.update(subscriptions=None, exclude=())
+        notes.append("every seeded subscription is migrated (the file names its own)")
+    if migration.switch_at != SwitchAt("period_end"):
+        changes["switch_at"] = SwitchAt("period_end")
+        notes.append(
+            f"the switch is at the period end (the file says {migration.switch_at.to_value()})"
+        )
+    if migration.paused:
+        changes["paused"] = False
+        notes.append("the migration runs (the file pauses it)")
+    customers = min(CUSTOMERS, migration.batch or CUSTOMERS)
+    if customers < CUSTOMERS:
+        notes.append(f"{customers} customers are seeded: one batch of {migration.batch}")
+    adjusted = dataclasses.replace(migration, **changes)
+    return Rehearsal(
+        dataclasses.replace(desired, migrations=(adjusted,)),
+        adjusted,
+        meter,
+        customers,
+        tuple(notes),
+    )
 
 
 @dataclass(frozen=True)
 class InvoiceView:
-    """One invoice as the demo shows it, with the amount it should have."""
+    """One invoice as the demo shows it, with what Stripe's rules say it should be."""
 
     title: str
+    price: str
     period: tuple[int, int]
     lines: tuple[tuple[str, int], ...]
     subtotal: int
     total: int
-    usage_seconds: int
-    expected_usage_cents: int
+    usage_quantity: int
+    usage_units: int
     usage_cents: int
+    expected: ExpectedLine
+    expected_total: int
+    currency: str = "usd"
 
     @property
     def checks(self) -> bool:
-        return self.usage_cents == self.expected_usage_cents
+        return (
+            self.usage_units == self.usage_quantity
+            and self.usage_cents == self.expected.amount
+            and self.total == self.expected_total
+        )
+
+    def check_rows(self, width: int = 40) -> list[str]:
+        """Why the usage line costs what it does, and whether the invoice agrees."""
+        mark = "ok" if self.checks else "MISMATCH"
+        rows = textwrap.wrap(f"{self.price}: {self.expected.why}", width)
+        return [
+            *rows,
+            f"expected line {money(self.expected.amount, self.currency)}, "
+            f"total {money(self.expected_total, self.currency)}: {mark}",
+        ]
 
 
 class Demo:
     """The demo account: its emulator, a gateway to it, and the seeded customers."""
 
-    def __init__(self, emulator: Emulator, desired: Desired) -> None:
+    def __init__(self, emulator: Emulator, rehearsal: Rehearsal) -> None:
         self.emulator = emulator
-        self.desired = desired
+        self.rehearsal = rehearsal
         self.gateway = Gateway(DEMO_KEY, api_base=emulator.url)
         self.account: SeededAccount | None = None
-        self.usage: dict[str, dict[int, int]] = {}  # customer -> period start -> seconds
+        self.records: dict[str, dict[int, int]] = {}  # customer -> period start -> seconds
+        self.events: dict[str, dict[int, list[int]]] = {}  # customer -> period start -> values
 
     @property
     def customers(self) -> tuple[SeededCustomer, ...]:
         assert self.account is not None, "seed first"
         return self.account.customers
 
-    def seed(self, customers: int = 12) -> SeededAccount:
-        self.account = seed_legacy_account(self.emulator, customers=customers)
+    def seed(self) -> SeededAccount:
+        """The legacy account, its price under the migration's ``from_price`` lookup key."""
+        self.account = seed_legacy_account(self.emulator, customers=self.rehearsal.customers)
+        key = self.rehearsal.migration.from_price
+        legacy = self.gateway.get(
+            f"/v1/prices/{self.account.legacy_price}", stripe_version=LEGACY_API_VERSION
+        )
+        if legacy.get("lookup_key") != key:
+            self.gateway.post(
+                f"/v1/prices/{self.account.legacy_price}",
+                {"lookup_key": key},
+                stripe_version=LEGACY_API_VERSION,
+            )
         for customer in self.account.customers:
-            self.usage[customer.customer] = {customer.period_start: customer.usage_total}
+            self.records[customer.customer] = {customer.period_start: customer.usage_total}
+            self.events[customer.customer] = {}
         return self.account
 
     def _advance(self, customer: SeededCustomer, to: int) -> None:
         advance_clock(self.gateway, customer.test_clock, to)
 
-    def _record(self, customer: SeededCustomer, seconds: int, at: int) -> None:
+    def _record(self, customer: SeededCustomer, seconds: int, at: int, period: int) -> None:
         report_usage(self.gateway, customer.legacy_item, seconds, at)
+        by_period = self.records[customer.customer]
+        by_period[period] = by_period.get(period, 0) + seconds
 
-    def _event(self, customer: SeededCustomer, seconds: int, at: int, key: str) -> None:
+    def _event(
+        self, customer: SeededCustomer, seconds: int, at: int, key: str, period: int
+    ) -> None:
+        meter = self.rehearsal.meter
         send_meter_event(
-            self.gateway, "video_seconds", customer.customer, seconds, at=at, identifier=key
+            self.gateway,
+            meter.event_name,
+            customer.customer,
+            seconds,
+            at=at,
+            identifier=key,
+            customer_key=meter.customer_key,
+            value_key=meter.value_key,
         )
+        self.events[customer.customer].setdefault(period, []).append(seconds)
 
     @staticmethod
     def _daily(customer: SeededCustomer, day: int) -> int:
@@ -98,9 +248,8 @@ class Demo:
                 at = start + day * DAY + HOUR
                 seconds = self._daily(customer, day)
                 if day >= 10:  # the seed already reported days 0-9 as usage records
-                    self._record(customer, seconds, at)
-                    self.usage[customer.customer][start] += seconds
-                self._event(customer, seconds, at, f"{customer.customer}-p1-{day}")
+                    self._record(customer, seconds, at, start)
+                self._event(customer, seconds, at, f"{customer.customer}-p1-{day}", start)
                 sent += 1
             self._advance(customer, end + HOUR)
         return sent
@@ -116,11 +265,8 @@ class Demo:
                 at = start + day * DAY + HOUR
                 seconds = 100 * (customer.index + 1) + day
                 self._advance(customer, at + 60)
-                self._record(customer, seconds, at)
-                self._event(customer, seconds, at, f"{customer.customer}-p2-{day}")
-                self.usage[customer.customer][start] = (
-                    self.usage[customer.customer].get(start, 0) + seconds
-                )
+                self._record(customer, seconds, at, start)
+                self._event(customer, seconds, at, f"{customer.customer}-p2-{day}", start)
                 records += 1
                 events += 1
             self._advance(customer, period_2_end + HOUR)
@@ -129,10 +275,7 @@ class Demo:
                 at = period_2_end + day * DAY + HOUR
                 seconds = 150 * (customer.index + 1) + day
                 self._advance(customer, at + 60)
-                self._event(customer, seconds, at, f"{customer.customer}-p3-{day}")
-                self.usage[customer.customer][period_2_end] = (
-                    self.usage[customer.customer].get(period_2_end, 0) + seconds
-                )
+                self._event(customer, seconds, at, f"{customer.customer}-p3-{day}", period_2_end)
                 events += 1
             self._advance(customer, period_3_end + HOUR)
         return records, events
@@ -143,12 +286,15 @@ class Demo:
 
     def invoices(self, customer: SeededCustomer) -> tuple[InvoiceView, InvoiceView]:
         """The last invoice billed from usage records and the first from meter events."""
+        assert self.account is not None, "seed first"
         found = self.gateway.get(
             "/v1/invoices",
             {"customer": customer.customer, "limit": 100},
             stripe_version=LEGACY_API_VERSION,
         )["data"]
-        legacy_price = self.account.legacy_price if self.account else ""
+        legacy_price = self.account.legacy_price
+        coupon = coupon_from_stripe(self.gateway.get(f"/v1/coupons/{self.account.coupon}"))
+        rate = tax_rate_from_stripe(self.gateway.get(f"/v1/tax_rates/{self.account.tax_rate}"))
         views = []
         for invoice in sorted(found, key=lambda i: i["created"]):
             lines = invoice["lines"]["data"]
@@ -161,18 +307,38 @@ class Demo:
                 continue
             line = usage[0]
             period = (int(line["period"]["start"]), int(line["period"]["end"]))
-            seconds = self.usage[customer.customer].get(period[0], 0)
             legacy = line["price"]["id"] == legacy_price
+            if legacy:
+                quantity = self.records[customer.customer].get(period[0], 0)
+            else:
+                quantity = sum(self.events[customer.customer].get(period[0], []))  # a sum meter
+            price = self.gateway.get(
+                f"/v1/prices/{line['price']['id']}",
+                {"expand": ["tiers"]},
+                stripe_version=LEGACY_API_VERSION,
+            )
+            expected = expected_line(price, quantity)
+            others = [int(ln["amount"]) for ln in lines if ln is not line]
+            whole = expected_invoice(
+                [expected.amount, *others],
+                coupons=[coupon] if invoice.get("discounts") else [],
+                tax_rates=[rate] if invoice.get("total_tax_amounts") else [],
+                currency=str(invoice["currency"]),
+            )
             views.append(
                 InvoiceView(
                     title="usage records (legacy price)" if legacy else "meter events (new price)",
+                    price=str(price.get("lookup_key") or price["id"]),
                     period=period,
                     lines=tuple((_describe(ln, legacy_price), int(ln["amount"])) for ln in lines),
                     subtotal=int(invoice["subtotal"]),
                     total=int(invoice["total"]),
-                    usage_seconds=seconds,
-                    expected_usage_cents=line_amount(UNIT_PRICE, seconds),
+                    usage_quantity=quantity,
+                    usage_units=int(line.get("quantity") or 0),
                     usage_cents=int(line["amount"]),
+                    expected=expected,
+                    expected_total=whole.total,
+                    currency=str(invoice["currency"]),
                 )
             )
         old = [v for v in views if v.title.startswith("usage")][-1]
@@ -183,21 +349,21 @@ class Demo:
 def _describe(line: dict[str, Any], legacy_price: str) -> str:
     price = line.get("price") or {}
     if price.get("id") == legacy_price:
-        return f"{line.get('quantity')} s video (usage records)"
+        return f"{line.get('quantity')} units (usage records)"
     if (price.get("recurring") or {}).get("usage_type") == "metered":
-        return f"{line.get('quantity')} s video (meter)"
+        return f"{line.get('quantity')} units (meter)"
     return str(line.get("description") or price.get("nickname") or "platform fee")
 
 
 @contextmanager
 def running_demo(
-    desired: Desired, *, keep: bool = False, db_path: Path | None = None
+    rehearsal: Rehearsal, *, keep: bool = False, db_path: Path | None = None
 ) -> Iterator[Demo]:
     """A Demo on a fresh emulator; stopped afterwards unless ``keep``."""
     emulator = Emulator(port=0, db_path=db_path)
     emulator.start()
     try:
-        yield Demo(emulator, desired)
+        yield Demo(emulator, rehearsal)
     finally:
         if not keep:
             emulator.stop()

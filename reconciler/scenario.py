@@ -8,11 +8,24 @@ three things a migration rehearsal does to an account, all through the gateway.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from reconciler.errors import ReconcileError
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
 
-__all__ = ["advance_clock", "report_usage", "send_meter_event"]
+__all__ = [
+    "DEFAULT_CUSTOMER_KEY",
+    "DEFAULT_VALUE_KEY",
+    "advance_clock",
+    "meter_keys",
+    "report_usage",
+    "send_meter_event",
+]
+
+#: Stripe's payload keys when a meter names none (``customer_mapping`` / ``value_settings``).
+DEFAULT_CUSTOMER_KEY = "stripe_customer_id"
+DEFAULT_VALUE_KEY = "value"
 
 
 def advance_clock(gateway: Gateway, clock: str, to: int, *, wait_seconds: int = 120) -> None:
@@ -34,16 +47,32 @@ def report_usage(gateway: Gateway, item: str, quantity: int, at: int) -> None:
     )
 
 
+def meter_keys(meter: Mapping[str, Any]) -> tuple[str, str]:
+    """A Stripe meter object's payload keys: (customer key, value key)."""
+    customer = (meter.get("customer_mapping") or {}).get("event_payload_key")
+    value = (meter.get("value_settings") or {}).get("event_payload_key")
+    return str(customer or DEFAULT_CUSTOMER_KEY), str(value or DEFAULT_VALUE_KEY)
+
+
 def send_meter_event(
-    gateway: Gateway, event_name: str, customer: str, value: int, *, at: int, identifier: str
+    gateway: Gateway,
+    event_name: str,
+    customer: str,
+    value: int,
+    *,
+    at: int,
+    identifier: str,
+    customer_key: str = DEFAULT_CUSTOMER_KEY,
+    value_key: str = DEFAULT_VALUE_KEY,
 ) -> None:
-    """One meter event; ``identifier`` makes a resend harmless."""
+    """One meter event, its payload under the meter's own keys; ``identifier`` makes a
+    resend harmless."""
     gateway.post(
         "/v1/billing/meter_events",
         {
             "event_name": event_name,
             "identifier": identifier,
             "timestamp": at,
-            "payload": {"stripe_customer_id": customer, "value": str(value)},
+            "payload": {customer_key: customer, value_key: str(value)},
         },
     )

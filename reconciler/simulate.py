@@ -1,54 +1,114 @@
 """Simulate each migration end to end on a test clock, and check the two invoices.
 
 For every migration in billing.yaml: a customer on a fresh test clock with a
-subscription on the legacy price, usage reported as usage records, the
-migration applied to that one subscription, meter events sent after the
-switch, the clock advanced through two periods, and the last legacy invoice
-and the first metered one compared with what the prices should charge
-(:mod:`reconciler.pricing`). On the embedded emulator the legacy price is
-created to mirror the new one when the account has none.
+subscription on the migration's ``from_price``, usage reported the way that
+price takes it (usage records for a legacy price, meter events for a
+meter-backed one), the migration applied to that one subscription (switching
+at the period end, whatever ``switch_at`` says, so both invoices exist), meter
+events sent after the switch, the clock advanced through two periods, and the
+last invoice on the old price and the first on the new one checked.
+
+The expected figures come from :mod:`reconciler.expected_invoice`, written
+from Stripe's documented rules and independent of the arithmetic the
+emulator bills with: the quantity follows the meter's formula (``sum``,
+``count``, ``last``; usage records with ``aggregate_usage: sum``, the one
+legacy aggregation a meter can match), the line amount follows the price
+read back from the account, and each check says which price it billed and
+why. Meter events carry the meter's own payload keys, read from the meter
+itself. What simulate makes up is reported through ``say``: when the
+account has no ``from_price`` (the embedded emulator starts empty) a legacy
+usage-record price with ``to_price``'s amounts stands in for it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.apply import apply_plan
 from reconciler.errors import ReconcileError
-from reconciler.essence import price_essence_from_stripe
+from reconciler.expected_invoice import ExpectedLine, expected_invoice, expected_line, money
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
 from reconciler.live import read_legacy_price, read_snapshot
-from reconciler.model import Desired, Migration
+from reconciler.migrations import NO_METER_EQUIVALENT
+from reconciler.model import Desired, Migration, SwitchAt
+from reconciler.plan import Action
 from reconciler.planner import build_plan
-from reconciler.pricing import line_amount
-from reconciler.scenario import advance_clock, report_usage, send_meter_event
+from reconciler.scenario import advance_clock, meter_keys, report_usage, send_meter_event
 
-__all__ = ["InvoiceCheck", "SimulationResult", "simulate_migration"]
+__all__ = [
+    "InvoiceCheck",
+    "SimulationResult",
+    "day",
+    "describe_check",
+    "simulate_migration",
+]
 
 DAY = 86400
 HOUR = 3600
-LEGACY_USAGE = (1200, 845, 2010)  # seconds reported as usage records in period 1
-METERED_USAGE = (1500, 990, 3125)  # seconds sent as meter events in period 2
+LEGACY_USAGE = (1200, 845, 2010)  # reported on the old price in period 1
+METERED_USAGE = (1500, 990, 3125)  # sent as meter events on the new price in period 2
+START_DAYS_AGO = 32  # legacy aggregations with no meter formula
+
+
+def day(epoch: int) -> str:
+    """An epoch as a UTC date (with the time when it is not midnight)."""
+    moment = datetime.fromtimestamp(epoch, tz=UTC)
+    if moment.hour or moment.minute or moment.second:
+        return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return moment.strftime("%Y-%m-%d")
 
 
 @dataclass(frozen=True)
 class InvoiceCheck:
-    """One invoice's usage line against what the price should charge."""
+    """One invoice's line for a price against what Stripe's rules say it should be."""
 
     source: str
+    price: str
+    price_id: str
     period: tuple[int, int]
     quantity: int
+    expected_quantity: int
     amount: int
-    expected: int
+    expected: ExpectedLine
     total: int
+    expected_total: int
+    currency: str = "usd"
 
     @property
     def ok(self) -> bool:
-        return self.amount == self.expected
+        return (
+            self.quantity == self.expected_quantity
+            and self.amount == self.expected.amount
+            and self.total == self.expected_total
+        )
+
+    def problems(self) -> list[str]:
+        """What differs, in words (empty when the invoice is as expected)."""
+        out = []
+        if self.quantity != self.expected_quantity:
+            out.append(f"billed {self.quantity:,} units, sent {self.expected_quantity:,}")
+        if self.amount != self.expected.amount:
+            out.append(f"line {self.amount} cents, expected {self.expected.amount}")
+        if self.total != self.expected_total:
+            out.append(f"invoice total {self.total} cents, expected {self.expected_total}")
+        return out
+
+
+def describe_check(check: InvoiceCheck) -> list[str]:
+    """An invoice check as lines of text: which price, how many units, why that amount."""
+    verdict = "ok" if check.ok else "MISMATCH: " + "; ".join(check.problems())
+    return [
+        f"invoice from {check.source}, period {day(check.period[0])} to {day(check.period[1])}:",
+        f"  price {check.price} ({check.price_id}): {check.quantity:,} units billed",
+        f"  why: {check.expected.why}",
+        f"  line {money(check.amount, check.currency)}, invoice total "
+        f"{money(check.total, check.currency)}: {verdict}",
+    ]
 
 
 @dataclass(frozen=True)
@@ -56,6 +116,8 @@ class SimulationResult:
     migration: str
     customer: str
     subscription: str
+    test_clock: str
+    switch: int
     legacy: InvoiceCheck
     metered: InvoiceCheck
 
@@ -64,15 +126,51 @@ class SimulationResult:
         return self.legacy.ok and self.metered.ok
 
 
-def _legacy_price(gateway: Gateway, desired: Desired, migration: Migration) -> dict[str, Any]:
-    """The legacy price in the account, or one made to mirror the new price."""
-    reference = migration.from_price
-    existing = read_legacy_price(gateway, reference)
-    if existing is not None:
-        return existing
-    if reference.startswith("price_"):
-        raise ReconcileError(f"migration.{migration.name}: from_price {reference} not found")
+@dataclass(frozen=True)
+class _Usage:
+    """How one side of the switch takes usage: a meter, or usage records."""
+
+    meter: Mapping[str, Any] | None
+    aggregation: str
+
+    def expected(self, values: Sequence[int]) -> int:
+        """The quantity Stripe should bill for ``values`` sent in order, one per timestamp."""
+        match self.aggregation:
+            case "count":
+                return len(values)
+            case "last":
+                return values[-1] if values else 0
+            case _:
+                return sum(values)
+
+    def describe(self, values: Sequence[int]) -> str:
+        if self.meter is None:
+            return (
+                f"{sum(values):,} units in {len(values)} usage records "
+                f"(aggregate_usage {self.aggregation})"
+            )
+        name = str(self.meter.get("display_name") or self.meter["event_name"])
+        return (
+            f"{len(values)} meter events on meter {self.meter['event_name']} ({name}, "
+            f"{self.aggregation}) with values {', '.join(f'{v:,}' for v in values)}"
+        )
+
+
+def _usage_of(gateway: Gateway, price: Mapping[str, Any]) -> _Usage:
+    recurring = price.get("recurring") or {}
+    meter_id = recurring.get("meter")
+    if not meter_id:
+        return _Usage(None, str(recurring.get("aggregate_usage") or "sum"))
+    meter = gateway.get(f"/v1/billing/meters/{meter_id}")
+    return _Usage(meter, str((meter.get("default_aggregation") or {}).get("formula") or "sum"))
+
+
+def _mirror_legacy_price(
+    gateway: Gateway, desired: Desired, migration: Migration, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """A legacy usage-record price standing in for a ``from_price`` the account lacks."""
     target = next(p for p in desired.prices if p.lookup_key == migration.to_price)
+    reference = migration.from_price
     params: dict[str, Any] = {
         "expand": ["tiers"],
         "product": target.product,
@@ -96,11 +194,99 @@ def _legacy_price(gateway: Gateway, desired: Desired, migration: Migration) -> d
         params["unit_amount"] = target.unit_amount
     if target.transform_quantity is not None:
         params["transform_quantity"] = target.transform_quantity.to_dict()
-    return gateway.post("/v1/prices", params, stripe_version=LEGACY_API_VERSION)
+    price = gateway.post("/v1/prices", params, stripe_version=LEGACY_API_VERSION)
+    say(
+        f"the account has no price {reference}: simulate made {price['id']} to stand in for "
+        f"it, a legacy usage-record price (aggregate_usage "
+        f"{params['recurring']['aggregate_usage']}) with {migration.to_price}'s amounts"
+    )
+    return price
 
 
-def _essence_of(price: dict[str, Any]) -> dict[str, Any]:
-    return price_essence_from_stripe(price, {})
+def _old_price(
+    gateway: Gateway, desired: Desired, migration: Migration, say: Callable[[str], None]
+) -> dict[str, Any]:
+    existing = read_legacy_price(gateway, migration.from_price)
+    if existing is not None:
+        return existing
+    if migration.from_price.startswith("price_"):
+        raise ReconcileError(
+            f"migration.{migration.name}: from_price {migration.from_price} not found in the "
+            "account (simulate makes a stand-in only for a lookup key)"
+        )
+    return _mirror_legacy_price(gateway, desired, migration, say)
+
+
+def _new_price(gateway: Gateway, migration: Migration) -> dict[str, Any]:
+    found = read_legacy_price(gateway, migration.to_price)
+    if found is None:
+        raise ReconcileError(
+            f"migration.{migration.name}: to_price {migration.to_price} is not in the account; "
+            "apply billing.yaml there first"
+        )
+    return found
+
+
+def _require_catalog(gateway: Gateway, desired: Desired) -> None:
+    """Refuse, before making anything, an account that does not hold billing.yaml's catalog
+    (simulate moves one subscription; it does not apply the rest)."""
+    catalog = dataclasses.replace(desired, migrations=())
+    pending = [c.address for c in build_plan(catalog, read_snapshot(gateway, catalog)).actionable]
+    if pending:
+        raise ReconcileError(
+            f"the account does not hold billing.yaml's catalog yet ({', '.join(pending[:5])}"
+            f"{' ...' if len(pending) > 5 else ''} would change): run apply first"
+        )
+
+
+def _name(price: Mapping[str, Any]) -> str:
+    return str(price.get("lookup_key") or price["id"])
+
+
+def _report(
+    gateway: Gateway,
+    usage: _Usage,
+    *,
+    item: str,
+    customer: str,
+    values: Sequence[int],
+    first_at: int,
+    step: int,
+    tag: str,
+) -> None:
+    for n, value in enumerate(values):
+        at = first_at + n * step
+        if usage.meter is None:
+            report_usage(gateway, item, value, at)
+            continue
+        customer_key, value_key = meter_keys(usage.meter)
+        send_meter_event(
+            gateway,
+            str(usage.meter["event_name"]),
+            customer,
+            value,
+            at=at,
+            identifier=f"{tag}-{n}",
+            customer_key=customer_key,
+            value_key=value_key,
+        )
+
+
+def _wait_for_meter(
+    gateway: Gateway, usage: _Usage, customer: str, period: tuple[int, int], want: int
+) -> None:
+    """Meter events are aggregated asynchronously (Stripe says about 30 s): wait until the
+    meter's summary for the customer shows them before the clock crosses the period end."""
+    if usage.meter is None:
+        return
+    for _ in range(90):
+        summaries = gateway.get(
+            f"/v1/billing/meters/{usage.meter['id']}/event_summaries",
+            {"customer": customer, "start_time": period[0], "end_time": period[1]},
+        ).get("data", [])
+        if sum(float(s.get("aggregated_value") or 0) for s in summaries) >= want:
+            return
+        time.sleep(2)
 
 
 def simulate_migration(
@@ -111,30 +297,85 @@ def simulate_migration(
     say: Callable[[str], None] = lambda _line: None,
     start: int | None = None,
 ) -> SimulationResult:
-    """Run one migration for one new subscription on a test clock; see the module doc."""
-    begin = start if start is not None else int(time.time()) // DAY * DAY
-    legacy = _legacy_price(gateway, desired, migration)
+    """Run one migration for one new subscription on a test clock; see the module doc.
+
+    ``start`` is the clock's first frozen time. By default it is midnight UTC
+    :data:`START_DAYS_AGO` days back: Stripe takes meter events at most 35 days old and
+    5 minutes ahead of now, so a monthly switch crossed that way is in the past, inside
+    the window, and the events after it are accepted.
+    """
+    begin = start if start is not None else (int(time.time()) // DAY - START_DAYS_AGO) * DAY
+    _require_catalog(gateway, desired)
+    new = _new_price(gateway, migration)
+    new_usage = _usage_of(gateway, new)
+    old = _old_price(gateway, desired, migration, say)
+    old_usage = _usage_of(gateway, old)
+    if old_usage.meter is None and old_usage.aggregation in NO_METER_EQUIVALENT:
+        raise ReconcileError(
+            f"migration.{migration.name}: {_name(old)} aggregates usage records with "
+            f"{old_usage.aggregation}, which no meter formula matches; nothing to simulate"
+        )
+    legacy = old_usage.meter is None
+    if migration.switch_at != SwitchAt("period_end"):
+        say(
+            f"billing.yaml switches at {migration.switch_at.to_value()}; the rehearsal switches "
+            "at the period end, so one full period is billed on each price"
+        )
     clock = gateway.post(
         "/v1/test_helpers/test_clocks",
-        {"frozen_time": begin, "name": f"simulate {migration.name}"},
+        {"frozen_time": begin, "name": f"simulate {migration.name}"[:300]},
     )
     customer = gateway.post(
-        "/v1/customers", {"name": f"simulate {migration.name}", "test_clock": clock["id"]}
+        "/v1/customers",
+        {
+            "name": f"simulate {migration.name}",
+            "email": "simulate@example.com",
+            "test_clock": clock["id"],
+        },
     )
+    # Invoices are sent, not charged: the rehearsal is about amounts, and needs no card.
     sub = gateway.post(
         "/v1/subscriptions",
-        {"customer": customer["id"], "items": [{"price": legacy["id"]}]},
-        stripe_version=LEGACY_API_VERSION,
+        {
+            "customer": customer["id"],
+            "items": [{"price": old["id"]}],
+            "collection_method": "send_invoice",
+            "days_until_due": 30,
+        },
+        stripe_version=LEGACY_API_VERSION if legacy else None,
     )
     item = sub["items"]["data"][0]
+    period_start = int(item["current_period_start"])
     period_end = int(item["current_period_end"])
-    say(f"customer {customer['id']} on test clock {clock['id']}, subscription {sub['id']}")
-    advance_clock(gateway, clock["id"], begin + DAY)
-    for n, seconds in enumerate(LEGACY_USAGE):
-        report_usage(gateway, item["id"], seconds, begin + n * HOUR + 60)
-    say(f"{sum(LEGACY_USAGE)} seconds reported as usage records")
+    say(
+        f"test clock {clock['id']} at {day(begin)}: customer {customer['id']}, subscription "
+        f"{sub['id']} on {_name(old)} ({old['id']}), period {day(period_start)} to "
+        f"{day(period_end)}"
+    )
+    # Usage an hour apart from one minute in; the clock moves past it but stays well inside
+    # the first period (a daily price's included).
+    advance_clock(gateway, clock["id"], begin + len(LEGACY_USAGE) * HOUR)
+    _report(
+        gateway,
+        old_usage,
+        item=item["id"],
+        customer=customer["id"],
+        values=LEGACY_USAGE,
+        first_at=begin + 60,
+        step=HOUR,
+        tag=f"sim-{sub['id']}-old",
+    )
+    say(f"period 1: {old_usage.describe(LEGACY_USAGE)}")
+    _wait_for_meter(
+        gateway,
+        old_usage,
+        customer["id"],
+        (period_start, period_end),
+        old_usage.expected(LEGACY_USAGE),
+    )
     only_this = dataclasses.replace(
         migration,
+        switch_at=SwitchAt("period_end"),
         subscriptions=(sub["id"],),
         exclude=(),
         batch=None,
@@ -144,62 +385,107 @@ def simulate_migration(
     one = dataclasses.replace(desired, migrations=(only_this,))
     snapshot = read_snapshot(gateway, one)
     plan = build_plan(one, snapshot)
-    apply_plan(plan, snapshot, gateway)
-    say(f"migration applied: switch at the period end ({period_end})")
-    advance_clock(gateway, clock["id"], period_end + HOUR)
-    meter = str(next(p for p in desired.prices if p.lookup_key == migration.to_price).meter)
-    for n, seconds in enumerate(METERED_USAGE):
-        at = period_end + n * 60
-        send_meter_event(
-            gateway, meter, customer["id"], seconds, at=at, identifier=f"sim-{sub['id']}-{n}"
+    if not any(c.action is Action.MIGRATE for c in plan.actionable):
+        blocked = [c.reason for c in plan.changes if c.kind == "migration"]
+        raise ReconcileError(
+            f"migration.{migration.name}: the subscription could not be scheduled"
+            + (f" ({'; '.join(blocked)})" if blocked else "")
         )
-    say(f"{sum(METERED_USAGE)} seconds sent as meter events after the switch")
+    apply_plan(plan, snapshot, gateway)
+    say(f"migration applied: {sub['id']} switches to {_name(new)} on {day(period_end)}")
+    advance_clock(gateway, clock["id"], period_end + HOUR)
     next_end = int(
         gateway.get(f"/v1/subscriptions/{sub['id']}")["items"]["data"][0]["current_period_end"]
     )
+    _report(
+        gateway,
+        new_usage,
+        item="",
+        customer=customer["id"],
+        values=METERED_USAGE,
+        first_at=period_end + 60,
+        step=60,
+        tag=f"sim-{sub['id']}-new",
+    )
+    say(f"period 2: {new_usage.describe(METERED_USAGE)}")
+    _wait_for_meter(
+        gateway,
+        new_usage,
+        customer["id"],
+        (period_end, next_end),
+        new_usage.expected(METERED_USAGE),
+    )
     advance_clock(gateway, clock["id"], next_end + HOUR)
-    target = read_snapshot(gateway).prices[migration.to_price]
-    checks = _invoice_checks(gateway, customer["id"], legacy, target.stripe_id)
-    legacy_check = checks.get(legacy["id"])
-    metered_check = checks.get(target.stripe_id)
+    checks = _invoice_checks(
+        gateway,
+        customer["id"],
+        {
+            old["id"]: (
+                old,
+                old_usage.expected(LEGACY_USAGE),
+                "usage records" if legacy else "meter events on the old price",
+                (period_start, period_end),
+            ),
+            new["id"]: (
+                new,
+                new_usage.expected(METERED_USAGE),
+                "meter events",
+                (period_end, next_end),
+            ),
+        },
+    )
+    legacy_check = checks.get(old["id"])
+    metered_check = checks.get(new["id"])
     if legacy_check is None or metered_check is None:
         raise ReconcileError(
-            f"migration.{migration.name}: expected a legacy and a metered invoice, "
-            f"found usage lines for {sorted(checks)}"
+            f"migration.{migration.name}: expected an invoice on {_name(old)} and one on "
+            f"{_name(new)}, found usage lines for {sorted(checks) or 'neither'}"
         )
     return SimulationResult(
         migration.name,
         customer["id"],
         sub["id"],
-        dataclasses.replace(
-            legacy_check,
-            expected=line_amount(_essence_of(legacy), sum(LEGACY_USAGE)),
-        ),
-        dataclasses.replace(
-            metered_check,
-            expected=line_amount(target.essence, sum(METERED_USAGE)),
-        ),
+        clock["id"],
+        period_end,
+        legacy_check,
+        metered_check,
     )
 
 
 def _invoice_checks(
-    gateway: Gateway, customer: str, legacy: dict[str, Any], new_price: str
+    gateway: Gateway,
+    customer: str,
+    prices: Mapping[str, tuple[Mapping[str, Any], int, str, tuple[int, int]]],
 ) -> dict[str, InvoiceCheck]:
-    """The first usage line of each price, across the customer's invoices."""
+    """Each price's line for its usage period (a $0 line a first invoice may hold for a
+    metered price is for another period), with its expectation."""
     found: dict[str, InvoiceCheck] = {}
     invoices = gateway.get(
         "/v1/invoices", {"customer": customer, "limit": 100}, stripe_version=LEGACY_API_VERSION
     )["data"]
     for invoice in sorted(invoices, key=lambda i: i["created"]):
-        for line in invoice["lines"]["data"]:
-            price = (line.get("price") or {}).get("id")
-            if price in (legacy["id"], new_price) and price not in found:
-                found[price] = InvoiceCheck(
-                    source="usage records" if price == legacy["id"] else "meter events",
-                    period=(int(line["period"]["start"]), int(line["period"]["end"])),
-                    quantity=int(line.get("quantity") or 0),
-                    amount=int(line["amount"]),
-                    expected=-1,
-                    total=int(invoice["total"]),
-                )
+        lines = invoice["lines"]["data"]
+        for line in lines:
+            price_id = str((line.get("price") or {}).get("id") or "")
+            if price_id not in prices or price_id in found:
+                continue
+            price, quantity, source, period = prices[price_id]
+            if (int(line["period"]["start"]), int(line["period"]["end"])) != period:
+                continue
+            expected = expected_line(price, quantity)
+            others = [int(other["amount"]) for other in lines if other is not line]
+            total = expected_invoice([expected.amount, *others]).total
+            found[price_id] = InvoiceCheck(
+                source=source,
+                price=_name(price),
+                price_id=price_id,
+                period=(int(line["period"]["start"]), int(line["period"]["end"])),
+                quantity=int(line.get("quantity") or 0),
+                expected_quantity=quantity,
+                amount=int(line["amount"]),
+                expected=expected,
+                total=int(invoice["total"]),
+                expected_total=total,
+                currency=str(price.get("currency") or invoice.get("currency") or "usd"),
+            )
     return found

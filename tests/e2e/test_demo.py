@@ -35,3 +35,70 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert out.count(": ok") == 2 and "MISMATCH" not in out
     assert out.rstrip().endswith("No changes. The account matches billing.yaml.")
     assert list(tmp_path.iterdir()) == []  # leaves nothing behind
+
+
+OTHER = """
+version: 1
+mode: test
+products: [{id: prod_api, name: API}]
+meters:
+  - {event_name: api_seconds, display_name: API seconds, aggregation: sum,
+     customer_key: account, value_key: seconds}
+prices:
+  - lookup_key: api_graduated
+    product: prod_api
+    currency: usd
+    recurring: {interval: month, usage: metered, meter: api_seconds}
+    tiers_mode: graduated
+    tiers:
+      - {up_to: 500, unit_amount: 0, flat_amount: 300}
+      - {up_to: inf, unit_amount_decimal: "0.5"}
+migrations:
+  api-to-meter:
+    from_price: api_legacy
+    to_price: api_graduated
+    switch_at: now
+    batch: 4
+    require_usage_parity: 1%
+"""
+
+
+def test_demo_tells_the_story_with_another_billing_yaml(tmp_path: Path) -> None:
+    config = tmp_path / "other.yaml"
+    config.write_text(OTHER)
+    result = stripe_reconcile("demo", "-f", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert re.findall(r"^\d+\. (.+)$", out, flags=re.MULTILINE) == SECTIONS
+    assert "demo: the switch is at the period end (the file says now)" in out
+    assert "demo: 4 customers are seeded: one batch of 4" in out
+    assert "subscribed to the usage-record price api_legacy" in out
+    assert "4 done" in out
+    # Customer 0's first metered period: 150 + 151 + 152 + 153 + 154 = 760 s on the meter.
+    # graduated: 500 x 0 + 300 flat, then 260 x 0.5 c = 130 -> 430 c = $4.30
+    # (the why is wrapped in its column: look for its pieces)
+    assert "api_graduated: graduated tier 1: 500" in out and "+ flat $3.00; tier 2:" in out
+    assert "expected line $4.30" in out
+    assert out.count(": ok") == 2 and "MISMATCH" not in out
+    assert out.rstrip().endswith(f"No changes. The account matches {config}.")
+
+
+def test_demo_refuses_what_its_account_cannot_show_up_front(tmp_path: Path) -> None:
+    config = tmp_path / "eur.yaml"
+    config.write_text(OTHER.replace("currency: usd", "currency: eur"))
+    result = stripe_reconcile("demo", "-f", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "to_price api_graduated is in eur; the demo's legacy account bills in usd" in (
+        result.stderr
+    )
+    assert "2. A legacy account" not in result.stdout  # refused before anything starts
+
+    config.write_text(OTHER.replace("aggregation: sum", "aggregation: count"))
+    result = stripe_reconcile("demo", "-f", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "meter api_seconds aggregates with count" in result.stderr
+
+    config.write_text("version: 1\nmode: test\n")
+    result = stripe_reconcile("demo", "-f", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "declares no migration" in result.stderr
