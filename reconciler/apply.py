@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
-from reconciler.errors import ApplyError, ReconcileError
+from reconciler.errors import ApplyError, ReconcileError, StripeCallError
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
 from reconciler.migrations import TO_PRICE
 from reconciler.plan import IDEMPOTENCY_PREFIX, Action, Plan, ResourceChange, fingerprint
@@ -77,6 +78,100 @@ class ApplyResult:
     failed: str | None = None
     error: str | None = None
     remaining: list[str] = field(default_factory=list)
+    refused: Refusal | None = None
+    """Set when Stripe refused the failed step for good (see :func:`refusal`)."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A write Stripe refused in a way no re-run can fix: a 400 invalid request or a 404.
+
+    ``field`` is the billing.yaml field the refused Stripe ``param`` comes from,
+    as a path inside the object at ``address`` (``("customer",)`` for an alert), or
+    None when the parameter is not one billing.yaml sets.
+    """
+
+    address: str
+    param: str | None
+    field: tuple[str | int, ...] | None
+    missing: bool
+    """Stripe said the object the parameter names does not exist (``resource_missing``)."""
+
+    def advice(self) -> str:
+        """What to change, instead of a re-run that would be refused the same way."""
+        if self.field is not None:
+            what = f"'{_dotted(self.field)}' of {self.address}"
+        elif self.param is not None:
+            what = f"{self.address} (Stripe refused its '{self.param}')"
+        else:
+            what = self.address
+        create = ", or create what it names in the account" if self.missing else ""
+        return (
+            "Stripe refused this for good (a re-run sends the same request and is refused the "
+            f"same way): change {what} in billing.yaml{create}, then run plan and apply again."
+        )
+
+
+_PARAM_FIELDS: dict[str, dict[str, tuple[str | int, ...]]] = {
+    "product": {"name": ("name",), "description": ("description",), "id": ("id",)},
+    "meter": {
+        "event_name": ("event_name",),
+        "display_name": ("display_name",),
+        "default_aggregation[formula]": ("aggregation",),
+        "customer_mapping[event_payload_key]": ("customer_key",),
+        "value_settings[event_payload_key]": ("value_key",),
+    },
+    "price": {
+        "product": ("product",),
+        "currency": ("currency",),
+        "nickname": ("nickname",),
+        "lookup_key": ("lookup_key",),
+        "unit_amount": ("unit_amount",),
+        "unit_amount_decimal": ("unit_amount_decimal",),
+        "tiers_mode": ("tiers_mode",),
+        "recurring[interval]": ("recurring", "interval"),
+        "recurring[interval_count]": ("recurring", "interval_count"),
+        "recurring[usage_type]": ("recurring", "usage"),
+        "recurring[meter]": ("recurring", "meter"),
+        "transform_quantity[divide_by]": ("transform_quantity", "divide_by"),
+        "transform_quantity[round]": ("transform_quantity", "round"),
+    },
+    "alert": {
+        "title": ("title",),
+        "usage_threshold[gte]": ("threshold",),
+        "usage_threshold[meter]": ("meter",),
+        "usage_threshold[recurrence]": ("recurrence",),
+        "usage_threshold[filters][0][customer]": ("customer",),
+    },
+}
+_TIER_PARAM = re.compile(r"tiers\[(\d+)\]\[(\w+)\]")
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def refusal(label: str, error: BaseException) -> Refusal | None:
+    """The refusal of the step ``label`` (``address: step``) if ``error`` is permanent:
+    Stripe's 400 ``invalid_request_error`` for a parameter, or 404 for an object.
+    Rate limits, conflicts, locks, idempotency errors, 5xx and lost connections are
+    not: another round can succeed."""
+    if not isinstance(error, StripeCallError) or error.http_status not in (400, 404):
+        return None
+    if error.error_type not in (None, "invalid_request_error"):
+        return None
+    if error.code in ("idempotency_key_in_use", "lock_timeout", "rate_limit"):
+        return None
+    address = label.rsplit(": ", 1)[0]
+    kind = address.split(".", 1)[0]
+    param = error.param
+    found: tuple[str | int, ...] | None = None
+    if param is not None:
+        found = _PARAM_FIELDS.get(kind, {}).get(param)
+        tier = _TIER_PARAM.fullmatch(param) if kind == "price" else None
+        if tier is not None:
+            found = ("tiers", int(tier.group(1)), tier.group(2))
+    return Refusal(address, param, found, error.code == "resource_missing")
 
 
 class _Ids:
@@ -639,6 +734,7 @@ def apply_plan(
     if failures:
         result.failed, error = failures[0]
         result.error = str(error)
+        result.refused = refusal(result.failed, error)
         finished = set(result.done)
         result.remaining = [
             f"{s.address}: {s.name}" for s in steps if f"{s.address}: {s.name}" not in finished
@@ -647,15 +743,18 @@ def apply_plan(
     return result
 
 
-def failure_message(
-    result: ApplyResult,
-    advice: str = "Run plan again: it shows what is left, and apply finishes it.",
-) -> str:
-    """Where an apply stopped, what it did and did not do, and what to do next."""
+RUN_AGAIN = "Run plan again: it shows what is left, and apply finishes it."
+
+
+def failure_message(result: ApplyResult, advice: str | None = None) -> str:
+    """Where an apply stopped, what it did and did not do, and what to do next: what to
+    change after a permanent refusal, else ``advice`` (by default: run again)."""
+    if result.refused is not None:
+        advice = result.refused.advice()
     lines = [f"apply stopped at {result.failed}: {result.error}"]
     lines.append(f"done ({len(result.done)}): " + (", ".join(result.done) or "nothing"))
     lines.append(
         f"not done ({len(result.remaining)}): " + (", ".join(result.remaining) or "nothing")
     )
-    lines.append(advice)
+    lines.append(advice or RUN_AGAIN)
     return "\n".join(lines)

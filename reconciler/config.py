@@ -7,6 +7,7 @@ at once, and nothing is returned unless the whole document is sound.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -44,12 +45,15 @@ __all__ = [
     "desired_from_data",
     "load_config",
     "load_text",
+    "locate",
+    "locate_field",
 ]
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_DECIMAL_PLACES = 12
 MAX_ERRORS = 100
 """At most this many problems are listed (a hostile file could otherwise yield millions)."""
+_INDEX = re.compile(r"\b(products|meters|prices|alerts)\[(\d+)\]")
 _MAX_INTERVAL_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}
 _NO_METER_EQUIVALENT = {
     "max": "Billing Meters have no 'max' formula",
@@ -77,6 +81,50 @@ def load_config(path: FilePath | str) -> Desired:
     except InputError as exc:
         raise ConfigErrors([exc.problem]) from None
     return load_text(text, str(path))
+
+
+def locate(path: FilePath | str, yaml_path: Path) -> tuple[int, int] | None:
+    """The line and column of ``yaml_path`` (its value) in the billing.yaml at ``path``,
+    read as :func:`load_config` reads it; None when the file cannot be read or parsed."""
+    try:
+        text = read_text(path, limit=MAX_FILE_BYTES, label="billing.yaml")
+    except InputError:
+        return None
+    located = parse_yaml(text.removeprefix("\ufeff"))
+    if located.problems or not located.value_marks:
+        return None
+    mark = located.mark_of(tuple(yaml_path))
+    return mark.line, mark.column
+
+
+def locate_field(
+    path: FilePath | str, address: str, field: tuple[str | int, ...] = ()
+) -> str | None:
+    """``billing.yaml:17:5: alerts[0].customer``: where a field of the object at ``address``
+    (``alert.video_seconds["Big customer"]``) is declared; None if the file or the object
+    cannot be found."""
+    try:
+        desired = load_config(path)
+    except ConfigErrors:
+        return None
+    found: Path | None = None
+    sections: list[tuple[str, tuple[Product | Meter | Price | Alert, ...]]] = [
+        ("products", desired.products),
+        ("meters", desired.meters),
+        ("prices", desired.prices),
+        ("alerts", desired.alerts),
+    ]
+    for section, items in sections:
+        for index, item in enumerate(items):
+            if item.address == address:
+                found = (section, index, *field)
+    for migration in desired.migrations:
+        if migration.address == address:
+            found = ("migrations", migration.name, *field)
+    where = locate(path, found) if found is not None else None
+    if found is None or where is None:
+        return None
+    return f"{path}:{where[0]}:{where[1]}: {printable(format_path(found))}"
 
 
 def load_text(text: str, source: str = "billing.yaml") -> Desired:
@@ -112,13 +160,72 @@ def _check(located: Located, source: str) -> Desired:
         if tuple(error.absolute_path) in amounts:  # already explained with its fix
             continue
         _report_schema_error(error, reporter)
-    if reporter.errors:
-        raise reporter.failure()
-    desired = _build(data)
-    _check_semantics(desired, reporter)
-    if reporter.errors:
-        raise reporter.failure()
-    return desired
+        reporter.paths.append(tuple(error.absolute_path))
+    if not reporter.errors:
+        desired = _build(data)
+        _check_semantics(desired, reporter)
+        if reporter.errors:
+            raise reporter.failure()
+        return desired
+    if not reporter.full:  # every stage at once: the semantics of what passed the schema
+        _check_what_passed(data, reporter)
+    raise reporter.failure()
+
+
+_SECTIONS = ("products", "meters", "prices", "alerts", "migrations")
+_REFERENCES = {
+    "products": ("is not declared in products",),
+    "meters": ("is not declared in meters",),
+    "prices": ("is not the lookup_key of a price declared in prices",),
+}
+"""The semantic messages that say a section lacks a name: not said about a section some
+of whose entries were set aside for their schema errors (the name may be among them)."""
+
+
+def _check_what_passed(data: dict[str, Any], reporter: _Reporter) -> None:
+    """Semantic checks on the entries with no problem so far, reported at their own
+    places: one run shows a schema error and the semantic errors beside it. Entries
+    with a problem are set aside, and so is a section that is not a list (a mapping for
+    migrations); a reference into a section with entries set aside is not judged."""
+    bad: dict[str, set[Any] | None] = {}
+    for path in reporter.paths:
+        if path and path[0] in _SECTIONS:
+            section = str(path[0])
+            if len(path) == 1:
+                bad[section] = None  # the section itself is wrong: all of it set aside
+                continue
+            entries = bad.setdefault(section, set())
+            if entries is not None:
+                entries.add(path[1])
+    kept: dict[str, Any] = {
+        "mode": data.get("mode") if data.get("mode") in ("test", "live") else "test",
+        "version": 1,
+    }
+    positions: dict[str, list[Any]] = {}
+    for section in _SECTIONS:
+        value = data.get(section)
+        skipped = bad.get(section, set())
+        if skipped is None or value is None:
+            continue
+        if section == "migrations":
+            if not isinstance(value, dict):
+                bad[section] = None
+                continue
+            kept[section] = {k: v for k, v in value.items() if k not in skipped}
+            continue
+        if not isinstance(value, list):
+            bad[section] = None
+            continue
+        positions[section] = [i for i in range(len(value)) if i not in skipped]
+        kept[section] = [value[i] for i in positions[section]]
+    try:
+        desired = _build(kept)
+    except (KeyError, TypeError, ValueError, InvalidOperation):  # pragma: no cover - defensive
+        return
+    unjudged = tuple(
+        m for s, found in bad.items() if found != set() for m in _REFERENCES.get(s, ())
+    )
+    _check_semantics(desired, _Positioned(reporter, positions, unjudged))
 
 
 class _Reporter:
@@ -130,12 +237,15 @@ class _Reporter:
         self.errors: list[ConfigError] = []
         self.seen: set[ConfigError] = set()
         self.more = False
+        self.paths: list[Path] = []
+        """Every path a problem was reported at."""
 
     @property
     def full(self) -> bool:
         return len(self.errors) >= MAX_ERRORS
 
     def add(self, path: Path, message: str, *, key: bool = False) -> None:
+        self.paths.append(path)
         mark: Mark | None = None
         if self.located.value_marks:
             mark = self.located.mark_of(path, key=key)
@@ -160,6 +270,34 @@ class _Reporter:
             message = f"more than {MAX_ERRORS} problems; the first {MAX_ERRORS} found are listed"
             errors.append(ConfigError(self.source, 0, 0, "", message))
         return ConfigErrors(errors)
+
+
+class _Positioned(_Reporter):
+    """A reporter for checks run on the entries kept: positions mapped back to the
+    file's own (``prices[0]`` of the kept is ``prices[2]`` of the file), references into
+    sections with entries set aside left unsaid."""
+
+    def __init__(
+        self, reporter: _Reporter, positions: dict[str, list[Any]], unjudged: tuple[str, ...]
+    ) -> None:
+        super().__init__(reporter.located, reporter.source)
+        self.reporter = reporter
+        self.positions = positions
+        self.unjudged = unjudged
+
+    def _position(self, section: str, index: int) -> Any:
+        kept = self.positions.get(section)
+        return kept[index] if kept is not None and 0 <= index < len(kept) else index
+
+    def add(self, path: Path, message: str, *, key: bool = False) -> None:
+        if any(reference in message for reference in self.unjudged):
+            return
+        if len(path) >= 2 and isinstance(path[1], int):
+            path = (path[0], self._position(str(path[0]), path[1]), *path[2:])
+        message = _INDEX.sub(
+            lambda m: f"{m.group(1)}[{self._position(m.group(1), int(m.group(2)))}]", message
+        )
+        self.reporter.add(path, message, key=key)
 
 
 def _kind(value: Any) -> str:

@@ -78,6 +78,7 @@ def apply_until_done(
             if permanent or round_number == max_rounds:
                 total.failed, total.error = signature
                 total.remaining = result.remaining
+                total.refused = result.refused
                 raise ApplyError(_stopped(total, repeated=signature == last_failure), total) from (
                     failure.__cause__
                 )

@@ -108,6 +108,8 @@ def _price(
         out["metadata"] = metadata
     if default:
         out["default"] = True
+    if not price.get("active", True):
+        out["active"] = False
     if recurring:
         rec: dict[str, Any] = {"interval": recurring.get("interval")}
         if recurring.get("interval_count", 1) != 1:
@@ -156,7 +158,9 @@ def import_account(
     prices: Iterable[Mapping[str, Any]],
     alerts: Iterable[Mapping[str, Any]],
 ) -> ImportResult:
-    """billing.yaml text for the active objects of an account (archived ones are left out)."""
+    """billing.yaml text for the objects of an account: archived prices with a lookup key,
+    deactivated meters and alerts, and the archived products they need, as ``active:
+    false`` (an archived price without a lookup key is left out: nothing can name it)."""
     result = ImportResult(text="")
     all_meters = sorted(meters, key=lambda m: (m["event_name"], m["id"]))
     meter_names = {m["id"]: m["event_name"] for m in all_meters}
@@ -164,9 +168,11 @@ def import_account(
     defaults = {_id_of(p.get("default_price")) for p in product_list if p.get("default_price")}
     price_entries = []
     for price in sorted(prices, key=lambda p: (p.get("lookup_key") or "~", p["id"])):
-        if not price.get("active", True):
-            continue
-        entry = _price(price, meter_names, result, price["id"] in defaults)
+        active = bool(price.get("active", True))
+        if not active and not price.get("lookup_key"):
+            continue  # archived and unnamed: nothing a billing.yaml could say about it
+        default = active and price["id"] in defaults
+        entry = _price(price, meter_names, result, default)
         if entry is not None:
             price_entries.append(entry)
     used_products = {e["product"] for e in price_entries}

@@ -58,19 +58,19 @@ def currency_exponent(currency: str) -> int:
 
 def format_money(minor: int | str | Decimal, currency: str) -> str:
     """An amount in minor units as money: at least the currency's places, more when the
-    amount has them (``0.35`` cents is ``$0.0035``); unknown symbols as ``CHF 12.00``."""
+    amount has them (``0.35`` cents is ``$0.0035``), thousands separated, the sign before
+    the symbol (``-$1.50``); unknown symbols as ``CHF 12.00``."""
     exponent = currency_exponent(currency)
     major = Decimal(minor).scaleb(-exponent)
-    power = major.as_tuple().exponent
+    if not major.is_finite():
+        raise ValueError(f"not an amount: {minor!r}")
+    power = major.normalize().as_tuple().exponent
     places = max(exponent, -power if isinstance(power, int) else 0)
-    text = f"{major:,.{places}f}"
-    if "." in text and places > exponent:  # drop zeros past what the amount needs
-        text = text.rstrip("0")
-        if text.endswith("."):
-            text = text[:-1]
+    text = f"{abs(major):,.{places}f}"
+    sign = "-" if major < 0 else ""
     code = currency.lower()
     symbol = _SYMBOLS.get(code)
-    return f"{symbol}{text}" if symbol else f"{code.upper()} {text}"
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{code.upper()} {text}"
 
 
 def money_beside_minor(value: object, currency: str | None) -> str | None:

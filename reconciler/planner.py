@@ -13,7 +13,8 @@ unmanaged and never touched.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from deepdiff import DeepDiff
@@ -29,11 +30,55 @@ from reconciler.essence import (
     product_essence,
 )
 from reconciler.migrations import plan_migration
-from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Desired, alert_address
+from reconciler.model import (
+    MANAGED_BY_KEY,
+    MANAGED_BY_VALUE,
+    Desired,
+    Migration,
+    alert_address,
+)
 from reconciler.plan import Action, FieldChange, Plan, ResourceChange, gc_paused
 from reconciler.snapshot import LiveObject, Snapshot
+from reconciler.yamlsource import Path as YamlPath
+from reconciler.yamlsource import format_path
 
-__all__ = ["build_plan"]
+__all__ = ["SourcePlanError", "build_plan"]
+
+
+class SourcePlanError(PlanError):
+    """Plan problems that belong to a place in billing.yaml, each a YAML path and a
+    message, with any others after them. ``str()`` names the file without a line;
+    :meth:`located` adds line and column from a ``locate`` function (the CLI's)."""
+
+    def __init__(
+        self,
+        located: Iterable[tuple[YamlPath, str]],
+        others: Iterable[str] = (),
+        source: str = "billing.yaml",
+    ) -> None:
+        self.problems = tuple(located)
+        self.others = tuple(others)
+        self.source = source
+        super().__init__(self.located())
+
+    def located(self, locate: Callable[[YamlPath], tuple[int, int] | None] | None = None) -> str:
+        """One line per problem: ``billing.yaml:57:7: migrations.x.from_price: ...``."""
+        lines = []
+        for path, message in self.problems:
+            where = locate(path) if locate is not None else None
+            at = f"{self.source}:{where[0]}:{where[1]}" if where else self.source
+            lines.append(f"{at}: {format_path(path)}: {message}")
+        return "\n".join([*lines, *self.others])
+
+
+def _missing_source(migration: Migration) -> tuple[YamlPath, str]:
+    """A migration whose legacy price the account does not hold: it would move nothing."""
+    kind = "price id" if migration.from_price.startswith("price_") else "lookup key"
+    return (
+        ("migrations", migration.name, "from_price"),
+        f"price '{migration.from_price}' is not in the account; nothing would migrate. "
+        f"Check the {kind}, or remove the migration if it is done.",
+    )
 
 
 def build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
@@ -64,12 +109,17 @@ def _build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
         if price_id not in adopted
     ]
     changes += _plan_alerts(desired, snapshot)
-    changes += [
-        plan_migration(m, snapshot.migrations[m.name])
-        if m.name in snapshot.migrations
-        else ResourceChange(m.address, "migration", Action.NOOP, "not read")
-        for m in desired.migrations
-    ]
+    missing: list[tuple[YamlPath, str]] = []
+    for migration in desired.migrations:
+        read = snapshot.migrations.get(migration.name)
+        if read is None:
+            changes.append(ResourceChange(migration.address, "migration", Action.NOOP, "not read"))
+        elif read.from_price_id is None:  # archived or fully moved prices are still read
+            missing.append(_missing_source(migration))
+        else:
+            changes.append(plan_migration(migration, read))
+    if missing:
+        raise SourcePlanError(missing, conflicts)
     if conflicts:
         raise PlanError("\n".join(conflicts))
     return Plan(
@@ -345,13 +395,45 @@ def _price_details(
     return {"default_of": product, "default_moves_to": defaults.get(product)}
 
 
+def _renamed_from(desired: Desired, snapshot: Snapshot) -> dict[tuple[str, Any], list[str]]:
+    """Active alerts billing.yaml does not declare, on a meter it declares, by (meter,
+    customer): a declared alert new to the account beside one of them is likely a rename."""
+    declared = {(a.meter, a.title) for a in desired.alerts}
+    meters = {m.event_name for m in desired.meters}
+    found: dict[tuple[str, Any], list[str]] = {}
+    for (meter, title), live in sorted(snapshot.alerts.items()):
+        if (meter, title) in declared or meter not in meters or not live.active:
+            continue
+        found.setdefault((meter, live.essence.get("customer")), []).append(
+            f"{alert_address(meter, title)} ({live.stripe_id})"
+        )
+    return found
+
+
+def _rename_hint(undeclared: list[str]) -> str:
+    """The second line of a new alert's reason when it may replace another."""
+    them = ", ".join(undeclared)
+    return (
+        f"is this a rename? {them} on the same meter and customer is not declared and stays "
+        "active (alerts are identified by meter and title); to retire it, declare it with its "
+        "title and active: false"
+    )
+
+
 def _plan_alerts(desired: Desired, snapshot: Snapshot) -> list[ResourceChange]:
     changes: list[ResourceChange] = []
+    renamed_from = _renamed_from(desired, snapshot)
     for alert in desired.alerts:
         after = alert_essence(alert)
         live = snapshot.alerts.get((alert.meter, alert.title))
         if live is None:
-            changes.append(_absent(alert.address, "alert", alert.active, after))
+            change = _absent(alert.address, "alert", alert.active, after)
+            undeclared = renamed_from.get((alert.meter, alert.customer))
+            if change.action is Action.CREATE and undeclared:
+                change = dataclasses.replace(
+                    change, reason=f"{change.reason}\n{_rename_hint(undeclared)}"
+                )
+            changes.append(change)
             continue
         for duplicate in snapshot.duplicate_alerts.get((alert.meter, alert.title), ()):
             changes.append(

@@ -17,14 +17,21 @@ from reconciler.render.text import render_text
 __all__ = ["render_json", "render_markdown", "render_text", "should_color"]
 
 
-def should_color(stream: IO[Any]) -> bool:
-    """Colour only for a terminal, and never when ``NO_COLOR`` is set.
+def should_color(stream: IO[Any], *, no_color: bool = False) -> bool:
+    """Colour for a terminal, unless told otherwise; the first rule that applies wins:
 
-    Following https://no-color.org, any non-empty value of ``NO_COLOR`` turns
-    colour off; an empty one is treated as unset.
+    1. ``no_color`` (the ``--no-color`` option): never.
+    2. ``NO_COLOR`` set to any non-empty value (https://no-color.org): never.
+    3. ``FORCE_COLOR`` set and non-empty: always (a CI log such as GitHub Actions,
+       where output is a pipe but the viewer shows colour), except ``0`` or
+       ``false``, which mean never.
+    4. Otherwise colour exactly when ``stream`` is a terminal.
     """
-    if os.environ.get("NO_COLOR", ""):
+    if no_color or os.environ.get("NO_COLOR", ""):
         return False
+    forced = os.environ.get("FORCE_COLOR", "")
+    if forced:
+        return forced.strip().lower() not in ("0", "false")
     isatty = getattr(stream, "isatty", None)
     try:
         return bool(isatty()) if callable(isatty) else False

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.essence import ALERT_FIXED, METER_FIXED, PRICE_UPDATABLE
+from reconciler.money import money_beside_minor
 from reconciler.plan import Action, Plan, ResourceChange
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "format_value",
     "note",
     "phrase",
+    "price_money",
     "printable",
     "subscription_lines",
     "unplanned_migrations",
@@ -42,6 +44,8 @@ class FieldValue:
 
     path: str
     value: str
+    money: str | None = None
+    """The value as money (``$0.0035``) when it is an amount in a known currency."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,16 @@ class FieldDiff:
     before: str
     after: str
     forces_replacement: bool
+    before_money: str | None = None
+    after_money: str | None = None
+    """Each side as money (``$99.00``) when the field is an amount in a known currency."""
+
+    @property
+    def money(self) -> str | None:
+        """``$99.00 -> $49.00`` for an amount, None for any other field."""
+        if self.before_money is None and self.after_money is None:
+            return None
+        return f"{self.before_money or 'none'} -> {self.after_money or 'none'}"
 
 
 def phrase(action: Action) -> str:
@@ -91,12 +105,31 @@ def format_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
-def _tier_text(tier: Mapping[str, Any]) -> str:
-    """A tier as people read it: ``up to 10000: unit 0.5, flat 100``."""
+_AMOUNT_FIELDS = frozenset(
+    {"unit_amount", "flat_amount", "unit_amount_decimal", "flat_amount_decimal"}
+)
+"""Fields that hold an amount in the currency's minor units (Stripe's own unit)."""
+
+
+def _money(value: Any, currency: str | None) -> str | None:
+    """``$0.0035`` for an amount in minor units, None for anything else."""
+    return money_beside_minor(value, currency) if isinstance(currency, str) else None
+
+
+def _amount_text(value: Any, currency: str | None) -> str:
+    """``0.35 ($0.0035)``: Stripe's minor units, then the money they are."""
+    money = _money(value, currency)
+    return f"{value} ({money})" if money else str(value)
+
+
+def _tier_text(tier: Mapping[str, Any], currency: str | None = None) -> str:
+    """A tier as people read it: ``up to 10000: unit 0.5 ($0.005), flat 100 ($1.00)``."""
     up_to = tier.get("up_to")
-    parts = [f"unit {tier['unit_amount']}"] if tier.get("unit_amount") is not None else []
+    parts = []
+    if tier.get("unit_amount") is not None:
+        parts.append(f"unit {_amount_text(tier['unit_amount'], currency)}")
     if tier.get("flat_amount") is not None:
-        parts.append(f"flat {tier['flat_amount']}")
+        parts.append(f"flat {_amount_text(tier['flat_amount'], currency)}")
     bound = "up to inf" if up_to is None else f"up to {up_to}"
     return f"{bound}: {', '.join(parts) or 'free'}"
 
@@ -109,27 +142,54 @@ def _is_tier_list(path: str, value: Any) -> bool:
     )
 
 
-def _leaves(path: str, value: Any) -> dict[str, str | None]:
-    """Flatten a value to ``{dotted.path: text}``; None stays None so callers can omit it."""
+def _is_amount(path: str) -> bool:
+    return path.rsplit(".", maxsplit=1)[-1] in _AMOUNT_FIELDS
+
+
+def _leaves(path: str, value: Any, currency: str | None = None) -> dict[str, str | None]:
+    """Flatten a value to ``{dotted.path: text}``; None stays None so callers can omit it.
+    With a ``currency``, tiers show their amounts as money too."""
     if isinstance(value, Mapping) and value:
         out: dict[str, str | None] = {}
         for key in sorted(value, key=str):
-            out.update(_leaves(f"{path}.{key}", value[key]))
+            out.update(_leaves(f"{path}.{key}", value[key], currency))
         return out
     if _is_tier_list(path, value) and value:
-        return {f"{path}[{i}]": _tier_text(tier) for i, tier in enumerate(value)}
+        return {f"{path}[{i}]": _tier_text(tier, currency) for i, tier in enumerate(value)}
     return {path: None if value is None else format_value(value)}
 
 
+def _raw_leaves(path: str, value: Any) -> dict[str, Any]:
+    """The raw values beside :func:`_leaves`' text, for the amounts among them."""
+    if isinstance(value, Mapping) and value:
+        out: dict[str, Any] = {}
+        for key in sorted(value, key=str):
+            out.update(_raw_leaves(f"{path}.{key}", value[key]))
+        return out
+    return {path: value}
+
+
+def _currency(state: Mapping[str, Any] | None) -> str | None:
+    found = state.get("currency") if state is not None else None
+    return found if isinstance(found, str) else None
+
+
 def created_fields(after: Mapping[str, Any] | None) -> tuple[FieldValue, ...]:
-    """Every field of a new object, flattened and sorted; absent (None) fields are left out."""
+    """Every field of a new object, flattened and sorted; absent (None) fields are left out.
+    Amounts carry their money (``unit_amount = "0.35"``, money ``$0.0035``)."""
     if after is None:
         return ()
+    currency = _currency(after)
     found: list[FieldValue] = []
     for name in sorted(after, key=str):
+        raw = _raw_leaves(str(name), after[name])
         found += [
-            FieldValue(path, text)
-            for path, text in _leaves(str(name), after[name]).items()
+            FieldValue(
+                path,
+                text,
+                _money(raw.get(path), currency) if _is_amount(path) else None,
+            )
+            for path, text in _leaves(str(name), after[name], currency).items()
             if text is not None
         ]
     return tuple(found)
@@ -148,16 +208,35 @@ def forces_replacement(kind: str, field: str) -> bool:
 
 
 def changed_fields(change: ResourceChange) -> tuple[FieldDiff, ...]:
-    """Each field change, nested values narrowed to the leaves that differ."""
+    """Each field change, nested values narrowed to the leaves that differ; amounts carry
+    their money on each side, in that side's currency."""
     found: list[FieldDiff] = []
+    old_currency, new_currency = _currency(change.before), _currency(change.after)
+    old_currency = old_currency or new_currency
+    new_currency = new_currency or old_currency
     for field_change in change.changes:
         forced = change.action is Action.REPLACE and forces_replacement(
             change.kind, field_change.field
         )
-        before = _leaves(field_change.field, field_change.before)
-        after = _leaves(field_change.field, field_change.after)
+        before = _leaves(field_change.field, field_change.before, old_currency)
+        after = _leaves(field_change.field, field_change.after, new_currency)
+        raw_before = _raw_leaves(field_change.field, field_change.before)
+        raw_after = _raw_leaves(field_change.field, field_change.after)
         diffs = [
-            FieldDiff(path, before.get(path) or "null", after.get(path) or "null", forced)
+            FieldDiff(
+                path,
+                before.get(path) or "null",
+                after.get(path) or "null",
+                forced,
+                *(
+                    (
+                        _money(raw_before.get(path), old_currency),
+                        _money(raw_after.get(path), new_currency),
+                    )
+                    if change.kind == "price" and _is_amount(path)
+                    else (None, None)
+                ),
+            )
             for path in dict.fromkeys([*before, *after])
             if before.get(path) != after.get(path)
         ]
@@ -173,6 +252,34 @@ def changed_fields(change: ResourceChange) -> tuple[FieldDiff, ...]:
             ]
         found += diffs
     return tuple(found)
+
+
+def price_money(essence: Mapping[str, Any] | None) -> str | None:
+    """What a price charges, as money: ``$0.0035 per unit``, ``$49.00 per 1000 units``,
+    ``graduated tiers: $0.005 up to 10000, then $0.0035``; None when unknown."""
+    if essence is None:
+        return None
+    currency = _currency(essence)
+    if currency is None:
+        return None
+    tiers = essence.get("tiers")
+    if isinstance(tiers, list) and tiers:
+        parts = []
+        for tier in tiers:
+            if not isinstance(tier, Mapping):
+                return None
+            unit = _money(tier.get("unit_amount"), currency)
+            flat = _money(tier.get("flat_amount"), currency)
+            charged = [*([f"{unit} per unit"] if unit else []), *([f"{flat} flat"] if flat else [])]
+            bound = "above" if tier.get("up_to") is None else f"up to {tier['up_to']}"
+            parts.append(f"{' + '.join(charged) or 'free'} {bound}")
+        return f"{essence.get('tiers_mode') or 'tiered'} tiers: " + ", ".join(parts)
+    unit = _money(essence.get("unit_amount"), currency)
+    if unit is None:
+        return None
+    transform = essence.get("transform_quantity")
+    divide_by = transform.get("divide_by") if isinstance(transform, Mapping) else None
+    return f"{unit} per {divide_by} units" if divide_by else f"{unit} per unit"
 
 
 def note(details: Mapping[str, Any]) -> str | None:

@@ -87,7 +87,12 @@ def _row(*cells: str) -> str:
 
 def _table(plan: Plan) -> list[str]:
     rows = [
-        _row(_code_cell(c.action.symbol), _code_cell(c.address), c.action.value, _cell(c.reason))
+        _row(
+            _code_cell(c.action.symbol),
+            _code_cell(c.address),
+            c.action.value,
+            _cell("; ".join(c.reason.splitlines())),
+        )
         for c in plan.actionable
     ]
     return ["| | Address | Action | Reason |", "| --- | --- | --- | --- |", *rows, ""]
@@ -96,7 +101,10 @@ def _table(plan: Plan) -> list[str]:
 def _diff_lines(change: ResourceChange) -> list[str]:
     match change.action:
         case Action.CREATE:
-            lines = [f"+ {f.path} = {f.value}" for f in created_fields(change.after)]
+            lines = [
+                f"+ {f.path} = {f.value}" + (f" ({f.money})" if f.money else "")
+                for f in created_fields(change.after)
+            ]
         case (
             Action.UPDATE
             | Action.REPLACE
@@ -109,7 +117,12 @@ def _diff_lines(change: ResourceChange) -> list[str]:
             lines = []
             for diff in changed_fields(change):
                 forced = "  # forces replacement" if diff.forces_replacement else ""
-                lines += [f"- {diff.path}: {diff.before}", f"+ {diff.path}: {diff.after}{forced}"]
+                old = f" ({diff.before_money or 'none'})" if diff.money else ""
+                new = f" ({diff.after_money or 'none'})" if diff.money else ""
+                lines += [
+                    f"- {diff.path}: {diff.before}{old}",
+                    f"+ {diff.path}: {diff.after}{new}{forced}",
+                ]
     details = note(change.details)
     if details is not None:
         lines.append(f"# note: {details}")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from reconciler.migrations import counts_phrase
-from reconciler.plan import ResourceChange
-from reconciler.render._lines import printable, when
+from reconciler.plan import Plan, ResourceChange
+from reconciler.render._lines import price_money, printable, when
 
-__all__ = ["render_status_json", "render_status_text"]
+if TYPE_CHECKING:
+    from reconciler.snapshot import Snapshot
+
+__all__ = ["price_amounts", "render_status_json", "render_status_text"]
 
 _COLUMNS = ("subscription", "customer", "state", "switch at", "blocker")
 
@@ -35,18 +38,42 @@ def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     return lines
 
 
+def price_amounts(plan: Plan, snapshot: Snapshot | None = None) -> dict[str, str]:
+    """What each price charges, as money (``$0.0035 per unit``), by lookup key and by id:
+    the account's prices, then the plan's declared ones (what they will be)."""
+    found: dict[str, str] = {}
+    if snapshot is not None:
+        for key, live in [*snapshot.prices.items(), *snapshot.unkeyed.items()]:
+            charge = price_money(live.essence)
+            if charge is not None:
+                found[key] = found[live.stripe_id] = charge
+    for change in plan.changes:
+        charge = price_money(change.after) if change.kind == "price" else None
+        if charge is not None:
+            found[change.address.removeprefix("price.")] = charge
+    return found
+
+
 def render_status_text(
-    migrations: Sequence[ResourceChange], *, source: str = "billing.yaml"
+    migrations: Sequence[ResourceChange],
+    *,
+    source: str = "billing.yaml",
+    prices: Mapping[str, str] | None = None,
 ) -> str:
-    """Per migration: a heading, its counts, and one line per subscription."""
+    """Per migration: a heading, what each price charges (from ``prices``, see
+    :func:`price_amounts`), its counts, and one line per subscription."""
     if not migrations:
         return printable(f"{source} declares no migrations.\n", keep="\n")
     lines: list[str] = []
     for change in migrations:
         details = change.details
         name = change.address.removeprefix("migration.")
-        source = details.get("from_price", "?")
-        lines.append(f"migration {name}: {source} -> {details.get('to_price', '?')}")
+        legacy = details.get("from_price", "?")
+        target = details.get("to_price", "?")
+        lines.append(f"migration {name}: {legacy} -> {target}")
+        charges = [(prices or {}).get(str(ref)) for ref in (legacy, target)]
+        if any(charges):
+            lines.append(f"  charges: {charges[0] or '?'} -> {charges[1] or '?'}")
         if "counts" not in details:  # not planned: the reason says why
             lines += [f"  {change.reason}", ""]
             continue

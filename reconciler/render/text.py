@@ -67,7 +67,13 @@ def _field_lines(change: ResourceChange) -> list[Text]:
         created = created_fields(change.after)
         width = max((len(f.path) for f in created), default=0)
         return [
-            _line(_INDENT, ("+", "green"), f" {f.path.ljust(width)} = {f.value}") for f in created
+            _line(
+                _INDENT,
+                ("+", "green"),
+                f" {f.path.ljust(width)} = {f.value}",
+                *([(f" ({f.money})", "bold")] if f.money else []),
+            )
+            for f in created
         ]
     lines: list[Text] = []
     for diff in changed_fields(change):
@@ -78,6 +84,7 @@ def _field_lines(change: ResourceChange) -> list[Text]:
             (diff.before, "red"),
             " -> ",
             (diff.after, "green"),
+            *([(f" ({diff.money})", "bold")] if diff.money else []),
         )
         if diff.forces_replacement:
             line.append("  # forces replacement", style="bold red")
@@ -95,7 +102,10 @@ def _block(change: ResourceChange) -> list[Text]:
         f" {phrase(change.action)}",
     )
     lines = [head]
-    lines += [_line(f"{_INDENT}# {reason}", style="dim") for reason in change.reason.splitlines()]
+    lines += [  # a reason's later lines are hints to act on (a likely rename): not dimmed
+        _line(f"{_INDENT}# {reason}", style="dim" if n == 0 else "yellow")
+        for n, reason in enumerate(change.reason.splitlines())
+    ]
     lines += _field_lines(change)
     details = note(change.details)
     if details is not None:

@@ -18,6 +18,9 @@ from reconciler.gateway import Gateway
 
 API_KEY = "sk_test_e2e_0123456789"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_CATALOG = REPO_ROOT / "tests" / "data" / "billing-catalog.yaml"
+"""The example billing.yaml without its ``migrations:`` block: what an empty account can
+plan (a migration whose legacy price is not in the account is a plan error)."""
 
 
 @pytest.fixture(scope="session")

@@ -25,9 +25,9 @@ from reconciler.emulator import Emulator
 from reconciler.emulator.seed import MIGRATION_CONFIG, SeededAccount, seed_legacy_account
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
 from reconciler.model import MANAGED_BY_KEY
-from tests.e2e.conftest import API_KEY, REPO_ROOT, kill_at_write, stripe_reconcile
+from tests.e2e.conftest import API_KEY, EXAMPLE_CATALOG, kill_at_write, stripe_reconcile
 
-EXAMPLE = REPO_ROOT / "billing.yaml"
+EXAMPLE = EXAMPLE_CATALOG
 OFFSETS = {"two": (0.0, 0.3), "three": (0.0, 0.3, 0.8)}
 SLOW = "seed=1,latency=1.0:0.02"  # every request takes 20 ms: the applies overlap
 

@@ -17,10 +17,10 @@ from reconciler.errors import ApplyError, StripeCallError
 from reconciler.gateway import Gateway
 from reconciler.live import read_snapshot
 from reconciler.planner import build_plan
-from tests.e2e.conftest import API_KEY, kill_at_write, stripe_reconcile
+from tests.e2e.conftest import API_KEY, EXAMPLE_CATALOG, kill_at_write, stripe_reconcile
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = load_config(REPO / "billing.yaml")
+EXAMPLE = load_config(EXAMPLE_CATALOG)
 EXPECTED_COUNTS = {"products": 3, "prices": 5, "meters": 2, "alerts": 1}
 
 
@@ -97,7 +97,7 @@ def test_apply_killed_at_a_random_point_then_rerun_converges(emulator: Emulator,
     )
     writes = random.Random(seed).randint(1, len(planned) - 1)
     emulator.set_faults(f"seed={seed},latency=1.0:0.03")  # 30 ms a request: a clean kill
-    command = ["apply", "--auto-approve", "--rate-limit", "1000", "-f", str(REPO / "billing.yaml")]
+    command = ["apply", "--auto-approve", "--rate-limit", "1000", "-f", str(EXAMPLE_CATALOG)]
     # One write at a time, so the kill lands between the k-th write and the next.
     killed = kill_at_write(emulator, [*command, "--concurrency", "1"], writes)
     assert killed == -signal.SIGKILL, "the apply finished before the kill"

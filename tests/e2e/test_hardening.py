@@ -19,7 +19,7 @@ from reconciler.model import Desired
 from reconciler.plan import Plan
 from reconciler.planner import build_plan
 from reconciler.render import render_text
-from tests.e2e.conftest import API_KEY, REPO_ROOT, stripe_reconcile
+from tests.e2e.conftest import API_KEY, EXAMPLE_CATALOG, stripe_reconcile
 from tests.e2e.test_regressions import DEFAULT_MOVED_FIRST, DEFAULT_MOVED_SECOND
 from tests.strategies import desired_states
 
@@ -97,7 +97,7 @@ def test_two_applies_at_once_end_correct_without_duplicates(emulator: Emulator) 
     def apply_once() -> None:
         results.append(
             stripe_reconcile(
-                "apply", "--auto-approve", "-f", str(REPO_ROOT / "billing.yaml"), url=emulator.url
+                "apply", "--auto-approve", "-f", str(EXAMPLE_CATALOG), url=emulator.url
             )
         )
 
@@ -111,7 +111,7 @@ def test_two_applies_at_once_end_correct_without_duplicates(emulator: Emulator) 
     assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
     gateway = Gateway(API_KEY, api_base=emulator.url)
     assert _counts(gateway) == Counter(products=3, prices=5, meters=2, alerts=1)
-    example = load_config(REPO_ROOT / "billing.yaml")
+    example = load_config(EXAMPLE_CATALOG)
     assert not build_plan(example, read_snapshot(gateway)).has_changes
 
 

@@ -20,12 +20,12 @@ from reconciler.config import MAX_FILE_BYTES
 from reconciler.emulator import Emulator
 from reconciler.planfile import MAX_PLAN_BYTES
 from tests.conftest import PASTED_SECRETS
-from tests.e2e.conftest import API_KEY, REPO_ROOT, stripe_reconcile
+from tests.e2e.conftest import API_KEY, EXAMPLE_CATALOG, stripe_reconcile
 
 WALL_SECONDS = 20.0
 MAX_MEMORY = 512 * 1024 * 1024
 """The run before these bounds: 1.7 GB and 69 s for the 5 MB flow list."""
-EXAMPLE = str(REPO_ROOT / "billing.yaml")
+EXAMPLE = str(EXAMPLE_CATALOG)
 BASE = "version: 1\nmode: test\n"
 PRODUCT = "products:\n  - id: prod_a\n    name: A\n"
 DEEP = 5_000

@@ -141,3 +141,60 @@ def test_import_refuses_to_overwrite(emulator: Emulator, tmp_path: Path) -> None
     assert result.returncode == 1
     assert "exists; pass --force" in result.stderr
     assert out.read_text() == "keep me\n"
+
+
+def test_import_writes_archived_prices_so_the_plan_has_no_changes(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    gateway = Gateway(API_KEY, api_base=emulator.url)
+    meter = gateway.post(
+        "/v1/billing/meters",
+        {
+            "display_name": "Seconds",
+            "event_name": "seconds",
+            "default_aggregation": {"formula": "sum"},
+        },
+    )
+    gateway.post("/v1/products", {"id": "prod_video", "name": "Video"})
+    gateway.post("/v1/products", {"id": "prod_retired", "name": "Retired"})
+    metered = {"interval": "month", "usage_type": "metered", "meter": meter["id"]}
+    made = {
+        key: gateway.post(
+            "/v1/prices",
+            {
+                "product": product,
+                "currency": "usd",
+                "unit_amount_decimal": "0.35",
+                "recurring": metered,
+            }
+            | ({"lookup_key": key} if key != "unnamed" else {}),
+        )
+        for key, product in [
+            ("seconds_now", "prod_video"),
+            ("seconds_2024", "prod_video"),
+            ("retired_rate", "prod_retired"),
+            ("unnamed", "prod_video"),
+        ]
+    }
+    for key in ("seconds_2024", "retired_rate", "unnamed"):
+        gateway.post(f"/v1/prices/{made[key]['id']}", {"active": "false"})
+    gateway.post("/v1/products/prod_retired", {"active": "false"})
+
+    out = tmp_path / "billing.yaml"
+    result = stripe_reconcile("import", "--out", str(out), url=emulator.url)
+    assert result.returncode == 0, result.stderr
+    desired = load_config(out)
+    states = {p.lookup_key: (p.product, p.active) for p in desired.prices}
+    assert states == {
+        "seconds_now": ("prod_video", True),
+        "seconds_2024": ("prod_video", False),
+        "retired_rate": ("prod_retired", False),
+    }
+    assert {p.id: p.active for p in desired.products} == {
+        "prod_video": True,
+        "prod_retired": False,
+    }
+    assert "active: false" in out.read_text()
+    plan = stripe_reconcile("plan", "--detailed-exitcode", "-f", str(out), url=emulator.url)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "No changes." in plan.stdout

@@ -18,9 +18,10 @@ from reconciler.live import read_snapshot
 from reconciler.model import Desired, Meter, Price, Product
 from reconciler.plan import Action, FieldChange, Plan
 from reconciler.planner import build_plan
+from tests.e2e.conftest import EXAMPLE_CATALOG
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = load_config(REPO / "billing.yaml")
+EXAMPLE = load_config(EXAMPLE_CATALOG)
 
 
 def plan_for(desired: Desired, gateway: Gateway) -> Plan:

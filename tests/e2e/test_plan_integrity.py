@@ -16,9 +16,9 @@ import pytest
 from reconciler.emulator import Emulator
 from reconciler.emulator.seed import MIGRATION_CONFIG, SeededAccount, seed_legacy_account
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
-from tests.e2e.conftest import REPO_ROOT, stripe_reconcile
+from tests.e2e.conftest import EXAMPLE_CATALOG, stripe_reconcile
 
-EXAMPLE = REPO_ROOT / "billing.yaml"
+EXAMPLE = EXAMPLE_CATALOG
 
 
 def account_state(gateway: Gateway) -> list[Any]:
@@ -236,7 +236,7 @@ def test_a_failed_write_then_a_fixed_config_converges(
     failed = stripe_reconcile("apply", "--auto-approve", "-f", str(config), url=emulator.url)
     assert failed.returncode == 1
     assert "cus_doesnotexist" in failed.stderr
-    assert "refused the same request again" in failed.stderr
+    assert "Stripe refused this for good" in failed.stderr
     customer = gateway.post("/v1/customers", {"name": "Big account"})
     config.write_text(broken.replace("cus_doesnotexist", customer["id"]))
     fixed = stripe_reconcile("apply", "--auto-approve", "-f", str(config), url=emulator.url)

@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 from reconciler.emulator import Emulator
-from tests.e2e.conftest import stripe_reconcile
+from reconciler.gateway import LEGACY_API_VERSION, Gateway
+from tests.e2e.conftest import API_KEY, stripe_reconcile
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -30,6 +31,17 @@ def test_the_two_set_up_commands() -> None:
     assert ci.rstrip().endswith("scripts/test")
 
 
+def _legacy_price(emulator: Emulator) -> None:
+    """The usage-record price the example's migration moves from (an account that has
+    none cannot be planned with that migration)."""
+    gateway = Gateway(API_KEY, api_base=emulator.url, max_retries=0)
+    product = gateway.post("/v1/products", {"id": "prod_video_generation", "name": "Video"})
+    recurring = {"interval": "month", "usage_type": "metered", "aggregate_usage": "sum"}
+    params = {"product": product["id"], "currency": "usd", "unit_amount_decimal": "0.35"}
+    params |= {"lookup_key": "video_seconds_legacy", "recurring": recurring}
+    gateway.post("/v1/prices", params, stripe_version=LEGACY_API_VERSION)
+
+
 def test_the_plan_and_apply_commands_run_against_the_emulator(tmp_path: Path) -> None:
     (commands,) = re.findall(r"```sh\n(.*?)```", section("Plan and apply"), flags=re.DOTALL)
     lines = [line.split("#", 1)[0].strip() for line in commands.splitlines()]
@@ -37,6 +49,7 @@ def test_the_plan_and_apply_commands_run_against_the_emulator(tmp_path: Path) ->
     assert len(runnable) == 4
     shutil.copy(REPO / "billing.yaml", tmp_path / "billing.yaml")
     with Emulator(port=0) as emulator:
+        _legacy_price(emulator)
         for line in runnable:
             done = stripe_reconcile(*line.split()[1:], url=emulator.url, cwd=tmp_path)
             assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"

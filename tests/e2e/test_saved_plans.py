@@ -17,9 +17,10 @@ from reconciler.live import read_snapshot
 from reconciler.plan import Action
 from reconciler.planfile import load_plan, resolve_saved_plan
 from reconciler.planner import build_plan
+from tests.e2e.conftest import EXAMPLE_CATALOG
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = load_config(REPO / "billing.yaml")
+EXAMPLE = load_config(EXAMPLE_CATALOG)
 
 
 def save(plan_text: str, tmp_path: Path) -> Path:

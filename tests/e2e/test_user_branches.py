@@ -15,9 +15,9 @@ from reconciler.emulator import Emulator
 from reconciler.errors import StripeCallError
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
 from reconciler.live import read_legacy_price
-from tests.e2e.conftest import REPO_ROOT, stripe_reconcile
+from tests.e2e.conftest import EXAMPLE_CATALOG, stripe_reconcile
 
-EXAMPLE = REPO_ROOT / "billing.yaml"
+EXAMPLE = EXAMPLE_CATALOG
 ALERT = 'alert.video_seconds["Video seconds passed 50,000"]'
 
 

@@ -21,6 +21,7 @@ CONTRACT = [
     "demo",
     "github",
     "schema",
+    "show",
 ]
 
 
@@ -78,3 +79,18 @@ def test_import_header_points_at_a_schema_the_user_can_write() -> None:
     first, second = HEADER.splitlines()[:2]
     assert first == "# yaml-language-server: $schema=billing.schema.json"
     assert "stripe-reconcile schema > billing.schema.json" in second
+
+
+def test_validate_reports_schema_and_semantic_errors_in_one_run(tmp_path: Path) -> None:
+    from tests.unit.test_config import ONE_SCHEMA_TWO_SEMANTIC
+
+    doc = tmp_path / "envs-test.yaml"
+    doc.write_text(ONE_SCHEMA_TWO_SEMANTIC)
+    result = CliRunner().invoke(main, ["validate", "-f", str(doc)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{doc}:12:57: prices[0].recurring.meter: meter 'video_second' is not declared in meters",
+        f"{doc}:16:18: prices[1].unit_amount: must be a whole number, not a string",
+        f"{doc}:18:23: alerts[0].meter: meter 'nowhere' is not declared in meters",
+        f"{doc}: 3 errors",
+    ]

@@ -214,3 +214,93 @@ def test_a_fractional_tier_flat_amount_is_refused_once() -> None:
     (error,) = raised.value.errors
     assert error.path == "prices[0].tiers[0].flat_amount"
     assert 'flat_amount_decimal: "27.5" for €0.275' in error.message
+
+
+# --- every stage at once --------------------------------------------------------------------
+
+ONE_SCHEMA_TWO_SEMANTIC = """\
+version: 1
+mode: test
+products:
+  - {id: prod_a, name: A}
+meters:
+  - {event_name: video_seconds, display_name: Video seconds, aggregation: sum}
+prices:
+  - lookup_key: p1
+    product: prod_a
+    currency: usd
+    unit_amount_decimal: "0.35"
+    recurring: {interval: month, usage: metered, meter: video_second}
+  - lookup_key: p2
+    product: prod_a
+    currency: usd
+    unit_amount: "many"
+alerts:
+  - {title: t, meter: nowhere, threshold: 5}
+"""
+
+
+def _errors_of_text(text: str, tmp_path: Path) -> list[str]:
+    path = tmp_path / "billing.yaml"
+    path.write_text(text, encoding="utf-8")
+    return [line.replace(f"{path}:", "") for line in errors_of(path)]
+
+
+def test_schema_and_semantic_errors_are_reported_together_by_line(tmp_path: Path) -> None:
+    assert _errors_of_text(ONE_SCHEMA_TWO_SEMANTIC, tmp_path) == [
+        "12:57: prices[0].recurring.meter: meter 'video_second' is not declared in meters",
+        "16:18: prices[1].unit_amount: must be a whole number, not a string",
+        "18:23: alerts[0].meter: meter 'nowhere' is not declared in meters",
+    ]
+
+
+def test_semantic_errors_keep_the_files_own_positions(tmp_path: Path) -> None:
+    text = ONE_SCHEMA_TWO_SEMANTIC.replace("lookup_key: p2", "lookup_key: p0").replace(
+        "alerts:", "  - {lookup_key: p1, product: prod_a, currency: usd, unit_amount: 5}\nalerts:"
+    )
+    assert _errors_of_text(text, tmp_path)[2] == (
+        "17:18: prices[2].lookup_key: duplicate lookup_key 'p1' (also prices[0])"
+    )
+
+
+def test_entries_set_aside_are_not_reported_missing(tmp_path: Path) -> None:
+    # The meter has a schema error; the price naming it must not say it is undeclared.
+    text = ONE_SCHEMA_TWO_SEMANTIC.replace("aggregation: sum", "aggregation: median").replace(
+        "meter: video_second}", "meter: video_seconds}"
+    )
+    errors = _errors_of_text(text, tmp_path)
+    assert errors[0].startswith("6:75: meters[0].aggregation: must be one of")
+    assert not any("video_seconds' is not declared" in e for e in errors)
+    assert "alerts[0].meter: meter 'nowhere'" not in " ".join(errors)  # meters set aside
+
+
+def test_a_section_of_the_wrong_type_is_set_aside(tmp_path: Path) -> None:
+    text = "version: 1\nmode: test\nproducts: 3\nprices:\n" + (
+        "  - {lookup_key: p, product: prod_a, currency: usd, unit_amount: 5}\n"
+        "  - {lookup_key: p, product: prod_a, currency: usd, unit_amount: 5}\n"
+    )
+    assert _errors_of_text(text, tmp_path) == [
+        "3:11: products: must be a list, not an integer",
+        "6:18: prices[1].lookup_key: duplicate lookup_key 'p' (also prices[0])",
+    ]
+
+
+def test_a_wrong_mode_still_checks_the_rest(tmp_path: Path) -> None:
+    text = ONE_SCHEMA_TWO_SEMANTIC.replace("mode: test", "mode: staging").replace(
+        '    unit_amount: "many"\n', "    unit_amount: 5\n"
+    )
+    errors = _errors_of_text(text, tmp_path)
+    assert [e.split(": ")[1] for e in errors] == [
+        "mode",
+        "prices[0].recurring.meter",
+        "alerts[0].meter",
+    ]
+
+
+def test_the_catalog_example_is_the_example_without_its_migrations() -> None:
+    """tests/data/billing-catalog.yaml: what an account without the legacy price can plan.
+    Regenerate it from billing.yaml (everything before ``migrations:``) when this fails."""
+    example = (REPO / "billing.yaml").read_text(encoding="utf-8")
+    catalog = (REPO / "tests" / "data" / "billing-catalog.yaml").read_text(encoding="utf-8")
+    assert catalog == example.partition("\nmigrations:\n")[0].rstrip("\n") + "\n"
+    assert load_config(REPO / "tests" / "data" / "billing-catalog.yaml").migrations == ()

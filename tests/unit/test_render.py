@@ -325,7 +325,90 @@ def no_changes_plan() -> Plan:
     )
 
 
-PLANS = {"plan": every_action_plan, "plan_no_changes": no_changes_plan}
+def money_plan() -> Plan:
+    """Prices in currencies with two, zero and three decimal places, sub-cent and whole
+    amounts, tiers, and a currency change: every amount shown as money too."""
+    licensed = {"interval": "month", "interval_count": 1, "usage": "licensed", "meter": None}
+    pro_usd = _price(unit_amount="9900", recurring=licensed, nickname="Pro")
+    pro_cheaper = _price(unit_amount="4900", recurring=licensed, nickname="Pro")
+    tiers = [
+        {"up_to": 10000, "unit_amount": "0.5", "flat_amount": None},
+        {"up_to": None, "unit_amount": "0.4", "flat_amount": "2500"},
+    ]
+    overage = _price(unit_amount=None, tiers_mode="graduated", tiers=tiers)
+    cheaper_tiers = [tiers[0], {**tiers[1], "unit_amount": "0.35"}]
+    intl_eur = _price(unit_amount="8900", currency="eur", recurring=licensed)
+    return Plan(
+        config_hash=fingerprint({"config": 3}),
+        snapshot_fingerprint=fingerprint({"snapshot": 3}),
+        changes=(
+            ResourceChange(
+                "price.pro_monthly",
+                "price",
+                Action.REPLACE,
+                "fixed at creation: unit_amount",
+                before=pro_usd,
+                after=pro_cheaper,
+                changes=(FieldChange("unit_amount", "9900", "4900"),),
+                stripe_id="price_1Pro",
+            ),
+            ResourceChange(
+                "price.pro_monthly_eur",
+                "price",
+                Action.CREATE,
+                "not in the account",
+                after=_price(unit_amount="2700", currency="eur", recurring=licensed),
+            ),
+            ResourceChange(
+                "price.credits_jpy",
+                "price",
+                Action.CREATE,
+                "not in the account",
+                after=_price(unit_amount="500", currency="jpy", recurring=None),
+            ),
+            ResourceChange(
+                "price.api_calls_kwd",
+                "price",
+                Action.CREATE,
+                "not in the account",
+                after=_price(
+                    unit_amount=None,
+                    currency="kwd",
+                    tiers_mode="volume",
+                    tiers=[
+                        {"up_to": 1000, "unit_amount": "1.5", "flat_amount": "27000"},
+                        {"up_to": None, "unit_amount": "0.5", "flat_amount": None},
+                    ],
+                ),
+            ),
+            ResourceChange(
+                "price.video_seconds_overage",
+                "price",
+                Action.REPLACE,
+                "fixed at creation: tiers[1].unit_amount",
+                before=overage,
+                after={**overage, "tiers": cheaper_tiers},
+                changes=(FieldChange("tiers[1].unit_amount", "0.4", "0.35"),),
+                stripe_id="price_1Overage",
+            ),
+            ResourceChange(
+                "price.pro_international",
+                "price",
+                Action.REPLACE,
+                "fixed at creation: currency, unit_amount",
+                before=pro_usd,
+                after=intl_eur,
+                changes=(
+                    FieldChange("currency", "usd", "eur"),
+                    FieldChange("unit_amount", "9900", "8900"),
+                ),
+                stripe_id="price_1Intl",
+            ),
+        ),
+    )
+
+
+PLANS = {"plan": every_action_plan, "plan_no_changes": no_changes_plan, "plan_money": money_plan}
 RENDERS = {
     "txt": lambda plan: render_text(plan, color=False),
     "json": render_json,
@@ -464,6 +547,12 @@ class _ClosedTty(io.StringIO):
         raise ValueError("I/O operation on closed file")
 
 
+@pytest.fixture(autouse=True)
+def _no_force_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The colour tests decide FORCE_COLOR themselves (a CI runner may set it)."""
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+
+
 def test_should_color_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
     assert should_color(_Tty()) is True
@@ -484,6 +573,34 @@ def test_should_color_not_for_pipes_or_closed_streams(monkeypatch: pytest.Monkey
     monkeypatch.delenv("NO_COLOR", raising=False)
     assert should_color(io.StringIO()) is False
     assert should_color(_ClosedTty()) is False
+
+
+def test_no_color_option_wins_over_a_terminal_and_force_color(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert should_color(_Tty(), no_color=True) is False
+
+
+@pytest.mark.parametrize("value", ["1", "true", "3"])
+def test_force_color_colours_a_pipe(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("FORCE_COLOR", value)
+    assert should_color(io.StringIO()) is True
+
+
+@pytest.mark.parametrize("value", ["0", "false"])
+def test_force_color_zero_means_no_colour(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("FORCE_COLOR", value)
+    assert should_color(_Tty()) is False
+
+
+def test_no_color_wins_over_force_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert should_color(io.StringIO()) is False
 
 
 # --- JSON and its schema --------------------------------------------------------------------
@@ -686,7 +803,7 @@ def test_markdown_escapes_pipes_and_backticks_in_table_cells() -> None:
         "`+`",
         '``alert.calls["a\\|b `x`"]``',
         "create",
-        "reason \\| with \\`code\\` and a newline",
+        "reason \\| with \\`code\\`; and a newline",  # one line per reason line, joined
     ]
 
 

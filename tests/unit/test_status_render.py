@@ -67,13 +67,18 @@ MIGRATIONS = [
 ]
 
 
+PRICES = {"price_1Legacy": "$0.0035 per unit", "video_seconds_metered": "$0.0035 per unit"}
+
+
 @pytest.mark.parametrize(
     ("name", "render"),
     [("status.txt", render_status_text), ("status.json", render_status_json)],
 )
 def test_status_matches_golden(name: str, render: object) -> None:
     assert callable(render)
-    actual = render(MIGRATIONS)
+    actual = (
+        render(MIGRATIONS, prices=PRICES) if render is render_status_text else render(MIGRATIONS)
+    )
     path = GOLDEN / name
     if os.environ.get("UPDATE_GOLDEN"):
         path.write_text(actual, encoding="utf-8")
@@ -89,3 +94,29 @@ def test_status_json_carries_no_request_parameters() -> None:
 
 def test_no_migrations_says_so() -> None:
     assert render_status_text([]) == "billing.yaml declares no migrations.\n"
+
+
+def test_status_shows_what_each_price_charges() -> None:
+    from reconciler.plan import Plan, fingerprint
+    from reconciler.render.status import price_amounts
+    from reconciler.snapshot import LiveObject, Snapshot
+
+    legacy = {"currency": "usd", "unit_amount": "0.35", "tiers": None}
+    snapshot = Snapshot(prices={"video_seconds_legacy": LiveObject("price_1Legacy", legacy)})
+    metered = ResourceChange(
+        "price.video_seconds_metered",
+        "price",
+        Action.CREATE,
+        "not in the account",
+        after={"currency": "eur", "unit_amount": "4900", "tiers": None},
+    )
+    plan = Plan(fingerprint({}), fingerprint({}), (metered, *MIGRATIONS))
+    amounts = price_amounts(plan, snapshot)
+    assert amounts == {
+        "video_seconds_legacy": "$0.0035 per unit",
+        "price_1Legacy": "$0.0035 per unit",
+        "video_seconds_metered": "€49.00 per unit",
+    }
+    text = render_status_text(MIGRATIONS, prices=amounts)
+    assert "  charges: $0.0035 per unit -> €49.00 per unit\n" in text
+    assert "charges" not in render_status_text(MIGRATIONS[1:], prices=amounts)
