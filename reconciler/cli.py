@@ -51,7 +51,66 @@ def _not_built(command: str) -> NoReturn:
     sys.exit(1)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_NO_COLOR_KEY = "stripe_reconcile.no_color"
+
+
+def _set_no_color(context: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        context.meta[_NO_COLOR_KEY] = True
+
+
+def _no_color_option() -> click.Option:
+    return click.Option(
+        ["--no-color"],
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_no_color,
+        help="Plain text, no colour (also NO_COLOR=1; FORCE_COLOR=1 colours a pipe).",
+    )
+
+
+class _EveryCommandGroup(click.Group):
+    """A group whose every command, nested ones included, takes ``--no-color``."""
+
+    group_class = type
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.params.append(_no_color_option())
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: object,
+    ) -> click.Context:
+        if parent is None:  # FORCE_COLOR: click must keep the colour it would strip from a pipe
+            import io
+
+            from reconciler.render import should_color
+
+            if should_color(io.StringIO()):
+                extra.setdefault("color", True)
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not isinstance(cmd, click.Group) and all(p.name != "no_color" for p in cmd.params):
+            cmd.params.append(_no_color_option())
+        super().add_command(cmd, name)
+
+
+def _color(stream: object) -> bool:
+    """Whether to colour ``stream``: ``--no-color``, NO_COLOR and FORCE_COLOR decide first."""
+    from reconciler.render import should_color
+
+    context = click.get_current_context(silent=True)
+    off = bool(context is not None and context.meta.get(_NO_COLOR_KEY))
+    return should_color(stream, no_color=off)  # type: ignore[arg-type]
+
+
+@click.group(cls=_EveryCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="stripe-reconcile")
 def main() -> None:
     """Declarative reconciliation of Stripe usage-based billing.
@@ -63,15 +122,39 @@ def main() -> None:
 
 
 @main.command()
-@config_option
-def validate(config_file: Path) -> None:
-    """Check billing.yaml against the schema and the semantic rules."""
-    desired = _load(config_file)
-    click.echo(f"{config_file}: valid ({desired.summary()})")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "-f",
+    "--file",
+    "config_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help=f"A billing.yaml to check (repeatable; default {DEFAULT_CONFIG}).",
+)
+def validate(files: tuple[Path, ...], config_files: tuple[Path, ...]) -> None:
+    """Check billing.yaml files (FILES and -f, default billing.yaml) against the schema and
+    the semantic rules; every file is checked, and the exit is 1 if any fails."""
+    failed = 0
+    for config_file in dict.fromkeys([*config_files, *files]) or [Path(DEFAULT_CONFIG)]:
+        desired = _checked(config_file)
+        if desired is None:
+            failed += 1
+        else:
+            click.echo(f"{config_file}: valid ({desired.summary()})")
+    if failed:
+        sys.exit(1)
 
 
 def _load(config_file: Path) -> Desired:
     """The checked config, or every error on stderr and exit 1."""
+    desired = _checked(config_file)
+    if desired is None:
+        sys.exit(1)
+    return desired
+
+
+def _checked(config_file: Path) -> Desired | None:
+    """The checked config, or None after every error on stderr."""
     from reconciler.config import load_config
 
     click.get_current_context().meta[_CONFIG_KEY] = str(config_file)
@@ -87,7 +170,7 @@ def _load(config_file: Path) -> Desired:
             click.echo(f"{config_file}: more than {MAX_ERRORS} errors", err=True)
         else:
             click.echo(f"{config_file}: {count} error{'s' if count != 1 else ''}", err=True)
-        sys.exit(1)
+        return None
 
 
 _CONFIG_KEY = "stripe_reconcile.config_file"
@@ -108,8 +191,32 @@ def _naming_the_file(text: str) -> str:
 
 
 def _fail(error: ReconcileError) -> NoReturn:
-    click.echo(f"Error: {_naming_the_file(str(error))}", err=True)
+    from reconciler.planner import SourcePlanError
+
+    text = str(error)
+    if isinstance(error, SourcePlanError):  # with the line and column in the file used
+        from reconciler.config import locate
+
+        name = _config_name()
+        text = error.located(lambda path: locate(name, path))
+    text += _refused_field(error)
+    click.echo(f"Error: {_naming_the_file(text)}", err=True)
     sys.exit(1)
+
+
+def _refused_field(error: ReconcileError) -> str:
+    """After a permanent refusal: a line naming where billing.yaml sets the refused field."""
+    from reconciler.apply import ApplyResult
+    from reconciler.errors import ApplyError
+
+    result = error.result if isinstance(error, ApplyError) else None
+    refused = result.refused if isinstance(result, ApplyResult) else None
+    if refused is None or refused.field is None:
+        return ""
+    from reconciler.config import locate_field
+
+    where = locate_field(_config_name(), refused.address, refused.field)
+    return f"\n{where}: the field Stripe refused ({refused.param})" if where else ""
 
 
 def _connect(
@@ -153,7 +260,7 @@ def _make_plan(
 
 def _render(plan: Plan, output_format: str) -> str:
     from reconciler.plan import gc_paused
-    from reconciler.render import render_json, render_markdown, render_text, should_color
+    from reconciler.render import render_json, render_markdown, render_text
 
     with gc_paused():  # a plan of 20,000 subscriptions renders twice as fast
         match output_format:
@@ -162,7 +269,7 @@ def _render(plan: Plan, output_format: str) -> str:
             case "markdown":
                 return render_markdown(plan, source=_config_name())
             case _:
-                return render_text(plan, color=should_color(sys.stdout), source=_config_name())
+                return render_text(plan, color=_color(sys.stdout), source=_config_name())
 
 
 @main.command()
@@ -215,7 +322,13 @@ def _write_atomically(path: Path, text: str) -> None:
     show_default=True,
     help="Independent changes written at once.",
 )
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    help="json: the machine report; markdown: a readable report (pull request, job summary).",
+)
 def apply(
     *,
     planfile: Path | None,
@@ -251,15 +364,16 @@ def apply(
 
         snapshot, made = replan()
     except ReconcileError as exc:
+        _refused_in_markdown(exc, output_format)
         _fail(exc)
-    json_out = output_format == "json"
+    json_out = output_format != "text"  # json or markdown: one report at the end
     if not json_out:
         click.echo(_render(made, "text"), nl=False)
     if made.has_changes and saved is None and not auto_approve:
         _confirm()
     if not made.has_changes:
         if json_out:
-            click.echo(_apply_json(made, None, gateway, ok=True, rounds=0))
+            click.echo(_apply_json(made, None, gateway, ok=True, rounds=0, fmt=output_format))
         return
     try:
         with _progress(enabled=not json_out) as on_step:
@@ -273,13 +387,18 @@ def apply(
             )
     except ApplyError as exc:
         if json_out:
-            click.echo(_apply_json(made, exc.result, gateway, ok=False, rounds=None))
+            click.echo(
+                _apply_json(made, exc.result, gateway, ok=False, rounds=None, fmt=output_format)
+            )
         _fail(exc)
     except ReconcileError as exc:
+        _refused_in_markdown(exc, output_format)
         _fail(exc)
     result = converged.result
     if json_out:
-        click.echo(_apply_json(made, result, gateway, ok=True, rounds=converged.rounds))
+        click.echo(
+            _apply_json(made, result, gateway, ok=True, rounds=converged.rounds, fmt=output_format)
+        )
         return
     rounds = f", {converged.rounds} rounds" if converged.rounds > 1 else ""
     replayed = f", {len(result.replayed)} answered by an earlier request" if result.replayed else ""
@@ -306,6 +425,7 @@ def _progress(*, enabled: bool) -> Iterator[Callable[[str, int, int], None] | No
         yield None
         return
     if sys.stdout.isatty():
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -320,6 +440,7 @@ def _progress(*, enabled: bool) -> Iterator[Callable[[str, int, int], None] | No
             MofNCompleteColumn(),
             TaskProgressColumn(show_speed=True),
             TimeElapsedColumn(),
+            console=Console(no_color=not _color(sys.stdout)),
         ) as bar:
             task = bar.add_task("applying", total=None)
 
@@ -339,32 +460,58 @@ def _progress(*, enabled: bool) -> Iterator[Callable[[str, int, int], None] | No
     yield report
 
 
+def _refused_in_markdown(error: ReconcileError, output_format: str) -> None:
+    """With ``--format markdown``, say why apply was refused before any write, on stdout."""
+    if output_format != "markdown":
+        return
+    from reconciler.errors import PlanMismatchError, StalePlanError
+    from reconciler.render.apply import render_apply_refusal
+
+    reason = (
+        "mismatch"
+        if isinstance(error, PlanMismatchError)
+        else "stale"
+        if isinstance(error, StalePlanError)
+        else "error"
+    )
+    text = _naming_the_file(str(error))
+    click.echo(render_apply_refusal(text, source=_config_name(), reason=reason), nl=False)
+
+
 def _apply_json(
-    plan: Plan, result: object, gateway: Gateway, *, ok: bool, rounds: int | None
+    plan: Plan,
+    result: object,
+    gateway: Gateway,
+    *,
+    ok: bool,
+    rounds: int | None,
+    fmt: str = "json",
 ) -> str:
+    """The apply's report: JSON, or (``fmt="markdown"``) its readable render."""
     import json
 
     from reconciler.apply import ApplyResult
 
     record = result if isinstance(result, ApplyResult) else ApplyResult()
-    return json.dumps(
-        {
-            "ok": ok,
-            "summary": plan.summary(),
-            "done": record.done,
-            "replayed": record.replayed,
-            "rounds": rounds,
-            "failed": record.failed,
-            "error": record.error,
-            "remaining": record.remaining,
-            "requests": gateway.stats.requests,
-            "retries": gateway.stats.retries,
-            "rate_limited": gateway.stats.rate_limited,
-            "pace": None if gateway.pace is None else dataclasses.asdict(gateway.pace.report()),
-        },
-        indent=2,
-        sort_keys=True,
-    )
+    report: dict[str, object] = {
+        "ok": ok,
+        "summary": plan.summary(),
+        "done": record.done,
+        "replayed": record.replayed,
+        "rounds": rounds,
+        "failed": record.failed,
+        "error": record.error,
+        "remaining": record.remaining,
+        "requests": gateway.stats.requests,
+        "retries": gateway.stats.retries,
+        "rate_limited": gateway.stats.rate_limited,
+        "pace": None if gateway.pace is None else dataclasses.asdict(gateway.pace.report()),
+    }
+    if fmt == "markdown":
+        from reconciler.render.apply import render_apply_markdown
+
+        return render_apply_markdown(report, source=_config_name()).rstrip("\n")
+    return json.dumps(report, indent=2, sort_keys=True)
 
 
 @main.command()
@@ -378,20 +525,21 @@ def _apply_json(
 )
 def status(config_file: Path, output_format: str, every_usage: bool) -> None:
     """Show each migration's subscriptions and their state."""
-    from reconciler.render.status import render_status_json, render_status_text
+    from reconciler.render.status import price_amounts, render_status_json, render_status_text
 
     desired = _load(config_file)
     try:
         gateway = _connect(desired, writing=False)
         with _reading(enabled=output_format == "text"):
-            _, made = _make_plan(desired, gateway, every_usage=every_usage)
+            snapshot, made = _make_plan(desired, gateway, every_usage=every_usage)
     except ReconcileError as exc:
         _fail(exc)
     migrations = [c for c in made.changes if c.kind == "migration"]
     if output_format == "json":
         click.echo(render_status_json(migrations), nl=False)
     else:
-        click.echo(render_status_text(migrations, source=str(config_file)), nl=False)
+        prices = price_amounts(made, snapshot)
+        click.echo(render_status_text(migrations, source=str(config_file), prices=prices), nl=False)
 
 
 @contextmanager
@@ -402,7 +550,9 @@ def _reading(*, enabled: bool) -> Iterator[None]:
         return
     from rich.console import Console
 
-    with Console(stderr=True).status("reading subscriptions from Stripe"):
+    with Console(stderr=True, no_color=not _color(sys.stderr)).status(
+        "reading subscriptions from Stripe"
+    ):
         yield
 
 
@@ -461,6 +611,64 @@ def drift_issue(body_file: Path, repo: str | None) -> None:
     except ReconcileError as exc:
         _fail(exc)
     click.echo(f"drift issue {done}")
+
+
+@github.command(name="run")
+@click.argument("command", type=click.Choice(["plan", "apply", "drift", "envs"]))
+@click.option("-f", "--file", "source", default="", help="The billing file (envs: path or glob).")
+@click.option("--plan-file", default="", help="Where the plan is kept, or the plan to apply.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    help="How plan and drift show the plan in the log.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["test", "live"]),
+    default="test",
+    help="live: apply may write with a live key (adds --live).",
+)
+@click.option(
+    "--plan-workflow",
+    default="billing-plan.yml",
+    help="The workflow whose pull request run made the reviewed plan.",
+)
+def run(
+    *, command: str, source: str, plan_file: str, output_format: str, mode: str, plan_workflow: str
+) -> None:
+    """What the GitHub Action does: COMMAND plan, apply or drift on one billing file, or
+    envs (the billing files as a job matrix); outputs go to GITHUB_OUTPUT."""
+    from reconciler import action
+
+    context = action.ActionContext(say=click.echo)
+    name = source or DEFAULT_CONFIG
+    try:
+        match command:
+            case "envs":
+                code = action.run_envs(context, source)
+            case "plan":
+                code = action.run_plan(
+                    context, source=name, plan_file=plan_file, output_format=output_format
+                )
+            case "apply":
+                code = action.run_apply(
+                    context,
+                    source=name,
+                    plan_file=plan_file,
+                    mode=mode,
+                    plan_workflow=plan_workflow,
+                )
+            case _:
+                code = action.run_drift(
+                    context, source=name, plan_file=plan_file, output_format=output_format
+                )
+    except ReconcileError as exc:
+        _fail(exc)
+    finally:
+        context.finish()
+    sys.exit(code)
 
 
 @main.command(name="import")
@@ -526,7 +734,7 @@ def simulate(config_file: Path, use_key: bool) -> None:
     from reconciler.apply import apply_plan
     from reconciler.emulator import Emulator
     from reconciler.gateway import Gateway
-    from reconciler.simulate import simulate_migration
+    from reconciler.simulate import describe_check, simulate_migration
 
     desired = _load(config_file)
     if not desired.migrations:
@@ -545,7 +753,13 @@ def simulate(config_file: Path, use_key: bool) -> None:
                 gateway = Gateway("sk_test_simulate_000000", api_base=emulator.url)
                 catalog = dataclasses.replace(desired, migrations=())
                 snapshot, made = _make_plan(catalog, gateway)
-                apply_plan(made, snapshot, gateway)
+                try:
+                    apply_plan(made, snapshot, gateway)
+                except ReconcileError as exc:
+                    raise ReconcileError(
+                        f"{config_file}'s catalog cannot be built on an empty emulator ({exc}); "
+                        "rehearse in a test account that holds it instead: --use-key"
+                    ) from exc
                 click.echo(f"embedded emulator at {emulator.url}: {config_file}'s catalog applied")
             for migration in desired.migrations:
                 click.echo(
@@ -555,11 +769,7 @@ def simulate(config_file: Path, use_key: bool) -> None:
                     gateway, desired, migration, say=lambda line: click.echo(f"  {line}")
                 )
                 for check in (result.legacy, result.metered):
-                    mark = "ok" if check.ok else f"MISMATCH (expected {check.expected / 100:.2f})"
-                    click.echo(
-                        f"  invoice from {check.source}: {check.quantity} units -> "
-                        f"{check.amount / 100:.2f} ({mark}); invoice total {check.total / 100:.2f}"
-                    )
+                    click.echo("\n".join(f"  {line}" for line in describe_check(check)))
                 failures += 0 if result.ok else 1
     except ReconcileError as exc:
         _fail(exc)
@@ -621,6 +831,27 @@ def emulator(
 
 
 @main.command()
+@click.argument("planfile", type=click.Path(path_type=Path))
+@click.option(
+    "--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text"
+)
+def show(planfile: Path, output_format: str) -> None:
+    """Render a saved plan (from `plan --out`) without reading billing.yaml or the account.
+
+    The file is checked as apply checks it (schema and input bounds); an invalid or
+    tampered one is refused in one line naming it, exit 1.
+    """
+    from reconciler.planfile import load_plan
+
+    try:
+        saved = load_plan(planfile)
+    except ReconcileError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(_render(saved, output_format), nl=False)
+
+
+@main.command()
 @click.option(
     "--plan", "plan_schema", is_flag=True, help="The plan file's schema instead of billing.yaml's."
 )
@@ -649,7 +880,7 @@ def schema(plan_schema: bool) -> None:
 )
 def demo(keep: bool, config_file: Path | None) -> None:
     """The whole story on an embedded emulator, no key needed."""
-    from reconciler.demo import DEMO_KEY, running_demo
+    from reconciler.demo import DEMO_KEY, prepare, running_demo
 
     path = config_file or _example_config()
     section = _sections()
@@ -659,15 +890,19 @@ def demo(keep: bool, config_file: Path | None) -> None:
         click.get_current_context().meta[_CONFIG_KEY] = path.name
     click.echo(f"{_config_name()}: valid ({desired.summary()})")
     try:
-        with running_demo(desired, keep=keep) as story:
+        rehearsal = prepare(desired, _config_name())
+        for note in rehearsal.notes:
+            click.echo(f"demo: {note}")
+        desired = rehearsal.desired
+        with running_demo(rehearsal, keep=keep) as story:
             gateway = story.gateway
             section("A legacy account on the emulator")
             account = story.seed()
             own = sum(1 for c in account.customers if c.schedule)
             click.echo(
                 f"{story.emulator.url}: {len(account.customers)} customers on test clocks, each "
-                f"subscribed to the usage-record price video_seconds_legacy ({own} with a "
-                "schedule of their own), 10 days of usage reported."
+                f"subscribed to the usage-record price {rehearsal.migration.from_price} ({own} "
+                "with a schedule of their own), 10 days of usage reported."
             )
             section("Plan: meters and prices first; the migration waits for parity")
             snapshot, made = _make_plan(desired, gateway)
@@ -761,12 +996,7 @@ def _side_by_side(old: InvoiceView, new: InvoiceView) -> str:
         rows += [f"{text[:30]:<30} {amount / 100:>9.2f}" for text, amount in view.lines]
         rows += ["", f"{'subtotal':<30} {view.subtotal / 100:>9.2f}"]
         rows += [f"{'total (after coupon and tax)':<30} {view.total / 100:>9.2f}"]
-        mark = "ok" if view.checks else "MISMATCH"
-        rows += [
-            "",
-            f"usage {view.usage_seconds} s x 0.35 cents = {view.expected_usage_cents / 100:.2f}: "
-            f"{mark}",
-        ]
+        rows += ["", *view.check_rows()]
         return rows
 
     left, right = column(old), column(new)

@@ -11,10 +11,10 @@ import pytest
 
 from reconciler.emulator import Emulator
 from reconciler.gateway import Gateway
-from tests.e2e.conftest import API_KEY, stripe_reconcile
+from tests.e2e.conftest import API_KEY, EXAMPLE_CATALOG, stripe_reconcile
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "billing.yaml"
+EXAMPLE = EXAMPLE_CATALOG
 
 
 def run(
