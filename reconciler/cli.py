@@ -502,6 +502,7 @@ def _apply_json(
         "failed": record.failed,
         "error": record.error,
         "remaining": record.remaining,
+        "advice": _naming_the_file(record.refused.advice()) if record.refused else None,
         "requests": gateway.stats.requests,
         "retries": gateway.stats.retries,
         "rate_limited": gateway.stats.rate_limited,

@@ -120,10 +120,12 @@ def render_apply_markdown(report: Mapping[str, Any], *, source: str = "billing.y
         lines += ["> [!CAUTION]", f"> **Apply stopped{where}.**"]
         if report.get("error"):
             lines += [">", *_quoted(str(report["error"]))]
+        next_step = str(report.get("advice") or "") or (
+            "Plan again: it shows what is left, and apply finishes it."
+        )
         lines += [
             "",
-            f"{_plural(len(done), 'step')} done, {len(remaining)} not done. Plan again: it "
-            "shows what is left, and apply finishes it.",
+            f"{_plural(len(done), 'step')} done, {len(remaining)} not done. {next_step}",
             "",
         ]
     lines += _steps("Steps done", done)

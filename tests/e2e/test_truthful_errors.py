@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from pathlib import Path
@@ -166,3 +167,24 @@ def test_a_permanent_refusal_says_what_to_change_not_to_run_again(
         f"{config}:{line}:15: alerts[0].customer: the field Stripe refused "
         "(usage_threshold[filters][0][customer])",
     ]
+
+
+def test_a_permanent_refusal_in_the_json_and_markdown_reports_says_what_to_change(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    config = tmp_path / "envs-test.yaml"
+    config.write_text(CATALOG + ALERT_FOR_NOBODY, encoding="utf-8")
+    as_json = stripe_reconcile(
+        "apply", "--auto-approve", "--format", "json", "-f", str(config), url=emulator.url
+    )
+    assert as_json.returncode == 1
+    report = json.loads(as_json.stdout)
+    assert report["ok"] is False
+    assert report["advice"].startswith("Stripe refused this for good")
+    assert f"in {config}, or create what it names" in report["advice"]
+    as_markdown = stripe_reconcile(
+        "apply", "--auto-approve", "--format", "markdown", "-f", str(config), url=emulator.url
+    )
+    assert as_markdown.returncode == 1
+    assert "change 'customer' of alert.video_seconds" in as_markdown.stdout
+    assert "Plan again" not in as_markdown.stdout

@@ -117,3 +117,28 @@ def test_a_stopped_apply_escapes_html_and_lists_at_most_fifty_steps() -> None:
     assert "<script>" not in text and "&lt;script&gt;" in text
     assert "- ... and 10 more" in text
     assert "<details><summary>Steps done (60)</summary>" in text
+
+
+def test_a_refusal_no_rerun_can_fix_says_what_to_change_instead_of_plan_again() -> None:
+    advice = (
+        "Stripe refused this for good (a re-run sends the same request and is refused the "
+        "same way): change 'customer' of alert.video_seconds[\"Big\"] in billing.yaml, or "
+        "create what it names in the account, then run plan and apply again."
+    )
+    stopped = render_apply_markdown(
+        _report(
+            ok=False,
+            done=[],
+            failed="alert: create",
+            error="No such customer",
+            remaining=["alert: create"],
+            rounds=1,
+            advice=advice,
+        )
+    )
+    assert "change 'customer' of alert.video_seconds" in stopped
+    assert "Plan again" not in stopped
+    transient = render_apply_markdown(
+        _report(ok=False, done=[], failed="x", error="timeout", remaining=["x"], advice=None)
+    )
+    assert "Plan again: it shows what is left, and apply finishes it." in transient
