@@ -23,6 +23,7 @@ from jsonschema.exceptions import ValidationError
 from reconciler.errors import ConfigError, ConfigErrors
 from reconciler.inputs import InputError, read_text
 from reconciler.model import (
+    DEFER_WITHIN_SECONDS,
     MANAGED_BY_KEY,
     Alert,
     Desired,
@@ -34,6 +35,8 @@ from reconciler.model import (
     SwitchAt,
     Tier,
     TransformQuantity,
+    duration_seconds,
+    duration_text,
 )
 from reconciler.money import currency_exponent, format_money
 from reconciler.yamlsource import Located, Mark, Path, format_path, parse_yaml, printable
@@ -557,6 +560,7 @@ def _build_migration(name: str, m: dict[str, Any]) -> Migration:
         require_usage_parity=Decimal(parity[:-1]) if parity is not None else None,
         paused=m.get("paused", False),
         quantity=m.get("quantity"),
+        defer_within=duration_seconds(m.get("defer_within", duration_text(DEFER_WITHIN_SECONDS))),
     )
 
 

@@ -10,6 +10,7 @@ requests (at least one each), whatever the number of declared objects.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -208,6 +209,8 @@ def _read_migration(
             subscription_from_stripe(s) for s in gateway.list_all("/v1/subscriptions", query)
         )
     subscriptions = _with_unfinished_schedules(gateway, listed)
+    read_at = int(time.time())
+    clock_times = _clock_times(gateway, subscriptions)
     moved: tuple[str, ...] = ()
     if to_price_id is not None:
         moved = tuple(
@@ -233,6 +236,8 @@ def _read_migration(
         to_terms=to_terms,
         subscriptions=subscriptions,
         moved=moved,
+        read_at=read_at,
+        clock_times=clock_times,
     )
     if migration.require_usage_parity is None:
         return read
@@ -275,6 +280,17 @@ def _gate_usage(
                 usage[sub.id] = figures
                 passed += parity_blocker(limit, figures) is None
     return usage
+
+
+def _clock_times(gateway: Gateway, subscriptions: tuple[LiveSubscription, ...]) -> dict[str, int]:
+    """Each test clock's time, read only when a subscription is on one (one request per
+    100 clocks): a subscription's present is its clock's, not the wall clock's."""
+    if not any(s.test_clock for s in subscriptions):
+        return {}
+    return {
+        str(clock["id"]): int(clock["frozen_time"])
+        for clock in gateway.list_all("/v1/test_helpers/test_clocks")
+    }
 
 
 def _with_unfinished_schedules(

@@ -33,7 +33,13 @@ from decimal import Decimal
 from typing import Any
 
 from reconciler.errors import PlanError
-from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Migration, carries_marker
+from reconciler.model import (
+    MANAGED_BY_KEY,
+    MANAGED_BY_VALUE,
+    Migration,
+    carries_marker,
+    duration_text,
+)
 from reconciler.plan import Action, ResourceChange, fingerprint
 
 __all__ = [
@@ -162,6 +168,7 @@ class LiveSubscription:
     settings: Mapping[str, Any] = field(default_factory=dict)
     """Billing settings carried into every phase written for it, as phase parameters
     (see :func:`_settings_params`)."""
+    test_clock: str | None = None
 
     @functools.cached_property
     def evidence(self) -> str:
@@ -191,6 +198,17 @@ class MigrationSnapshot:
     to_metered: bool = True
     from_terms: tuple[str, str, int] | None = None
     to_terms: tuple[str, str, int] | None = None
+    read_at: int | None = None
+    """When the account was read; None: no time is known, so nothing is deferred."""
+    clock_times: Mapping[str, int] = field(default_factory=dict)
+    """Each test clock's time: the present of the subscriptions on it."""
+
+    def now_of(self, sub: LiveSubscription) -> int | None:
+        """The subscription's present: its test clock's time, or the time of the read."""
+        if sub.test_clock is not None and sub.test_clock in self.clock_times:
+            return self.clock_times[sub.test_clock]
+        return self.read_at
+
     subscriptions: tuple[LiveSubscription, ...] = ()
     moved: tuple[str, ...] = ()
     usage: Mapping[str, tuple[Decimal, Decimal] | None] = field(default_factory=dict)
@@ -414,7 +432,7 @@ def _decide(
             "name an inactive price: reactivate it until the migration is done",
             switch_at=switch,
         )
-    refusal = _subscription_refusal(sub, legacy, switch)
+    refusal = _subscription_refusal(sub, legacy, switch) or _timing(migration, snap, sub, switch)
     if refusal is not None:
         return refusal
     if mine and schedule is not None:
@@ -474,6 +492,31 @@ def _subscription_refusal(
             "blocked",
             blocker=f"in trial until {_date(sub.trial_end)}, after the switch: switch at "
             "period_end, or at the trial's end",
+            switch_at=switch,
+        )
+    return None
+
+
+def _timing(
+    migration: Migration, snap: MigrationSnapshot, sub: LiveSubscription, switch: int | str
+) -> _Decision | None:
+    """A fixed switch already past is blocked; a renewal closer than ``defer_within``
+    waits for the next one (the switch moves with the period)."""
+    now = snap.now_of(sub)
+    if now is None or not isinstance(switch, int):
+        return None
+    if migration.switch_at.kind == "at" and switch <= now:
+        return _Decision(
+            "blocked",
+            blocker=f"switch_at {_date(switch)} has passed (it is {_date(now)}): choose a "
+            "later time, period_end or now",
+            switch_at=switch,
+        )
+    if migration.switch_at.kind == "period_end" and switch - now < migration.defer_within:
+        return _Decision(
+            "deferred",
+            blocker=f"renews on {_date(switch)}, within defer_within "
+            f"({duration_text(migration.defer_within)}): it switches at the renewal after",
             switch_at=switch,
         )
     return None
@@ -656,6 +699,7 @@ _STATE_PHRASES = (
     ("unfinished", "to finish scheduling"),
     ("reschedule", "to reschedule"),
     ("waiting", "waiting for a later batch"),
+    ("deferred", "deferred past a renewal"),
     ("blocked", "blocked"),
     ("scheduled", "scheduled"),
     ("done", "done"),
@@ -1010,4 +1054,5 @@ def subscription_from_stripe(obj: Mapping[str, Any]) -> LiveSubscription:
         trial_end=obj.get("trial_end") if obj.get("status") == "trialing" else None,
         billing_mode=(obj.get("billing_mode") or {}).get("type"),
         settings=_settings_params(obj),
+        test_clock=_id(obj.get("test_clock")),
     )

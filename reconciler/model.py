@@ -265,6 +265,25 @@ class SwitchAt:
         return self.kind
 
 
+DEFER_WITHIN_SECONDS = 3600
+_DURATION_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def duration_text(seconds: int) -> str:
+    """``3600`` -> ``1h``: the largest unit that divides it exactly (``0`` for none)."""
+    if seconds == 0:
+        return "0"
+    unit, size = next((u, n) for u, n in _DURATION_UNITS if seconds % n == 0)
+    return f"{seconds // size}{unit}"
+
+
+def duration_seconds(text: str) -> int:
+    """``90m`` -> ``5400``; the inverse of :func:`duration_text`."""
+    if text == "0":
+        return 0
+    return int(text[:-1]) * dict(_DURATION_UNITS)[text[-1]]
+
+
 @dataclass(frozen=True)
 class Migration:
     """Move subscriptions from one recurring price to another (usually from a legacy
@@ -281,6 +300,10 @@ class Migration:
     require_usage_parity: Decimal | None = None
     paused: bool = False
     quantity: int | None = None
+    defer_within: int = DEFER_WITHIN_SECONDS
+    """Seconds before a renewal within which a subscription is not scheduled to switch at
+    that renewal (it waits for the next one): a schedule written as Stripe renews the
+    subscription would race it."""
 
     @property
     def address(self) -> str:
@@ -299,6 +322,8 @@ class Migration:
             out["require_usage_parity"] = f"{decimal_text(self.require_usage_parity)}%"
         out["paused"] = self.paused
         _put(out, "quantity", self.quantity)
+        if self.defer_within != DEFER_WITHIN_SECONDS:
+            out["defer_within"] = duration_text(self.defer_within)
         return out
 
 

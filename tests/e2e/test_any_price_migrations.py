@@ -2,8 +2,8 @@
 
 A price increase at renewal (licensed to licensed, quantities kept), a
 metered price replaced by a flat seat (a declared quantity), and the
-refusals that keep a move reversible. Customers pay by invoice
-(``send_invoice``), so no payment method is needed.
+refusals that keep a move reversible. Customers pay with Stripe's test card
+``pm_card_visa``, so every invoice is paid and no subscription falls past due.
 """
 
 from __future__ import annotations
@@ -62,21 +62,28 @@ def converge(config: Desired, gateway: Gateway) -> Plan:
 
 def subscribe(gateway: Gateway, price_key: str, quantity: int) -> tuple[str, str, str]:
     """A customer on its own test clock subscribed to the price: (clock, customer, sub)."""
-    clock = gateway.post("/v1/test_helpers/test_clocks", {"frozen_time": START})["id"]
-    customer = gateway.post(
-        "/v1/customers", {"test_clock": clock, "email": f"{clock}@example.com"}
-    )["id"]
+    clock, customer = paying_customer(gateway)
     price = read_snapshot(gateway).prices[price_key].stripe_id
     subscription = gateway.post(
         "/v1/subscriptions",
-        {
-            "customer": customer,
-            "items": [{"price": price, "quantity": quantity}],
-            "collection_method": "send_invoice",
-            "days_until_due": 30,
-        },
+        {"customer": customer, "items": [{"price": price, "quantity": quantity}]},
     )["id"]
     return clock, customer, subscription
+
+
+def paying_customer(gateway: Gateway) -> tuple[str, str]:
+    """A customer on its own test clock, paying by card: (clock, customer)."""
+    clock = gateway.post("/v1/test_helpers/test_clocks", {"frozen_time": START})["id"]
+    customer = gateway.post(
+        "/v1/customers",
+        {
+            "test_clock": clock,
+            "email": f"{clock}@example.com",
+            "payment_method": "pm_card_visa",
+            "invoice_settings": {"default_payment_method": "pm_card_visa"},
+        },
+    )["id"]
+    return clock, customer
 
 
 def invoice_lines(gateway: Gateway, customer: str) -> list[list[tuple[str, int, int]]]:
@@ -169,20 +176,11 @@ def test_a_subscriber_in_trial_keeps_the_trial_and_pays_the_new_price_after_it(
     emulator: Emulator, gateway: Gateway
 ) -> None:
     assert not converge(load_text(CATALOG, "billing.yaml"), gateway).has_changes
-    clock = gateway.post("/v1/test_helpers/test_clocks", {"frozen_time": START})["id"]
-    customer = gateway.post(
-        "/v1/customers", {"test_clock": clock, "email": f"{clock}@example.com"}
-    )["id"]
+    clock, customer = paying_customer(gateway)
     price = read_snapshot(gateway).prices["seat_2025"].stripe_id
     trial = gateway.post(
         "/v1/subscriptions",
-        {
-            "customer": customer,
-            "items": [{"price": price, "quantity": 2}],
-            "trial_period_days": 14,
-            "collection_method": "send_invoice",
-            "days_until_due": 30,
-        },
+        {"customer": customer, "items": [{"price": price, "quantity": 2}], "trial_period_days": 14},
     )
     assert (trial["status"], trial["trial_end"]) == ("trialing", START + 14 * DAY)
     config = load_text(RAISE, "billing.yaml")
@@ -214,3 +212,25 @@ def test_a_licensed_move_can_switch_now_on_classic_billing_mode(
     new_price = read_snapshot(gateway).prices["seat_2026"].stripe_id
     items = gateway.get(f"/v1/subscriptions/{sub}")["items"]["data"]
     assert [(item["price"]["id"], item["quantity"]) for item in items] == [(new_price, 2)]
+
+
+def test_a_renewal_too_close_defers_the_switch_to_the_renewal_after(
+    emulator: Emulator, gateway: Gateway
+) -> None:
+    assert not converge(load_text(CATALOG, "billing.yaml"), gateway).has_changes
+    clock, customer, _ = subscribe(gateway, "seat_2025", 2)
+    renewal = START + 31 * DAY  # January has 31 days
+    advance_clock(gateway, clock, renewal - 1800, wait_seconds=5)
+    config = load_text(RAISE, "billing.yaml")
+    plan = build_plan(config, read_snapshot(gateway, config))
+    (row,) = next(c for c in plan.changes if c.kind == "migration").details["subscriptions"]
+    assert (row["state"], row["action"]) == ("deferred", None)
+    assert "within defer_within (1h)" in row["blocker"]
+    assert not plan.has_changes
+    advance_clock(gateway, clock, renewal + 2 * 3600, wait_seconds=5)
+    after = converge(config, gateway)
+    (row,) = next(c for c in after.changes if c.kind == "migration").details["subscriptions"]
+    assert (row["state"], row["switch_at"]) == ("scheduled", START + (31 + 28) * DAY)
+    advance_clock(gateway, clock, START + 60 * DAY, wait_seconds=5)
+    # Signup and the January renewal at $10.00 (the switch was deferred), then $12.00.
+    assert [lines[0][2] for lines in invoice_lines(gateway, customer)] == [2000, 2000, 2400]

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.config import MAX_FILE_BYTES, billing_schema, desired_from_data, load_config
+from reconciler.config import (
+    MAX_FILE_BYTES,
+    billing_schema,
+    desired_from_data,
+    load_config,
+    load_text,
+)
 from reconciler.errors import ConfigError, ConfigErrors
 from reconciler.model import SwitchAt
 from reconciler.yamlsource import MAX_DEPTH
@@ -304,3 +310,35 @@ def test_the_catalog_example_is_the_example_without_its_migrations() -> None:
     catalog = (REPO / "tests" / "data" / "billing-catalog.yaml").read_text(encoding="utf-8")
     assert catalog == example.partition("\nmigrations:\n")[0].rstrip("\n") + "\n"
     assert load_config(REPO / "tests" / "data" / "billing-catalog.yaml").migrations == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("0", 0), ("90s", 90), ("45m", 2700), ("1h", 3600), ("2d", 172800)]
+)
+def test_defer_within_reads_a_number_and_a_unit(text: str, seconds: int) -> None:
+    document = (
+        "version: 1\nmode: test\nproducts: [{id: prod_a, name: A}]\n"
+        "prices: [{lookup_key: seat, product: prod_a, currency: usd, unit_amount: 900,"
+        " recurring: {interval: month}}]\n"
+        f"migrations:\n  m:\n    from_price: price_1Old\n    to_price: seat\n"
+        f"    defer_within: '{text}'\n"
+    )
+    (migration,) = load_text(document, "billing.yaml").migrations
+    assert migration.defer_within == seconds
+    assert migration.to_dict().get("defer_within", "1h") == text
+
+
+def test_defer_within_refuses_a_duration_without_a_unit() -> None:
+    document = (
+        "version: 1\nmode: test\nproducts: [{id: prod_a, name: A}]\n"
+        "prices: [{lookup_key: seat, product: prod_a, currency: usd, unit_amount: 900,"
+        " recurring: {interval: month}}]\n"
+        "migrations:\n  m:\n    from_price: price_1Old\n    to_price: seat\n"
+        "    defer_within: 1 hour\n"
+    )
+    with pytest.raises(ConfigErrors) as refused:
+        load_text(document, "billing.yaml")
+    assert (
+        "billing.yaml:9:19: migrations.m.defer_within: must be 0 or a number and a unit "
+        "(s, m, h or d) such as 1h, not '1 hour'"
+    ) in str(refused.value)

@@ -641,3 +641,49 @@ def test_adopting_a_schedule_with_a_setting_it_cannot_write_back_is_blocked(
     assert (row["state"], row["action"]) == ("blocked", None)
     assert named in row["blocker"]
     assert "rewriting its phases would drop" in row["blocker"]
+
+
+# Time: a renewal too close, a fixed switch already past.
+
+
+def test_a_renewal_within_defer_within_waits_for_the_next_one() -> None:
+    near = snapshot(sub("sub_1"), read_at=END - 1800)
+    row = rows(MIGRATION, near)["sub_1"]
+    assert (row["state"], row["action"]) == ("deferred", None)
+    assert row["blocker"] == (
+        "renews on 2026-02-01 00:00 UTC, within defer_within (1h): it switches at the renewal after"
+    )
+    assert plan_migration(MIGRATION, near).reason == "1 deferred past a renewal"
+    far = rows(MIGRATION, snapshot(sub("sub_1"), read_at=END - 7200))["sub_1"]
+    assert far["state"] == "pending"
+    never = dataclasses.replace(MIGRATION, defer_within=0)
+    assert rows(never, near)["sub_1"]["state"] == "pending"
+
+
+def test_a_subscription_on_a_test_clock_lives_at_the_clocks_time() -> None:
+    on_clock = sub("sub_1", test_clock="clock_1")
+    snap = snapshot(on_clock, read_at=START, clock_times={"clock_1": END - 60})
+    assert snap.now_of(on_clock) == END - 60
+    assert rows(MIGRATION, snap)["sub_1"]["state"] == "deferred"
+    assert snap.now_of(sub("sub_2")) == START
+
+
+def test_a_fixed_switch_already_past_is_blocked_with_both_times() -> None:
+    past = Migration(
+        name="move", from_price="k", to_price="n", switch_at=SwitchAt("at", START + 86400, "t")
+    )
+    row = rows(past, snapshot(sub("sub_1"), read_at=START + 2 * 86400))["sub_1"]
+    assert row["state"] == "blocked"
+    assert row["blocker"] == (
+        "switch_at 2026-01-02 00:00 UTC has passed (it is 2026-01-03 00:00 UTC): choose a "
+        "later time, period_end or now"
+    )
+
+
+def test_an_existing_schedule_is_not_deferred() -> None:
+    first = rows(MIGRATION, snapshot(sub("sub_1")))["sub_1"]
+    ours = LiveSchedule(
+        "sub_sched_1", "active", first["params"]["metadata"], tuple(first["params"]["phases"])
+    )
+    near = snapshot(sub("sub_1", schedule=ours), read_at=END - 60)
+    assert rows(MIGRATION, near)["sub_1"]["state"] == "scheduled"
