@@ -3,10 +3,13 @@
 For every migration in billing.yaml: a customer on a fresh test clock with a
 subscription on the migration's ``from_price``, usage reported the way that
 price takes it (usage records for a legacy price, meter events for a
-meter-backed one), the migration applied to that one subscription (switching
-at the period end, whatever ``switch_at`` says, so both invoices exist), meter
-events sent after the switch, the clock advanced through two periods, and the
-last invoice on the old price and the first on the new one checked.
+meter-backed one; a licensed price is subscribed with :data:`SEATS` units), the
+migration applied to that one subscription (switching at the period end,
+whatever ``switch_at`` says, so both invoices exist), meter events sent after
+the switch, the clock advanced through two periods, and the last invoice on
+the old price and the first on the new one checked. A licensed price bills
+its period in advance, a metered one in arrears: either way the line checked
+is the one for the period on that side of the switch.
 
 The expected figures come from :mod:`reconciler.expected_invoice`, written
 from Stripe's documented rules and independent of the arithmetic the
@@ -34,7 +37,7 @@ from reconciler.errors import ReconcileError
 from reconciler.expected_invoice import ExpectedLine, expected_invoice, expected_line, money
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
 from reconciler.live import read_legacy_price, read_snapshot
-from reconciler.migrations import NO_METER_EQUIVALENT
+from reconciler.migrations import NO_METER_EQUIVALENT, moved_quantity
 from reconciler.model import Desired, Migration, SwitchAt
 from reconciler.plan import Action
 from reconciler.planner import build_plan
@@ -53,6 +56,8 @@ HOUR = 3600
 LEGACY_USAGE = (1200, 845, 2010)  # reported on the old price in period 1
 METERED_USAGE = (1500, 990, 3125)  # sent as meter events on the new price in period 2
 START_DAYS_AGO = 32  # legacy aggregations with no meter formula
+SEATS = 3
+"""Units of a licensed ``from_price`` the simulated subscription holds."""
 
 
 def day(epoch: int) -> str:
@@ -132,6 +137,15 @@ class _Usage:
 
     meter: Mapping[str, Any] | None
     aggregation: str
+    """The meter's formula, the usage records' ``aggregate_usage``, or ``licensed``."""
+
+    @property
+    def licensed(self) -> bool:
+        return self.aggregation == LICENSED
+
+    @property
+    def usage_records(self) -> bool:
+        return self.meter is None and not self.licensed
 
     def expected(self, values: Sequence[int]) -> int:
         """The quantity Stripe should bill for ``values`` sent in order, one per timestamp."""
@@ -144,6 +158,8 @@ class _Usage:
                 return sum(values)
 
     def describe(self, values: Sequence[int]) -> str:
+        if self.licensed:
+            return "licensed: no usage, billed by quantity"
         if self.meter is None:
             return (
                 f"{sum(values):,} units in {len(values)} usage records "
@@ -156,8 +172,13 @@ class _Usage:
         )
 
 
+LICENSED = "licensed"
+
+
 def _usage_of(gateway: Gateway, price: Mapping[str, Any]) -> _Usage:
     recurring = price.get("recurring") or {}
+    if recurring.get("usage_type") != "metered":
+        return _Usage(None, LICENSED)
     meter_id = recurring.get("meter")
     if not meter_id:
         return _Usage(None, str(recurring.get("aggregate_usage") or "sum"))
@@ -310,12 +331,12 @@ def simulate_migration(
     new_usage = _usage_of(gateway, new)
     old = _old_price(gateway, desired, migration, say)
     old_usage = _usage_of(gateway, old)
-    if old_usage.meter is None and old_usage.aggregation in NO_METER_EQUIVALENT:
+    if old_usage.usage_records and old_usage.aggregation in NO_METER_EQUIVALENT:
         raise ReconcileError(
             f"migration.{migration.name}: {_name(old)} aggregates usage records with "
             f"{old_usage.aggregation}, which no meter formula matches; nothing to simulate"
         )
-    legacy = old_usage.meter is None
+    legacy = old_usage.usage_records
     if migration.switch_at != SwitchAt("period_end"):
         say(
             f"billing.yaml switches at {migration.switch_at.to_value()}; the rehearsal switches "
@@ -338,7 +359,7 @@ def simulate_migration(
         "/v1/subscriptions",
         {
             "customer": customer["id"],
-            "items": [{"price": old["id"]}],
+            "items": [{"price": old["id"], **({"quantity": SEATS} if old_usage.licensed else {})}],
             "collection_method": "send_invoice",
             "days_until_due": 30,
         },
@@ -355,23 +376,24 @@ def simulate_migration(
     # Usage an hour apart from one minute in; the clock moves past it but stays well inside
     # the first period (a daily price's included).
     advance_clock(gateway, clock["id"], begin + len(LEGACY_USAGE) * HOUR)
+    old_values = () if old_usage.licensed else LEGACY_USAGE
     _report(
         gateway,
         old_usage,
         item=item["id"],
         customer=customer["id"],
-        values=LEGACY_USAGE,
+        values=old_values,
         first_at=begin + 60,
         step=HOUR,
         tag=f"sim-{sub['id']}-old",
     )
-    say(f"period 1: {old_usage.describe(LEGACY_USAGE)}")
+    say(f"period 1: {old_usage.describe(old_values)}")
     _wait_for_meter(
         gateway,
         old_usage,
         customer["id"],
         (period_start, period_end),
-        old_usage.expected(LEGACY_USAGE),
+        old_usage.expected(old_values),
     )
     only_this = dataclasses.replace(
         migration,
@@ -397,23 +419,24 @@ def simulate_migration(
     next_end = int(
         gateway.get(f"/v1/subscriptions/{sub['id']}")["items"]["data"][0]["current_period_end"]
     )
+    new_values = () if new_usage.licensed else METERED_USAGE
     _report(
         gateway,
         new_usage,
         item="",
         customer=customer["id"],
-        values=METERED_USAGE,
+        values=new_values,
         first_at=period_end + 60,
         step=60,
         tag=f"sim-{sub['id']}-new",
     )
-    say(f"period 2: {new_usage.describe(METERED_USAGE)}")
+    say(f"period 2: {new_usage.describe(new_values)}")
     _wait_for_meter(
         gateway,
         new_usage,
         customer["id"],
         (period_end, next_end),
-        new_usage.expected(METERED_USAGE),
+        new_usage.expected(new_values),
     )
     advance_clock(gateway, clock["id"], next_end + HOUR)
     checks = _invoice_checks(
@@ -422,14 +445,16 @@ def simulate_migration(
         {
             old["id"]: (
                 old,
-                old_usage.expected(LEGACY_USAGE),
-                "usage records" if legacy else "meter events on the old price",
+                SEATS if old_usage.licensed else old_usage.expected(old_values),
+                _source(old_usage, "old"),
                 (period_start, period_end),
             ),
             new["id"]: (
                 new,
-                new_usage.expected(METERED_USAGE),
-                "meter events",
+                _moved_seats(migration, old_usage)
+                if new_usage.licensed
+                else new_usage.expected(new_values),
+                _source(new_usage, "new"),
                 (period_end, next_end),
             ),
         },
@@ -450,6 +475,20 @@ def simulate_migration(
         legacy_check,
         metered_check,
     )
+
+
+def _source(usage: _Usage, side: str) -> str:
+    if usage.licensed:
+        return "licensed quantity, billed in advance"
+    if usage.usage_records:
+        return "usage records"
+    return "meter events" if side == "new" else "meter events on the old price"
+
+
+def _moved_seats(migration: Migration, old_usage: _Usage) -> int:
+    """The quantity the moved item carries, by the migration's own rule."""
+    seats = moved_quantity(migration, SEATS if old_usage.licensed else None, to_metered=False)
+    return seats if seats is not None else 1
 
 
 def _invoice_checks(

@@ -374,3 +374,47 @@ def test_simulate_refuses_a_legacy_price_no_meter_can_match(
     assert "api_legacy aggregates usage records with max, which no meter formula matches" in (
         result.stderr
     )
+
+
+PRICE_INCREASE = """
+version: 1
+mode: test
+products: [{id: prod_app, name: App}]
+prices:
+  - {lookup_key: seat_2025, product: prod_app, currency: usd, unit_amount: 1000,
+     recurring: {interval: month}}
+  - {lookup_key: seat_2026, product: prod_app, currency: usd, unit_amount: 1250,
+     recurring: {interval: month}}
+migrations:
+  raise-2026: {from_price: seat_2025, to_price: seat_2026%s}
+"""
+
+
+def test_simulate_a_price_increase_bills_each_seat_at_the_new_price(tmp_path: Path) -> None:
+    result = simulate(tmp_path, PRICE_INCREASE % "")
+    assert result.returncode == 0, result.stderr
+    # Licensed prices bill each period in advance: 3 seats x $10.00 = $30.00 at signup,
+    # then 3 seats x $12.50 = $37.50 at the renewal that is the switch.
+    assert check_lines(result.stdout) == [
+        (
+            "seat_2025",
+            "per unit: 3 units at $10.00 = $30.00",
+            "line $30.00, invoice total $30.00: ok",
+        ),
+        (
+            "seat_2026",
+            "per unit: 3 units at $12.50 = $37.50",
+            "line $37.50, invoice total $37.50: ok",
+        ),
+    ]
+    assert "period 1: licensed: no usage, billed by quantity" in result.stdout
+
+
+def test_simulate_a_declared_quantity(tmp_path: Path) -> None:
+    result = simulate(tmp_path, PRICE_INCREASE % ", quantity: 1")
+    assert result.returncode == 0, result.stderr
+    # 3 seats x $10.00 = $30.00, then the declared single seat at $12.50.
+    assert [why for _, why, _ in check_lines(result.stdout)] == [
+        "per unit: 3 units at $10.00 = $30.00",
+        "per unit: 1 unit at $12.50 = $12.50",
+    ]
