@@ -19,10 +19,11 @@ Objects are global to the emulator: every test API key sees the same account.
 
 from __future__ import annotations
 
+import copy
 import secrets
 import string
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from reconciler.emulator.errors import no_such
@@ -88,6 +89,18 @@ class Store:
 
     def kinds(self) -> list[str]:
         return sorted(self._collections)
+
+    def snapshot(self, *, skip: Collection[str] = ()) -> Store:
+        """A deep copy of every collection but the kinds in ``skip``, with an empty journal.
+
+        What the copy's handlers write never reaches this store (invoice previews
+        run the billing machinery on one and throw it away).
+        """
+        twin = Store()
+        for kind, collection in self._collections.items():
+            if kind not in skip:
+                twin._collections[kind] = copy.deepcopy(collection)
+        return twin
 
     # --- writing ----------------------------------------------------------------------
     def put(self, kind: str, obj: JSON, object_id: str | None = None) -> JSON:

@@ -256,6 +256,14 @@ def objects(client: stripe.StripeClient, uid: str) -> dict[str, list[dict[str, A
         },
     )
     proration = client.v1.invoices.retrieve(str(prorated.latest_invoice))
+    # Previews (no id of their own kind: ``upcoming_in_...`` invoices), plain and prorating.
+    preview = client.v1.invoices.create_preview(params={"subscription": sub.id})
+    prorating = client.v1.invoices.create_preview(
+        params={
+            "subscription": paying.id,
+            "subscription_details": {"items": [{"id": paying["items"].data[0].id, "quantity": 3}]},
+        }
+    )
     card = client.v1.customers.payment_methods.list(customer.id).data[0]
     spare = client.v1.payment_methods.attach("pm_card_mastercard", params={"customer": customer.id})
     detached = client.v1.payment_methods.detach(spare.id)
@@ -283,6 +291,10 @@ def objects(client: stripe.StripeClient, uid: str) -> dict[str, list[dict[str, A
         paid,
         proration,
         *proration.lines.data,
+        preview,
+        *preview.lines.data,
+        prorating,
+        *prorating.lines.data,
         card,
         spare,
         detached,

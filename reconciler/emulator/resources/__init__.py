@@ -19,6 +19,7 @@ from reconciler.emulator.resources import invoices as invoices
 from reconciler.emulator.resources import meter_events as meter_events
 from reconciler.emulator.resources import meters as meters
 from reconciler.emulator.resources import payment_methods as payment_methods
+from reconciler.emulator.resources import previews as previews
 from reconciler.emulator.resources import prices as prices
 from reconciler.emulator.resources import products as products
 from reconciler.emulator.resources import prorations as prorations
@@ -47,6 +48,7 @@ RESOURCE_MODULES: list[ModuleType] = [
     subscription_items,
     usage_records,
     schedules,
+    previews,
     invoices,
     collection,
     prorations,

@@ -34,6 +34,7 @@ responses follow the request's version.
 
 from __future__ import annotations
 
+import copy
 from decimal import Decimal
 
 from reconciler.emulator.events import emit
@@ -62,7 +63,12 @@ from reconciler.emulator.router import ObjectType, Registry, Request
 from reconciler.emulator.store import JSON, new_id
 from reconciler.emulator.versions import BASIL, version_at_least
 
-__all__ = ["issue_invoice", "licensed_lines", "line_for", "metered_lines", "register"]
+__all__ = ["CAPTURE", "issue_invoice", "licensed_lines", "line_for", "metered_lines", "register"]
+
+#: ``req.context`` key: while it holds a list, :func:`issue_invoice` appends a copy of
+#: every invoice it builds, as built (a draft, totalled, before collection). Invoice
+#: previews (:mod:`.previews`) read the invoice the billing machinery would issue there.
+CAPTURE = "invoices.capture"
 
 
 def _usage(req: Request, sub: JSON, item: JSON, price: JSON, period: tuple[int, int]) -> int:
@@ -183,8 +189,17 @@ def _credit(amount: int, discount_id: str) -> JSON:
 
 
 def _apply_discounts(req: Request, sub: JSON, lines: list[JSON], when: int) -> list[JSON]:
-    """Spread each applicable discount over the lines; returns ``total_discount_amounts``."""
+    """Spread each applicable discount over the discountable lines; returns
+    ``total_discount_amounts``.
+
+    Change prorations are not discountable (docs.stripe.com/billing/subscriptions/
+    prorations, "Prorations and discounts": "All invoice items that are prorations
+    (prorations=true) are set to discountable=false. Discounts applied to an invoice
+    containing prorations are only applied to [...] invoice line items that aren't
+    prorations").
+    """
     totals: list[JSON] = []
+    lines = [line for line in lines if line.get("discountable", True)]
     subtotal = sum(int(line["amount"]) for line in lines)
     remaining = subtotal
     for discount_id in sub.get("discounts") or []:
@@ -421,6 +436,9 @@ def issue_invoice(
             for entry in per_rate
         ],
     }
+    captured = req.context.get(CAPTURE)
+    if isinstance(captured, list):
+        captured.append(copy.deepcopy(invoice))
     req.store.put(INVOICE, invoice)
     emit(req, "invoice.created", invoice)
     sub["latest_invoice"] = invoice_id
@@ -517,6 +535,10 @@ def _invoice_transform(obj: JSON, version: str) -> None:
         for name in ("subscription", "tax", "total_tax_amounts"):
             obj.pop(name, None)
     else:
+        # Before basil a preview's proration date was a field of the invoice itself.
+        details = (obj.get("parent") or {}).get("subscription_details") or {}
+        if "subscription_proration_date" in details:
+            obj["subscription_proration_date"] = details["subscription_proration_date"]
         for name in ("parent", "total_taxes"):
             obj.pop(name, None)
 

@@ -29,10 +29,20 @@ invoices at once what is pending and the metered usage of the period so far
 (``billing_reason`` ``subscription_update``: UNCONFIRMED, the reference does
 not name it); without either, pending prorations are dropped.
 
+Proration lines are ``discountable: false``: a discount on the invoice that
+carries them reduces only its other lines ("All invoice items that are
+prorations (prorations=true) are set to discountable=false. Discounts applied
+to an invoice containing prorations are only applied to [...] invoice line
+items that aren't prorations").
+
 No prorations during a trial or a period that has not started. Not emulated,
 refused: prorating a subscription that carries discounts (flexible billing
-mode's ``proration_discounts``), a change of billing interval with
-prorations, and listing pending items (``/v1/invoiceitems``).
+mode's ``proration_discounts``: Stripe reflects "any discounts previously
+applied to the subscription [...] in the proration invoice item's amount", and
+flexible mode credits "the original debited amount", but no document gives the
+rounding order or how an amount-off coupon is shared among prorations), a
+change of billing interval with prorations, and listing pending items
+(``/v1/invoiceitems``).
 """
 
 from __future__ import annotations
@@ -120,6 +130,9 @@ def _line(
             "subtotal": signed,
             "description": f"{what} on {quantity} \N{MULTIPLICATION SIGN} {name} after "
             f"{_date(when)}",
+            # "All invoice items that are prorations (prorations=true) are set to
+            # discountable=false" (docs.stripe.com/billing/subscriptions/prorations).
+            "discountable": False,
             "proration": True,
         }
     )
