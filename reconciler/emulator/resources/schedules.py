@@ -12,7 +12,13 @@
   left out); every phase but the last needs an ``end_date`` (or ``duration``,
   or ``iterations`` before ``2025-09-30.clover``); the last gets one period of
   its price's interval; at most 10 phases; a changed current phase applies
-  to the subscription at once (no prorations);
+  to the subscription at once;
+- a phase entered inside a billing period (not at a renewal) prorates the
+  change of licensed items per its ``proration_behavior`` ("Proration behavior
+  on a phase controls prorations at the phase transition"), with the
+  arithmetic of :mod:`.prorations`; where that module refuses (a subscription
+  with discounts, a change of interval), a schedule write that would need it
+  is refused as not emulated, so a clock advance never meets it;
 - a phase naming an archived price is refused (Stripe's ``The price specified is
   inactive. This field only accepts active prices.``) unless the price is
   already on the subscription or in the schedule (phase 0 re-sent as is);
@@ -30,6 +36,7 @@ reached its end), ``released``, ``canceled``. Phase changes, renewals and
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Collection
 from typing import Any
 
@@ -48,13 +55,17 @@ from reconciler.emulator.resources.billing import (
     is_metered,
     shift,
 )
+from reconciler.emulator.resources.catalog import PRICE
 from reconciler.emulator.resources.subscriptions import (
     apply_item_specs,
     billing_mode,
     cancel_subscription,
     check_specs,
+    interval_of,
+    is_boundary,
     issue_first_invoice,
     item_plan,
+    items_changed,
     new_subscription,
 )
 from reconciler.emulator.resources.tax_and_discounts import (
@@ -293,7 +304,9 @@ def _set_current(schedule: JSON, when: int) -> None:
 
 
 def enter_phase(req: Request, schedule: JSON, sub: JSON, phase: JSON, when: int) -> None:
-    """Put the phase's items, tax rates, discounts and metadata on the subscription."""
+    """Put the phase's items, tax rates, discounts and metadata on the subscription;
+    inside a period, prorate the change per the phase's ``proration_behavior``."""
+    saved = copy.deepcopy(sub)
     specs = [
         {
             "price": item["price"],
@@ -327,7 +340,59 @@ def enter_phase(req: Request, schedule: JSON, sub: JSON, phase: JSON, when: int)
         for discount_id in sub["discounts"]
     ]
     req.store.put(SUBSCRIPTION, sub)
+    if not is_boundary(req, saved, when):
+        behavior = phase.get("proration_behavior") or "create_prorations"
+        items_changed(req, sub, saved, {"proration_behavior": behavior}, when)
     emit(req, "customer.subscription.updated", sub)
+
+
+def _refuse_unemulated_prorations(req: Request, schedule: JSON, now: int) -> None:
+    """A later phase entered inside a period with prorations, on a subscription the
+    prorations module cannot prorate (discounts, another interval): refused now, at the
+    write, rather than when the clock reaches the phase."""
+    sub = (
+        req.store.find(SUBSCRIPTION, str(schedule["subscription"]))
+        if schedule.get("subscription")
+        else None
+    )
+    if sub is None:
+        return
+    previous: list[tuple[Any, Any]] | None = None
+    for index, phase in enumerate(schedule["phases"]):
+        licensed = sorted(
+            (str(_price_id(item)), item.get("quantity"))
+            for item in phase["items"]
+            if not is_metered(req.store.get(PRICE, str(_price_id(item))))
+        )
+        start = int(phase["start_date"])
+        prorates = (phase.get("proration_behavior") or "create_prorations") != "none"
+        changes = previous is not None and licensed != previous
+        discounted = bool(sub.get("discounts") or phase.get("discounts"))
+        prices = [req.store.get(PRICE, str(_price_id(item))) for item in phase["items"]]
+        cycle = next(
+            (
+                (str(p["recurring"]["interval"]), int(p["recurring"]["interval_count"]))
+                for p in prices
+                if p.get("recurring")
+            ),
+            None,
+        )
+        other_cycle = cycle is not None and cycle != interval_of(req, sub)
+        inside = index and start > now and not is_boundary(req, sub, start)
+        if inside and changes and prorates and (discounted or other_cycle):
+            why = "with discounts" if discounted else "that changes the billing interval"
+            raise invalid(
+                "The emulator does not prorate a phase change inside a billing period "
+                f"{why} (not emulated); set the phase's proration_behavior to none, or "
+                "start it at a period end.",
+                param=f"phases[{index}][proration_behavior]",
+            )
+        previous = licensed
+
+
+def _price_id(item: JSON) -> Any:
+    price = item.get("price")
+    return price.get("id") if isinstance(price, dict) else price
 
 
 def _new_schedule(req: Request, customer: JSON, now: int) -> JSON:
@@ -635,6 +700,7 @@ def _replace_active_phases(req: Request, schedule: JSON, entries: list[JSON], no
         raise invalid(
             f"A subscription schedule can have at most {MAX_PHASES} phases.", param="phases"
         )
+    _refuse_unemulated_prorations(req, {**schedule, "phases": kept + phases}, now)
     schedule["phases"] = kept + phases
     position = current_phase_index(schedule, now)
     if position is None:

@@ -95,6 +95,7 @@ __all__ = [
     "check_specs",
     "find_item",
     "interval_of",
+    "is_boundary",
     "item_plan",
     "items_changed",
     "new_item",
@@ -733,7 +734,8 @@ def items_changed(req: Request, sub: JSON, saved: JSON, params: JSON, now: int) 
         hook(req, sub, saved, params, now)
 
 
-def _is_boundary(req: Request, sub: JSON, moment: int) -> bool:
+def is_boundary(req: Request, sub: JSON, moment: int) -> bool:
+    """Whether ``moment`` is one of the subscription's billing period boundaries."""
     interval, count = interval_of(req, sub)
     return next_boundary(int(sub["billing_cycle_anchor"]), interval, count, moment - 1) == moment
 
@@ -772,7 +774,7 @@ def _set_cancel_at(req: Request, sub: JSON, value: Any, proration: Any, now: int
         raise invalid(
             "Invalid timestamp: must be an integer Unix timestamp in the future.", param="cancel_at"
         )
-    if not _is_boundary(req, sub, moment) and proration != "none":
+    if not is_boundary(req, sub, moment) and proration != "none":
         raise invalid(
             "The emulator does not support a cancel_at inside a billing period with prorations "
             "(not emulated: the credit for the unused time); pass proration_behavior=none or "
