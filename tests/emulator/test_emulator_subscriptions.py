@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import stripe
+from emulator_helpers import make_client
 from lifecycle_helpers import (
     BASIL,
     DAY,
@@ -257,3 +258,34 @@ def test_billing_cycle_anchor_and_weekly_periods(
         }
     )
     assert anchored["items"].data[0].current_period_end == JAN_15 + 3 * DAY
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"billing_cycle_anchor": {"type": "now"}}, "billing_cycle_anchor"),
+        ({"billing_thresholds": {"amount_gte": 10000}}, "billing_thresholds"),
+        ({"automatic_tax": {"enabled": True}}, "automatic_tax"),
+        ({"invoice_settings": {"issuer": {"type": "self"}}}, "invoice_settings"),
+        ({"pending_invoice_item_interval": {"interval": "week"}}, "pending_invoice_item_interval"),
+    ],
+)
+def test_an_update_the_emulator_cannot_carry_out_is_refused_not_ignored(
+    emu: object, params: dict[str, object], param: str
+) -> None:
+    """Emulator only: real Stripe carries these out."""
+    client = make_client(emu.url)  # type: ignore[attr-defined]
+    product = client.v1.products.create(params={"name": "Seats"})
+    seat = licensed_price(client, product.id, 1000)
+    _, customer = clocked_customer(client)
+    sub = client.v1.subscriptions.create(
+        params={"customer": customer.id, "items": [{"price": seat.id}]}
+    )
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.subscriptions.update(sub.id, params=params)  # type: ignore[arg-type]
+    assert refused.value.param == param
+    assert "not emulated" in str(refused.value)
+    unchanged = client.v1.subscriptions.update(
+        sub.id, params={"billing_cycle_anchor": {"type": "unchanged"}, "metadata": {"k": "v"}}
+    )
+    assert unchanged.billing_cycle_anchor == sub.billing_cycle_anchor

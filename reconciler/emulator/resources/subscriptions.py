@@ -140,9 +140,29 @@ def _refuse_unsupported(params: JSON, names: tuple[str, ...]) -> None:
             raise invalid(
                 f"The emulator does not support `{name}` on subscriptions (not emulated: "
                 "trial changes after creation, trials from plans, backdating, one-off "
-                "invoice items, sources and payment settings).",
+                "invoice items, sources, payment settings, thresholds, tax, Connect "
+                "fields and a new billing cycle anchor).",
                 param=name,
             )
+
+
+#: Update parameters with no effect in the emulator, refused rather than ignored.
+_UPDATE_NOT_EMULATED = (
+    "add_invoice_items",
+    "default_source",
+    "payment_settings",
+    "trial_end",
+    "trial_from_plan",
+    "trial_settings",
+    "application_fee_percent",
+    "automatic_tax",
+    "billing_schedules",
+    "billing_thresholds",
+    "invoice_settings",
+    "on_behalf_of",
+    "pending_invoice_item_interval",
+    "transfer_data",
+)
 
 
 def billing_mode(req: Request) -> JSON:
@@ -648,10 +668,14 @@ def update(req: Request) -> JSON:
     sub = req.store.get(SUBSCRIPTION, req.path_params["id"])
     saved = copy.deepcopy(sub)
     params = req.params
-    _refuse_unsupported(
-        params,
-        ("add_invoice_items", "default_source", "payment_settings", "trial_end", "trial_from_plan"),
-    )
+    _refuse_unsupported(params, _UPDATE_NOT_EMULATED)
+    anchor = params.get("billing_cycle_anchor")
+    if (anchor.get("type") if isinstance(anchor, dict) else anchor) not in (None, "unchanged"):
+        raise invalid(
+            "The emulator does not support billing_cycle_anchor=now on an update (not emulated: "
+            "a new billing cycle starting at once); leave it unchanged.",
+            param="billing_cycle_anchor",
+        )
     if sub["status"] in _ENDED:
         allowed = {"metadata", "cancellation_details", "expand"}
         extra = sorted(set(params) - allowed)
