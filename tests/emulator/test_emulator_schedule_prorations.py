@@ -1,8 +1,10 @@
-"""A schedule phase entered inside a billing period prorates, as a subscription update
-does: "Proration behavior on a phase controls prorations at the phase transition".
+"""Schedule phases on test clocks: one entered inside a billing period prorates, as a
+subscription update does ("Proration behavior on a phase controls prorations at the
+phase transition"), and a phase's payment method and days until due reach the
+subscription when the phase starts.
 
 The tests taking ``client`` also run against Stripe test mode (contract run,
-``STRIPE_TEST_API_KEY``); the one taking ``emu`` checks what the emulator refuses.
+``STRIPE_TEST_API_KEY``); those taking ``emu`` check what the emulator refuses.
 """
 
 from __future__ import annotations
@@ -123,3 +125,73 @@ def test_a_mid_period_phase_on_a_discounted_subscription_is_refused_as_not_emula
         )
     assert "not emulated" in str(refused.value)
     assert refused.value.param == "phases[1][proration_behavior]"
+
+
+def test_a_phase_puts_its_payment_method_and_days_until_due_on_the_subscription(
+    client: stripe.StripeClient, product: stripe.Product
+) -> None:
+    seat = licensed_price(client, product.id, 3000)
+    clock, customer = clocked_customer(client)
+    card = client.v1.payment_methods.attach("pm_card_mastercard", params={"customer": customer.id})
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": seat.id}],
+            "collection_method": "send_invoice",
+            "days_until_due": 30,
+        }
+    )
+    schedule = client.v1.subscription_schedules.create(params={"from_subscription": sub.id})
+    updated = client.v1.subscription_schedules.update(
+        schedule.id,
+        params={
+            "phases": [
+                {"start_date": JAN_15, "end_date": FEB_15, "items": [{"price": seat.id}]},
+                {
+                    "items": [{"price": seat.id}],
+                    "default_payment_method": card.id,
+                    "invoice_settings": {"days_until_due": 14},
+                },
+            ]
+        },
+    )
+    assert updated.phases[1].default_payment_method == card.id
+    assert updated.phases[1].invoice_settings is not None
+    assert updated.phases[1].invoice_settings.days_until_due == 14
+    advance(client, clock.id, FEB_15 + HOUR)
+    moved = client.v1.subscriptions.retrieve(sub.id)
+    assert (moved.default_payment_method, moved.days_until_due) == (card.id, 14)
+
+
+@pytest.mark.parametrize(
+    ("setting", "param"),
+    [
+        ({"billing_thresholds": {"amount_gte": 10000}}, "phases[1][billing_thresholds]"),
+        ({"automatic_tax": {"enabled": True}}, "phases[1][automatic_tax][enabled]"),
+        ({"application_fee_percent": 5}, "phases[1][application_fee_percent]"),
+    ],
+)
+def test_a_phase_setting_the_emulator_cannot_carry_out_is_refused(
+    emu: Emulator, setting: dict[str, Any], param: str
+) -> None:
+    """Emulator only: real Stripe carries these out."""
+    client = make_client(emu.url)
+    product = client.v1.products.create(params={"name": "Seats"})
+    seat = licensed_price(client, product.id, 3000)
+    _, customer = clocked_customer(client)
+    sub = client.v1.subscriptions.create(
+        params={"customer": customer.id, "items": [{"price": seat.id}]}
+    )
+    schedule = client.v1.subscription_schedules.create(params={"from_subscription": sub.id})
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.subscription_schedules.update(
+            schedule.id,
+            params={
+                "phases": [
+                    {"start_date": JAN_15, "end_date": FEB_15, "items": [{"price": seat.id}]},
+                    {"items": [{"price": seat.id}], **setting},
+                ]
+            },
+        )
+    assert refused.value.param == param
+    assert "not emulated" in str(refused.value)

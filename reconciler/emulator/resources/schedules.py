@@ -56,6 +56,7 @@ from reconciler.emulator.resources.billing import (
     shift,
 )
 from reconciler.emulator.resources.catalog import PRICE
+from reconciler.emulator.resources.payment_methods import customer_payment_method
 from reconciler.emulator.resources.subscriptions import (
     apply_item_specs,
     billing_mode,
@@ -161,11 +162,13 @@ def _build_phases(
     *,
     kept: Collection[str] = (),
     trial_until: int | None = None,
+    customer: str | None = None,
 ) -> list[JSON]:
     """Phases from parameters, back to back from ``start``.
 
     ``kept``: prices already on the subscription or in the schedule, which a
     phase may keep after they were archived (see :func:`_kept_prices`).
+    ``customer``: the schedule's, whose payment methods a phase may name.
     ``trial_until``: the end of the subscription's trial in progress, which the
     first phase may keep (``trial_end``); a phase that starts or moves a trial is
     refused as not emulated.
@@ -203,6 +206,13 @@ def _build_phases(
                 param=f"{where}[end_date]",
             )
         _check_phase_discounts(req, entry.get("discounts"), f"{where}[discounts]")
+        _refuse_phase_settings(entry, where)
+        payment_method = entry.get("default_payment_method")
+        if payment_method and customer is not None:
+            customer_payment_method(
+                req, str(payment_method), customer, f"{where}[default_payment_method]"
+            )
+        days = (entry.get("invoice_settings") or {}).get("days_until_due")
         trial_end = entry.get("trial_end")
         if trial_end is not None and (
             index != 0 or trial_until is None or int(trial_end) != trial_until
@@ -230,14 +240,16 @@ def _build_phases(
                 "billing_thresholds": None,
                 "collection_method": entry.get("collection_method"),
                 "currency": prices[0]["currency"],
-                "default_payment_method": None,
+                "default_payment_method": payment_method or None,
                 "default_tax_rates": tax_rate_objects(
                     req, entry.get("default_tax_rates"), f"{where}[default_tax_rates]"
                 ),
                 "description": entry.get("description"),
                 "discounts": phase_discounts(entry.get("discounts")),
                 "end_date": end,
-                "invoice_settings": None,
+                "invoice_settings": None
+                if days is None
+                else {"account_tax_ids": None, "days_until_due": int(days), "issuer": None},
                 "items": items,
                 "metadata": apply_metadata({}, entry.get("metadata") or {}),
                 "on_behalf_of": None,
@@ -249,6 +261,45 @@ def _build_phases(
         )
         begin = end
     return phases
+
+
+#: Phase settings the emulator does not carry out: refused rather than ignored.
+_PHASE_NOT_EMULATED = (
+    "application_fee_percent",
+    "on_behalf_of",
+    "transfer_data",
+    "billing_thresholds",
+)
+
+
+def _refuse_phase_settings(entry: JSON, where: str) -> None:
+    """A phase's ``default_payment_method`` and ``invoice_settings.days_until_due`` are
+    emulated (they are put on the subscription when the phase starts); Connect fields,
+    thresholds, automatic tax, one-off invoice items and another invoice issuer are not."""
+    for name in _PHASE_NOT_EMULATED:
+        if entry.get(name) not in (None, ""):
+            raise invalid(
+                f"The emulator does not support {where}[{name}] (not emulated).",
+                param=f"{where}[{name}]",
+            )
+    if (entry.get("automatic_tax") or {}).get("enabled"):
+        raise invalid(
+            f"The emulator does not support {where}[automatic_tax] (not emulated: Stripe Tax).",
+            param=f"{where}[automatic_tax][enabled]",
+        )
+    if entry.get("add_invoice_items"):
+        raise invalid(
+            f"The emulator does not support {where}[add_invoice_items] (not emulated).",
+            param=f"{where}[add_invoice_items]",
+        )
+    settings = entry.get("invoice_settings") or {}
+    issuer = (settings.get("issuer") or {}).get("type")
+    if settings.get("account_tax_ids") or issuer not in (None, "self"):
+        raise invalid(
+            f"The emulator does not support {where}[invoice_settings] beyond days_until_due "
+            "(not emulated).",
+            param=f"{where}[invoice_settings]",
+        )
 
 
 def _trial_until(req: Request, schedule: JSON) -> int | None:
@@ -334,6 +385,10 @@ def enter_phase(req: Request, schedule: JSON, sub: JSON, phase: JSON, when: int)
         or schedule["default_settings"]["collection_method"]
         or sub["collection_method"]
     )
+    if phase.get("default_payment_method"):
+        sub["default_payment_method"] = phase["default_payment_method"]
+    if (phase.get("invoice_settings") or {}).get("days_until_due") is not None:
+        sub["days_until_due"] = phase["invoice_settings"]["days_until_due"]
     # Discounts created for a phase's coupons are reused when the phase is entered again.
     phase["discounts"] = [
         {"coupon": None, "discount": discount_id, "promotion_code": None}
@@ -564,7 +619,9 @@ def create(req: Request) -> JSON:
     schedule["end_behavior"] = params.get("end_behavior") or "release"
     _check_end_behavior(schedule["end_behavior"])
     schedule["metadata"] = apply_metadata({}, params.get("metadata") or {})
-    schedule["phases"] = _build_phases(req, list(params.get("phases") or []), start, now)
+    schedule["phases"] = _build_phases(
+        req, list(params.get("phases") or []), start, now, customer=str(schedule["customer"])
+    )
     req.store.put(SCHEDULE, schedule)
     emit(req, "subscription_schedule.created", schedule)
     if start <= now:
@@ -635,6 +692,7 @@ def update(req: Request) -> JSON:
                 now,
                 kept=_kept_prices(req, schedule),
                 trial_until=_trial_until(req, schedule),
+                customer=str(schedule["customer"]),
             )
     if params.get("end_behavior") is not None:
         _check_end_behavior(params["end_behavior"])
@@ -695,6 +753,7 @@ def _replace_active_phases(req: Request, schedule: JSON, entries: list[JSON], no
         now,
         kept=_kept_prices(req, schedule),
         trial_until=_trial_until(req, schedule),
+        customer=str(schedule["customer"]),
     )
     if len(kept) + len(phases) > MAX_PHASES:
         raise invalid(
