@@ -234,3 +234,30 @@ def test_a_renewal_too_close_defers_the_switch_to_the_renewal_after(
     advance_clock(gateway, clock, START + 60 * DAY, wait_seconds=5)
     # Signup and the January renewal at $10.00 (the switch was deferred), then $12.00.
     assert [lines[0][2] for lines in invoice_lines(gateway, customer)] == [2000, 2000, 2400]
+
+
+def test_the_switch_keeps_the_subscriptions_own_payment_method_and_item_metadata(
+    emulator: Emulator, gateway: Gateway
+) -> None:
+    assert not converge(load_text(CATALOG, "billing.yaml"), gateway).has_changes
+    clock, customer = paying_customer(gateway)
+    card = gateway.post("/v1/payment_methods/pm_card_mastercard/attach", {"customer": customer})[
+        "id"
+    ]
+    price = read_snapshot(gateway).prices["seat_2025"].stripe_id
+    sub = gateway.post(
+        "/v1/subscriptions",
+        {
+            "customer": customer,
+            "items": [{"price": price, "quantity": 2, "metadata": {"seat": "owner"}}],
+            "default_payment_method": card,
+        },
+    )["id"]
+    assert not converge(load_text(RAISE, "billing.yaml"), gateway).has_changes
+    advance_clock(gateway, clock, START + 32 * DAY, wait_seconds=5)
+    moved = gateway.get(f"/v1/subscriptions/{sub}")
+    new_price = read_snapshot(gateway).prices["seat_2026"].stripe_id
+    assert moved["default_payment_method"] == card
+    assert [(i["price"]["id"], i["quantity"], i["metadata"]) for i in moved["items"]["data"]] == [
+        (new_price, 2, {"seat": "owner"})
+    ]
