@@ -39,7 +39,8 @@ Modules
   meter_events, customers, payment_methods, test_clocks, alerts,
   tax_and_discounts, subscriptions, subscription_items, usage_records,
   schedules, invoices, collection (payments, retries, statuses), prorations,
-  renewals, events; ``catalog``
+  previews (invoice previews), renewals, entitlements (features and product
+  features), promotion_codes, billing_portal (configurations), events; ``catalog``
   holds the shared product/price builders, ``billing`` the period, usage and
   pricing arithmetic);
 - :mod:`.seed` ``seed_legacy_account``: a legacy usage-record account built

@@ -40,6 +40,10 @@ FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "stripe-openapi" / "
 #: Keys whose values are free-form hashes (no fixed keys to compare).
 FREE_FORM = {"metadata", "previous_attributes", "status_details"}
 
+#: Keys whose values map a currency to an object of one shape (the SDK types them
+#: ``UntypedStripeObject[CurrencyOptions]``): each value is checked, not the currency keys.
+CURRENCY_MAPS = {"currency_options"}
+
 #: Example-object keys Stripe no longer returns on the SDK's pinned API version:
 #: since ``2025-03-31.basil`` an invoice's subscription is under
 #: ``parent.subscription_details`` (changelog; the SDK 16 ``Invoice`` has no such field).
@@ -145,6 +149,11 @@ def _walk(ours: dict[str, Any], example: Any, cls: type | None, path: str) -> It
                 yield f"{where} is null; Stripe never returns null there"
             continue
         if name in FREE_FORM:
+            continue
+        if name in CURRENCY_MAPS and isinstance(value, dict):
+            for currency, item in value.items():
+                if isinstance(item, dict):
+                    yield from _walk(item, None, _inner(cls, name), f"{where}.{currency}")
             continue
         if isinstance(sample, dict) and not isinstance(value, dict):
             if not (isinstance(value, str) and sample.get("object")):  # an unexpanded id
@@ -304,8 +313,94 @@ def objects(client: stripe.StripeClient, uid: str) -> dict[str, list[dict[str, A
         *summaries,
     ):
         found.setdefault(str(obj.object), []).append(_dict(obj))
-    found["event"] = _own_events(client, {sub.id, customer.id, invoice.id, schedule.id, card.id})
+    catalog, catalog_ids = _catalog_objects(client, uid)
+    for kind, obj in catalog:
+        found.setdefault(kind, []).append(obj)
+    found["event"] = _own_events(
+        client, {sub.id, customer.id, invoice.id, schedule.id, card.id, *catalog_ids}
+    )
     return found
+
+
+def _catalog_objects(
+    client: stripe.StripeClient, uid: str
+) -> tuple[list[tuple[str, dict[str, Any]]], set[str]]:
+    """Every response of the entitlement feature, product feature, promotion code and
+    portal configuration routes (plain and with their includable fields), and the ids
+    whose events to check."""
+    product = client.v1.products.create(params={"name": f"Catalog {uid}"})
+    price = client.v1.prices.create(
+        params={
+            "product": product.id,
+            "currency": "usd",
+            "unit_amount": 500,
+            "recurring": {"interval": "month"},
+        }
+    )
+    features = client.v1.entitlements.features
+    feature = features.create(params={"lookup_key": f"shape_{uid}", "name": f"Shape {uid}"})
+    attached = client.v1.products.features.create(
+        product.id, params={"entitlement_feature": feature.id}
+    )
+    detached = client.v1.products.features.delete(product.id, attached.id)
+    again = client.v1.products.features.create(
+        product.id, params={"entitlement_feature": feature.id}
+    )
+    coupon = client.v1.coupons.create(params={"percent_off": 10, "duration": "once"})
+    codes = client.v1.promotion_codes
+    promo = codes.create(
+        params={
+            "promotion": {"type": "coupon", "coupon": coupon.id},
+            "code": f"SHAPE{uid}",
+            "restrictions": {
+                "minimum_amount": 100,
+                "minimum_amount_currency": "usd",
+                "currency_options": {"eur": {"minimum_amount": 90}},
+            },
+        }
+    )
+    both = ["promotion.coupon", "restrictions.currency_options"]
+    portal = client.v1.billing_portal.configurations
+    products = "features.subscription_update.products"
+    config = portal.create(
+        params={
+            "name": f"Shape {uid}",
+            "features": {
+                "subscription_update": {
+                    "enabled": True,
+                    "default_allowed_updates": ["price"],
+                    "products": [{"product": product.id, "prices": [price.id]}],
+                },
+                "subscription_cancel": {"enabled": True},
+            },
+        }
+    )
+    responses: list[tuple[str, Any]] = [
+        ("entitlements.feature", feature),
+        ("entitlements.feature", features.retrieve(feature.id)),
+        ("entitlements.feature", features.update(feature.id, params={"name": "Renamed"})),
+        *(
+            ("entitlements.feature", f)
+            for f in features.list(params={"lookup_key": f"shape_{uid}"})
+        ),
+        ("product_feature", attached),
+        ("product_feature", again),
+        ("product_feature", client.v1.products.features.retrieve(product.id, again.id)),
+        *(("product_feature", pf) for pf in client.v1.products.features.list(product.id)),
+        ("deleted_product_feature", detached),
+        ("promotion_code", promo),
+        ("promotion_code", codes.retrieve(promo.id, params={"expand": both})),
+        ("promotion_code", codes.update(promo.id, params={"active": False})),
+        *(("promotion_code", p) for p in codes.list(params={"code": f"SHAPE{uid}"})),
+        ("billing_portal.configuration", config),
+        ("billing_portal.configuration", portal.retrieve(config.id, params={"expand": [products]})),
+        ("billing_portal.configuration", portal.update(config.id, params={"name": "Renamed"})),
+        *(
+            ("billing_portal.configuration", c)
+            for c in portal.list(params={"limit": 3, "expand": [f"data.{products}"]})
+        ),
+    ]
+    return [(kind, _dict(obj)) for kind, obj in responses], {promo.id, config.id}
 
 
 def _paused_and_resumed(client: stripe.StripeClient, price: str) -> Any:
@@ -361,6 +456,11 @@ EXPECTED_KINDS = {
     "discount",
     "event",
     "payment_method",
+    "entitlements.feature",
+    "product_feature",
+    "deleted_product_feature",
+    "promotion_code",
+    "billing_portal.configuration",
 }
 
 

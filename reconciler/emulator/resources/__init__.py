@@ -12,8 +12,10 @@ from collections.abc import Callable
 from types import ModuleType
 
 from reconciler.emulator.resources import alerts as alerts
+from reconciler.emulator.resources import billing_portal as billing_portal
 from reconciler.emulator.resources import collection as collection
 from reconciler.emulator.resources import customers as customers
+from reconciler.emulator.resources import entitlements as entitlements
 from reconciler.emulator.resources import events as events
 from reconciler.emulator.resources import invoices as invoices
 from reconciler.emulator.resources import meter_events as meter_events
@@ -22,6 +24,7 @@ from reconciler.emulator.resources import payment_methods as payment_methods
 from reconciler.emulator.resources import previews as previews
 from reconciler.emulator.resources import prices as prices
 from reconciler.emulator.resources import products as products
+from reconciler.emulator.resources import promotion_codes as promotion_codes
 from reconciler.emulator.resources import prorations as prorations
 from reconciler.emulator.resources import renewals as renewals
 from reconciler.emulator.resources import schedules as schedules
@@ -44,6 +47,9 @@ RESOURCE_MODULES: list[ModuleType] = [
     test_clocks,
     alerts,
     tax_and_discounts,
+    entitlements,
+    promotion_codes,
+    billing_portal,
     subscriptions,
     subscription_items,
     usage_records,

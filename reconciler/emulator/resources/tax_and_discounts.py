@@ -6,8 +6,9 @@ coupon takes ``percent_off`` or ``amount_off`` (+ ``currency``) and a
 ``duration`` of ``forever``, ``once`` or ``repeating`` (``duration_in_months``).
 Applying a coupon to a subscription creates a ``discount`` object (``di_``);
 subscriptions list discount ids, schedule phases ``{coupon, discount,
-promotion_code}`` entries. Promotion codes and coupons' ``applies_to`` are not
-emulated (refused).
+promotion_code}`` entries. Promotion codes exist as objects
+(:mod:`.promotion_codes`), but redeeming one on a subscription or a phase, and
+coupons' ``applies_to``, are not emulated (refused).
 
 Updates: a tax rate's ``active``, ``country``, ``description``,
 ``display_name``, ``jurisdiction``, ``metadata``, ``state`` and ``tax_type``
