@@ -37,7 +37,11 @@ from reconciler.planfile import load_plan, resolve_saved_plan
 from reconciler.planner import build_plan
 from reconciler.render import render_text
 
-START, END = 1_767_225_600, 1_769_904_000
+DAY = 86400
+# The current period runs from ten days ago to twenty days ahead, as a live account's do:
+# a renewal already past, or within defer_within, would defer every subscription.
+START = (int(time.time()) // DAY - 10) * DAY
+END = START + 30 * DAY
 
 
 def _config(prices: int) -> dict[str, Any]:
