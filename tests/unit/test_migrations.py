@@ -687,3 +687,78 @@ def test_an_existing_schedule_is_not_deferred() -> None:
     )
     near = snapshot(sub("sub_1", schedule=ours), read_at=END - 60)
     assert rows(MIGRATION, near)["sub_1"]["state"] == "scheduled"
+
+
+def test_every_setting_a_phase_or_subscription_carries_is_read_for_writing_back() -> None:
+    read = schedule_from_stripe(
+        {
+            "id": "sub_sched_c",
+            "object": "subscription_schedule",
+            "status": "active",
+            "metadata": {"owner": "partners"},
+            "current_phase": {"start_date": START},
+            "phases": [
+                _read_phase(
+                    START,
+                    END,
+                    items=[
+                        {
+                            "object": "phase_item",
+                            "price": {"id": LEGACY},
+                            "billing_thresholds": {"usage_gte": 500},
+                            "discounts": [{"coupon": "co_5", "discount": None}],
+                            "tax_rates": [],
+                        }
+                    ],
+                    automatic_tax={
+                        "enabled": True,
+                        "liability": {"type": "account", "account": {"id": "acct_1"}},
+                    },
+                    on_behalf_of="acct_2",
+                    transfer_data={"destination": {"id": "acct_3"}, "amount_percent": 10},
+                    application_fee_percent=1.5,
+                )
+            ],
+        }
+    )
+    assert read.uncarried == ()
+    (phase,) = read.phases
+    assert phase["items"] == [
+        {
+            "price": LEGACY,
+            "billing_thresholds": {"usage_gte": 500},
+            "discounts": [{"coupon": "co_5"}],
+        }
+    ]
+    assert phase["automatic_tax"] == {
+        "enabled": True,
+        "liability": {"type": "account", "account": "acct_1"},
+    }
+    assert phase["on_behalf_of"] == "acct_2"
+    assert phase["transfer_data"] == {"destination": "acct_3", "amount_percent": 10}
+    assert phase["application_fee_percent"] == 1.5
+
+
+def test_a_subscription_read_with_unexpanded_prices_and_customer_objects() -> None:
+    read = subscription_from_stripe(
+        {
+            "id": "sub_1",
+            "customer": {"id": "cus_9", "object": "customer"},
+            "status": "active",
+            "items": {"data": [{"id": "si_1", "price": "price_plain", "quantity": 2}]},
+        }
+    )
+    assert (read.customer, read.items[0].price, read.items[0].metered) == (
+        "cus_9",
+        "price_plain",
+        False,
+    )
+
+
+def test_a_legacy_item_without_a_period_end_is_blocked_with_the_reason() -> None:
+    no_period = SubscriptionItem(price=LEGACY, metered=True, id="si_1")
+    row = rows(MIGRATION, snapshot(sub("sub_1", items=(no_period,))))["sub_1"]
+    assert (row["state"], row["blocker"]) == (
+        "blocked",
+        "the legacy item has no current period end",
+    )
