@@ -685,15 +685,7 @@ def update(req: Request) -> JSON:
                     "now or later.",
                     param="phases[0][start_date]",
                 )
-            schedule["phases"] = _build_phases(
-                req,
-                entries,
-                start,
-                now,
-                kept=_kept_prices(req, schedule),
-                trial_until=_trial_until(req, schedule),
-                customer=str(schedule["customer"]),
-            )
+            schedule["phases"] = _phases_of(req, schedule, entries, start, now)
     if params.get("end_behavior") is not None:
         _check_end_behavior(params["end_behavior"])
         schedule["end_behavior"] = params["end_behavior"]
@@ -709,6 +701,22 @@ def update(req: Request) -> JSON:
     if schedule["status"] == "not_started" and int(schedule["phases"][0]["start_date"]) <= now:
         start_schedule(req, schedule, now)
     return req.store.put(SCHEDULE, schedule)
+
+
+def _phases_of(
+    req: Request, schedule: JSON, entries: list[JSON], start: int, now: int
+) -> list[JSON]:
+    """New phases for an existing schedule, from ``start``: with what it may keep (archived
+    prices already attached, the trial in progress) and its customer's payment methods."""
+    return _build_phases(
+        req,
+        entries,
+        start,
+        now,
+        kept=_kept_prices(req, schedule),
+        trial_until=_trial_until(req, schedule),
+        customer=str(schedule["customer"]),
+    )
 
 
 def _kept_prices(req: Request, schedule: JSON) -> frozenset[str]:
@@ -746,15 +754,7 @@ def _replace_active_phases(req: Request, schedule: JSON, entries: list[JSON], no
             param="phases[0][start_date]",
         )
     kept = [phase for phase in schedule["phases"] if int(phase["start_date"]) < first_start]
-    phases = _build_phases(
-        req,
-        entries,
-        first_start,
-        now,
-        kept=_kept_prices(req, schedule),
-        trial_until=_trial_until(req, schedule),
-        customer=str(schedule["customer"]),
-    )
+    phases = _phases_of(req, schedule, entries, first_start, now)
     if len(kept) + len(phases) > MAX_PHASES:
         raise invalid(
             f"A subscription schedule can have at most {MAX_PHASES} phases.", param="phases"
