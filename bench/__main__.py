@@ -28,7 +28,10 @@ def main() -> None:
     for row in migration.pure_planning():
         print(row)
     print()
-    print("## the plan path: parse Stripe's JSON, plan, render text, write plan.json")
+    print(
+        "## the plan path: billing.yaml, every request through the SDK, plan, render, "
+        "write plan.json"
+    )
     print("   (1,000 declared prices, a third replaced; CPU seconds, best of three)")
     for row in planning.main():
         print(row)
