@@ -21,6 +21,7 @@ import click
 
 from reconciler import __version__
 from reconciler.errors import ConfigErrors, ReconcileError
+from reconciler.kinds import Kind
 
 if TYPE_CHECKING:
     from reconciler.demo import InvoiceView
@@ -535,7 +536,7 @@ def status(config_file: Path, output_format: str, every_usage: bool) -> None:
             snapshot, made = _make_plan(desired, gateway, every_usage=every_usage)
     except ReconcileError as exc:
         _fail(exc)
-    migrations = [c for c in made.changes if c.kind == "migration"]
+    migrations = [c for c in made.changes if c.kind is Kind.MIGRATION]
     if output_format == "json":
         click.echo(render_status_json(migrations), nl=False)
     else:
@@ -685,19 +686,14 @@ def import_(out_file: Path | None, force: bool) -> None:
     from reconciler.config import load_text
     from reconciler.gateway import Gateway
     from reconciler.importer import import_account
+    from reconciler.live import list_objects
 
     if out_file is not None and out_file.exists() and not force:
         click.echo(f"Error: {out_file} exists; pass --force to overwrite it", err=True)
         sys.exit(1)
     try:
         gateway = Gateway.from_env()
-        result = import_account(
-            mode=gateway.mode,
-            products=list(gateway.list_all("/v1/products")),
-            meters=list(gateway.list_all("/v1/billing/meters")),
-            prices=list(gateway.list_all("/v1/prices", {"expand": ["data.tiers"]})),
-            alerts=list(gateway.list_all("/v1/billing/alerts")),
-        )
+        result = import_account(mode=gateway.mode, **list_objects(gateway))
     except ReconcileError as exc:
         _fail(exc)
     try:
@@ -924,10 +920,10 @@ def demo(keep: bool, config_file: Path | None) -> None:
             from reconciler.render.status import render_status_text
 
             click.echo(
-                render_status_text([c for c in made.changes if c.kind == "migration"]), nl=False
+                render_status_text([c for c in made.changes if c.kind is Kind.MIGRATION]), nl=False
             )
             _, after_apply = _make_plan(desired, gateway)
-            migration = [c for c in after_apply.changes if c.kind == "migration"]
+            migration = [c for c in after_apply.changes if c.kind is Kind.MIGRATION]
             click.echo(render_status_text(migration), nl=False)
             section("Across the switch on the test clocks")
             records, events = story.cross_the_switch()
@@ -956,7 +952,7 @@ def demo(keep: bool, config_file: Path | None) -> None:
 def _migration_status(plan: Plan) -> str:
     from reconciler.render.status import render_status_text
 
-    return render_status_text([c for c in plan.changes if c.kind == "migration"])
+    return render_status_text([c for c in plan.changes if c.kind is Kind.MIGRATION])
 
 
 def _example_config() -> Path:

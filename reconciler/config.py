@@ -22,6 +22,7 @@ from jsonschema.exceptions import ValidationError
 
 from reconciler.errors import ConfigError, ConfigErrors
 from reconciler.inputs import InputError, read_text
+from reconciler.kinds.registry import REGISTRY
 from reconciler.model import (
     DEFER_WITHIN_SECONDS,
     MANAGED_BY_KEY,
@@ -31,10 +32,8 @@ from reconciler.model import (
     Migration,
     Price,
     Product,
-    Recurring,
     SwitchAt,
     Tier,
-    TransformQuantity,
     duration_seconds,
     duration_text,
 )
@@ -445,95 +444,14 @@ def _report_schema_error(error: ValidationError, reporter: _Reporter) -> None:
             reporter.add(path, error.message)
 
 
-def _decimal(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
 def _build(data: dict[str, Any]) -> Desired:
     """Turn schema-valid data into the model, filling defaults."""
-    products = tuple(
-        Product(
-            id=p["id"],
-            name=p["name"],
-            description=p.get("description"),
-            metadata=dict(p.get("metadata", {})),
-            active=p.get("active", True),
-        )
-        for p in data.get("products", [])
-    )
-    meters = tuple(
-        Meter(
-            event_name=m["event_name"],
-            display_name=m["display_name"],
-            aggregation=m["aggregation"],
-            customer_key=m.get("customer_key", "stripe_customer_id"),
-            value_key=m.get("value_key", "value"),
-            active=m.get("active", True),
-        )
-        for m in data.get("meters", [])
-    )
-    prices = tuple(_build_price(p) for p in data.get("prices", []))
-    alerts = tuple(
-        Alert(
-            title=a["title"],
-            meter=a["meter"],
-            threshold=a["threshold"],
-            recurrence=a.get("recurrence", "one_time"),
-            customer=a.get("customer"),
-            active=a.get("active", True),
-        )
-        for a in data.get("alerts", [])
-    )
+    catalog = {
+        spec.section: tuple(spec.build(entry) for entry in data.get(spec.section, []))
+        for spec in REGISTRY
+    }
     migrations = tuple(_build_migration(name, m) for name, m in data.get("migrations", {}).items())
-    return Desired(
-        mode=data["mode"],
-        products=products,
-        meters=meters,
-        prices=prices,
-        alerts=alerts,
-        migrations=migrations,
-        version=data["version"],
-    )
-
-
-def _build_price(p: dict[str, Any]) -> Price:
-    recurring = p.get("recurring")
-    transform = p.get("transform_quantity")
-    return Price(
-        lookup_key=p["lookup_key"],
-        product=p["product"],
-        currency=p["currency"],
-        nickname=p.get("nickname"),
-        metadata=dict(p.get("metadata", {})),
-        active=p.get("active", True),
-        default=p.get("default", False),
-        adopt=p.get("adopt", False),
-        id=p.get("id"),
-        recurring=Recurring(
-            interval=recurring["interval"],
-            interval_count=recurring.get("interval_count", 1),
-            usage=recurring.get("usage", "licensed"),
-            meter=recurring.get("meter"),
-        )
-        if recurring is not None
-        else None,
-        unit_amount=p.get("unit_amount"),
-        unit_amount_decimal=_decimal(p.get("unit_amount_decimal")),
-        tiers_mode=p.get("tiers_mode"),
-        tiers=tuple(
-            Tier(
-                up_to=None if t["up_to"] == "inf" else t["up_to"],
-                unit_amount=t.get("unit_amount"),
-                unit_amount_decimal=_decimal(t.get("unit_amount_decimal")),
-                flat_amount=t.get("flat_amount"),
-                flat_amount_decimal=_decimal(t.get("flat_amount_decimal")),
-            )
-            for t in p.get("tiers", [])
-        ),
-        transform_quantity=TransformQuantity(transform["divide_by"], transform["round"])
-        if transform is not None
-        else None,
-    )
+    return Desired(mode=data["mode"], **catalog, migrations=migrations, version=data["version"])
 
 
 def _parse_switch_at(text: str) -> SwitchAt:

@@ -44,7 +44,7 @@ from reconciler.expected_invoice import (
 )
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
 from reconciler.model import Desired, Meter, Migration, SwitchAt
-from reconciler.scenario import advance_clock, report_usage, send_meter_event
+from reconciler.scenario import advance_clock, customer_invoices, report_usage, send_meter_event
 
 __all__ = ["DEMO_KEY", "Demo", "InvoiceView", "Rehearsal", "prepare", "running_demo"]
 
@@ -287,16 +287,11 @@ class Demo:
     def invoices(self, customer: SeededCustomer) -> tuple[InvoiceView, InvoiceView]:
         """The last invoice billed from usage records and the first from meter events."""
         assert self.account is not None, "seed first"
-        found = self.gateway.get(
-            "/v1/invoices",
-            {"customer": customer.customer, "limit": 100},
-            stripe_version=LEGACY_API_VERSION,
-        )["data"]
         legacy_price = self.account.legacy_price
         coupon = coupon_from_stripe(self.gateway.get(f"/v1/coupons/{self.account.coupon}"))
         rate = tax_rate_from_stripe(self.gateway.get(f"/v1/tax_rates/{self.account.tax_rate}"))
         views = []
-        for invoice in sorted(found, key=lambda i: i["created"]):
+        for invoice in customer_invoices(self.gateway, customer.customer):
             lines = invoice["lines"]["data"]
             usage = [
                 ln

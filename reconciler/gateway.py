@@ -25,6 +25,7 @@ import stripe
 from reconciler.errors import LiveKeyRefused, ReconcileError, StripeCallError
 from reconciler.pacing import AdaptivePace, TokenBucket
 from reconciler.redaction import clean_secret, redact
+from reconciler.versions import LEGACY_API_VERSION
 
 __all__ = [
     "LEGACY_API_VERSION",
@@ -36,10 +37,8 @@ __all__ = [
     "key_mode",
 ]
 
-LEGACY_API_VERSION = "2025-02-24.acacia"
 MAX_MESSAGE_CHARS = 200
 """Longest error text from a response that is repeated to the user."""
-"""The last API version with usage records and meter-less metered prices."""
 
 MODE_RATE_LIMITS = {"test": 25.0, "live": 100.0}
 ENDPOINT_RATE_LIMIT = 25.0

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
 from reconciler.errors import StripeCallError
-from reconciler.essence import (
-    alert_essence_from_stripe,
-    meter_essence_from_stripe,
-    price_essence_from_stripe,
-    product_essence_from_stripe,
-)
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
+from reconciler.kinds.base import ReadContext
+from reconciler.kinds.base import preferred as _preferred
+from reconciler.kinds.registry import READ_ORDER, REGISTRY
 from reconciler.migrations import (
     MIGRATION_KEY,
     LiveSubscription,
@@ -32,133 +29,53 @@ from reconciler.migrations import (
     parity_candidates,
     subscription_from_stripe,
 )
-from reconciler.model import Desired, Migration, Price, carries_marker
+from reconciler.model import Desired, Migration, Price
 from reconciler.plan import IDEMPOTENCY_PREFIX, gc_paused
-from reconciler.snapshot import LiveObject, Snapshot
+from reconciler.snapshot import Snapshot
 
 PARITY_READERS = 4
 """Parity-gate reads in flight at once: enough to hide latency, paced by the gateway."""
 
-__all__ = ["read_legacy_price", "read_migrations", "read_snapshot", "snapshot_from_objects"]
+__all__ = [
+    "list_objects",
+    "read_legacy_price",
+    "read_migrations",
+    "read_snapshot",
+    "snapshot_from_objects",
+]
 
 
 def read_snapshot(
     gateway: Gateway, desired: Desired | None = None, *, every_usage: bool = False
 ) -> Snapshot:
-    """List every product, meter, price and alert; then what the migrations need
+    """List every object of every registered kind; then what the migrations need
     (``every_usage``: the parity gate's figures for every waiting subscription, not
     only the next batch's)."""
-    snapshot = snapshot_from_objects(
-        products=gateway.list_all("/v1/products"),
-        meters=gateway.list_all("/v1/billing/meters"),
-        prices=gateway.list_all("/v1/prices", {"expand": ["data.tiers"]}),
-        alerts=gateway.list_all("/v1/billing/alerts"),
-    )
+    snapshot = snapshot_from_objects(**list_objects(gateway))
     if desired is None or not desired.migrations:
         return snapshot
     migrations = read_migrations(gateway, desired, snapshot, every_usage=every_usage)
     return dataclasses.replace(snapshot, migrations=migrations)
 
 
-def _managed(obj: Mapping[str, Any]) -> bool:
-    return carries_marker(obj.get("metadata"))
+def list_objects(gateway: Gateway) -> dict[str, Iterator[dict[str, Any]]]:
+    """Every object of every registered kind, by section (``products`` ...): one paged
+    list each, read as it is consumed."""
+    return {spec.section: gateway.list_all(spec.list_path, spec.list_params) for spec in REGISTRY}
 
 
-def _preferred(current: Mapping[str, Any] | None, candidate: Mapping[str, Any]) -> bool:
-    """Of two objects with one identity, the active one wins, then the newest."""
-    if current is None:
-        return True
-    rank = (_is_active(candidate), candidate.get("created", 0), candidate["id"])
-    return rank > (_is_active(current), current.get("created", 0), current["id"])
-
-
-def _is_active(obj: Mapping[str, Any]) -> bool:
-    if "status" in obj and obj.get("object") == "billing.meter":
-        return bool(obj["status"] == "active")
-    return bool(obj.get("active", True))
-
-
-def snapshot_from_objects(
-    *,
-    products: Iterable[Mapping[str, Any]],
-    meters: Iterable[Mapping[str, Any]],
-    prices: Iterable[Mapping[str, Any]],
-    alerts: Iterable[Mapping[str, Any]],
-) -> Snapshot:
-    """Reduce Stripe's JSON objects to a Snapshot (pure; ``read_snapshot`` feeds it)."""
-    meter_by_name: dict[str, Mapping[str, Any]] = {}
-    for meter in meters:
-        if _preferred(meter_by_name.get(meter["event_name"]), meter):
-            meter_by_name[meter["event_name"]] = meter
-    # Only the current meter of an event name is named by it: a price or alert
-    # still on a replaced meter keeps that meter's id, so it shows as a change.
-    meter_names = {m["id"]: name for name, m in meter_by_name.items()}
-
-    price_by_key: dict[str, Mapping[str, Any]] = {}
-    anonymous: list[str] = []
-    orphans: list[str] = []
-    unkeyed: dict[str, LiveObject] = {}
-    lookup_key_of: dict[str, str] = {}
-    for price in prices:
-        key = price.get("lookup_key")
-        if not key:
-            if price.get("active", True):
-                (orphans if _managed(price) else anonymous).append(price["id"])
-                unkeyed[price["id"]] = LiveObject(
-                    price["id"], price_essence_from_stripe(price, meter_names), _managed(price)
-                )
-            continue
-        lookup_key_of[price["id"]] = key
-        if _preferred(price_by_key.get(key), price):
-            price_by_key[key] = price
-
-    snapshot_products: dict[str, LiveObject] = {}
-    for product in products:
-        default = product.get("default_price")
-        default_id = default.get("id") if isinstance(default, Mapping) else default
-        default_key = lookup_key_of.get(default_id, default_id) if default_id else None
-        snapshot_products[product["id"]] = LiveObject(
-            product["id"], product_essence_from_stripe(product, default_key), _managed(product)
-        )
-
-    alerts_by_identity: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for alert in alerts:
-        if alert.get("status") == "archived":  # archived alerts are gone for good
-            continue
-        watched = (alert.get("usage_threshold") or {}).get("meter")
-        meter_id = watched.get("id") if isinstance(watched, Mapping) else watched
-        name = meter_names.get(str(meter_id), str(meter_id))
-        alerts_by_identity.setdefault((name, alert.get("title", "")), []).append(alert)
-    snapshot_alerts: dict[tuple[str, str], LiveObject] = {}
-    duplicate_alerts: dict[tuple[str, str], tuple[str, ...]] = {}
-    for identity, found in alerts_by_identity.items():
-        kept: Mapping[str, Any] | None = None
-        for alert in found:
-            candidate = {**alert, "active": alert.get("status") == "active"}
-            if _preferred(kept, candidate):
-                kept = candidate
-        assert kept is not None
-        snapshot_alerts[identity] = LiveObject(kept["id"], alert_essence_from_stripe(kept))
-        others = sorted(a["id"] for a in found if a["id"] != kept["id"])
-        if others:  # Stripe does not keep titles unique: two writers can make two
-            duplicate_alerts[identity] = tuple(others)
-
-    return Snapshot(
-        products=snapshot_products,
-        meters={
-            name: LiveObject(m["id"], meter_essence_from_stripe(m))
-            for name, m in meter_by_name.items()
-        },
-        prices={
-            key: LiveObject(p["id"], price_essence_from_stripe(p, meter_names), _managed(p))
-            for key, p in price_by_key.items()
-        },
-        alerts=snapshot_alerts,
-        duplicate_alerts=duplicate_alerts,
-        anonymous_prices=tuple(sorted(anonymous)),
-        orphan_prices=tuple(sorted(orphans)),
-        unkeyed=unkeyed,
-    )
+def snapshot_from_objects(**listed: Iterable[Mapping[str, Any]]) -> Snapshot:
+    """Reduce Stripe's JSON objects, listed by kind (``products=``, ``meters=`` ...: each
+    spec's section), to a Snapshot (pure; ``read_snapshot`` feeds it). Kinds are read
+    in ``READ_ORDER``: a kind that names another's ids after it."""
+    unknown = set(listed) - {spec.section for spec in REGISTRY}
+    if unknown:
+        raise TypeError(f"no kind is listed as {', '.join(sorted(unknown))}")
+    context = ReadContext()
+    fields: dict[str, Any] = {}
+    for spec in READ_ORDER:
+        fields.update(spec.read(listed.get(spec.section, ()), context))
+    return Snapshot(**fields)
 
 
 def read_migrations(

@@ -14,6 +14,8 @@ from decimal import Decimal
 from typing import Any, Literal
 
 __all__ = [
+    "DEFAULT_CUSTOMER_KEY",
+    "DEFAULT_VALUE_KEY",
     "MANAGED_BY_KEY",
     "MANAGED_BY_VALUE",
     "Alert",
@@ -29,10 +31,15 @@ __all__ = [
     "alert_address",
     "carries_marker",
     "decimal_text",
+    "given",
 ]
 
 MANAGED_BY_KEY = "managed_by"
 MANAGED_BY_VALUE = "stripe-reconcile"
+DEFAULT_CUSTOMER_KEY = "stripe_customer_id"
+"""The meter event payload key naming the customer, when billing.yaml names none (Stripe's)."""
+DEFAULT_VALUE_KEY = "value"
+"""The meter event payload key holding the value, when billing.yaml names none (Stripe's)."""
 
 
 def carries_marker(metadata: Any) -> bool:
@@ -55,6 +62,12 @@ def decimal_text(value: Decimal) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text or "0"
+
+
+def given(entry: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    """The fields of a billing.yaml entry that it states, for a model class whose own
+    defaults fill the rest (the one place defaults are written)."""
+    return {name: entry[name] for name in names if name in entry}
 
 
 def _put(target: dict[str, Any], key: str, value: Any) -> None:
@@ -91,8 +104,8 @@ class Meter:
     event_name: str
     display_name: str
     aggregation: Aggregation
-    customer_key: str = "stripe_customer_id"
-    value_key: str = "value"
+    customer_key: str = DEFAULT_CUSTOMER_KEY
+    value_key: str = DEFAULT_VALUE_KEY
     active: bool = True
 
     @property
@@ -348,6 +361,10 @@ class Desired:
         out["alerts"] = [a.to_dict() for a in self.alerts]
         out["migrations"] = {m.name: m.to_dict() for m in self.migrations}
         return out
+
+    def default_prices(self) -> dict[str, str]:
+        """Each product's declared default price: product id -> lookup key."""
+        return {p.product: p.lookup_key for p in self.prices if p.default}
 
     def config_hash(self) -> str:
         """A hash of the meaning of the config: formatting and comments do not change it."""

@@ -18,11 +18,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.kinds import Kind
+
 __all__ = [
     "FORMAT_VERSION",
     "IDEMPOTENCY_PREFIX",
     "Action",
+    "ActionReason",
     "FieldChange",
+    "Kind",
     "Plan",
     "ResourceChange",
     "dump_json",
@@ -73,6 +77,78 @@ class Action(enum.Enum):
                 return False
 
 
+class ActionReason(enum.Enum):
+    """Why a change has its action (Terraform's "replace because cannot update").
+
+    Recorded on each change by the planner; a plan file keeps only the reason's
+    words, so loading one gives the same member back (:meth:`of`).
+    """
+
+    ABSENT = "absent"
+    """create: the account does not hold the declared object."""
+    ABSENT_AND_INACTIVE = "absent-and-inactive"
+    """no-op: declared retired, and the account does not hold it."""
+    MATCHES = "matches"
+    """no-op: the account holds it as declared."""
+    CHANGED = "changed"
+    """update: fields that change in place differ."""
+    ADOPTED_CHANGED = "adopted-changed"
+    """update of an object stripe-reconcile did not create (taken over)."""
+    CANNOT_UPDATE = "cannot-update"
+    """replace: a field fixed at creation differs."""
+    DECLARED_INACTIVE = "declared-inactive"
+    """archive or deactivate: declared ``active: false``."""
+    DECLARED_ACTIVE = "declared-active"
+    """reactivate: declared active, inactive in the account."""
+    INACTIVE_NOT_REPLACED = "inactive-not-replaced"
+    """no-op: a retired object whose fixed fields differ is not replaced."""
+    INTERRUPTED_REPLACE = "interrupted-replace"
+    """archive: a replace stopped between making the new object and retiring the old."""
+    DUPLICATE = "duplicate"
+    """archive: a second object under one identity (two writers made one each)."""
+    MIGRATION = "migration"
+    """a migration's subscriptions: the change's details hold each one's state."""
+    NOT_READ = "not-read"
+    """no-op: the account was not read for it."""
+
+    @classmethod
+    def of(cls, kind: str, action: Action, reason: str) -> ActionReason:
+        """The member a change's kind, action and words stand for."""
+        if kind == Kind.MIGRATION:
+            return cls.NOT_READ if reason == "not read" else cls.MIGRATION
+        first = reason.split("\n", 1)[0]
+        match action:
+            case Action.CREATE:
+                return cls.ABSENT
+            case Action.REPLACE:
+                return cls.CANNOT_UPDATE
+            case Action.REACTIVATE:
+                return cls.DECLARED_ACTIVE
+            case Action.UPDATE:
+                return cls.ADOPTED_CHANGED if first.endswith(_ADOPTED) else cls.CHANGED
+            case Action.ARCHIVE | Action.DEACTIVATE:
+                if first.startswith(_INTERRUPTED):
+                    return cls.INTERRUPTED_REPLACE
+                if first.startswith(_DUPLICATE):
+                    return cls.DUPLICATE
+                return cls.DECLARED_INACTIVE
+            case Action.NOOP:
+                return {
+                    "matches": cls.MATCHES,
+                    "declared inactive and absent": cls.ABSENT_AND_INACTIVE,
+                    "inactive; not replaced": cls.INACTIVE_NOT_REPLACED,
+                    "not read": cls.NOT_READ,
+                }.get(first, cls.MATCHES)
+            case Action.MIGRATE:
+                return cls.MIGRATION
+
+
+_KINDS = frozenset(kind.value for kind in Kind)
+_ADOPTED = "(adopted: not created by stripe-reconcile)"
+_INTERRUPTED = "left over from an interrupted replace"
+_DUPLICATE = "a second alert under the declared title"
+
+
 @dataclass(frozen=True)
 class FieldChange:
     """One field's value before and after (None: absent)."""
@@ -88,11 +164,12 @@ class ResourceChange:
 
     ``before`` and ``after`` are essences: only the fields billing.yaml
     manages, normalised. ``stripe_id`` names the existing object (None when
-    it is to be created). ``changes`` lists the differing fields.
+    it is to be created). ``changes`` lists the differing fields. ``kind`` may be
+    given as its text (``"price"``); it is always kept as a ``Kind``.
     """
 
     address: str
-    kind: str
+    kind: Kind | str
     action: Action
     reason: str
     before: Mapping[str, Any] | None = None
@@ -100,6 +177,26 @@ class ResourceChange:
     changes: tuple[FieldChange, ...] = ()
     stripe_id: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    because: ActionReason | None = field(default=None, compare=False)
+    """Why: given by the planner, else (a loaded plan, a migration) read from the words."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, Kind):
+            if self.kind not in _KINDS:
+                raise ValueError(
+                    f"{self.address}: kind {self.kind!r} is not one this version knows"
+                )
+            object.__setattr__(self, "kind", Kind(self.kind))
+        if self.because is None:
+            object.__setattr__(
+                self, "because", ActionReason.of(self.kind, self.action, self.reason)
+            )
+
+    @property
+    def why(self) -> ActionReason:
+        """``because``, always set once the change exists."""
+        assert self.because is not None
+        return self.because
 
     @property
     def irreversible(self) -> bool:
@@ -115,7 +212,7 @@ class ResourceChange:
         and read-only mappings included), so serialise it with :func:`dump_json`."""
         return {
             "address": self.address,
-            "kind": self.kind,
+            "kind": str(self.kind),
             "action": self.action.value,
             "reason": self.reason,
             "irreversible": self.irreversible,

@@ -21,7 +21,10 @@ import jsonschema
 
 from reconciler.errors import PlanError, PlanMismatchError, StalePlanError
 from reconciler.inputs import InputError, read_json
-from reconciler.model import MANAGED_BY_KEY, Desired, carries_marker
+from reconciler.kinds import Kind
+from reconciler.kinds.base import same_target
+from reconciler.kinds.registry import spec_for
+from reconciler.model import Desired
 from reconciler.plan import Action, Plan, ResourceChange, gc_paused
 from reconciler.planner import build_plan
 from reconciler.snapshot import Snapshot
@@ -64,7 +67,10 @@ def _checked_plan(path: Path) -> Plan:
         where = "/".join(str(p) for p in first.absolute_path) or "(root)"
         message = first.message if len(first.message) <= 200 else first.message[:200] + "…"
         raise PlanError(f"{path}: not a stripe-reconcile plan: {where[:200]}: {message}")
-    return Plan.from_json(data)
+    try:
+        return Plan.from_json(data)
+    except ValueError as exc:  # a kind this version does not know
+        raise PlanError(f"{path}: not a stripe-reconcile plan: {str(exc)[:200]}") from None
 
 
 def resolve_saved_plan(saved: Plan, desired: Desired, snapshot: Snapshot) -> Plan:
@@ -145,7 +151,7 @@ def _remainder(saved: Plan, current: Plan, snapshot: Snapshot) -> Plan:
     saved_at = {c.address: c for c in saved.changes}
     kept: list[ResourceChange] = []
     for change in current.changes:
-        if change.kind == "migration":
+        if change.kind is Kind.MIGRATION:
             kept.append(_migration_remainder(saved_at.get(change.address), change, problems))
         elif change.action is Action.NOOP or _owed_by(saved, change):
             kept.append(change)
@@ -154,19 +160,11 @@ def _remainder(saved: Plan, current: Plan, snapshot: Snapshot) -> Plan:
                 f"  {change.address}: now needs {change.action.value} ({change.reason})"
             )
     current_at = {c.address: c for c in current.changes}
-    active_prices = {o.stripe_id for o in snapshot.prices.values() if o.active}
-    active_prices |= set(snapshot.unkeyed)
     for planned in saved.actionable:
-        if planned.address in current_at or planned.kind == "migration":
+        spec = spec_for(planned.kind)
+        if planned.address in current_at or spec is None:
             continue
-        finished_orphan = (
-            planned.kind == "price"
-            and planned.action is Action.ARCHIVE
-            and planned.stripe_id is not None
-            and planned.address == f"price.{planned.stripe_id}"
-            and planned.stripe_id not in active_prices
-        )
-        if not finished_orphan:
+        if not spec.finished(planned, snapshot):
             problems.append(
                 f"  {planned.address}: the plan file says {planned.action.value}, which "
                 "billing.yaml and the account do not give"
@@ -255,14 +253,6 @@ def _row_owed(before: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
     )
 
 
-def _unmarked(after: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-    """An after-state without the marker only created objects carry, for comparison."""
-    if after is None or not isinstance(after.get("metadata"), Mapping):
-        return after
-    metadata = {k: v for k, v in after["metadata"].items() if k != MANAGED_BY_KEY}
-    return {**after, "metadata": metadata}
-
-
 def _owed_by(saved: Plan, change: ResourceChange) -> bool:
     """Whether ``change`` is what is left of something ``saved`` set out to do.
 
@@ -277,27 +267,14 @@ def _owed_by(saved: Plan, change: ResourceChange) -> bool:
     plan archived).
     """
     planned = next((c for c in saved.actionable if c.address == change.address), None)
-    if planned is not None and planned.kind == change.kind:
-        same_target = _unmarked(planned.after) == _unmarked(change.after)
+    if planned is not None and planned.kind != change.kind:
+        planned = None
+    if planned is not None and same_target(planned, change):
         fewer = all(f in planned.changes for f in change.changes)
         same_object = planned.stripe_id == change.stripe_id
-        if same_target and same_object and fewer and planned.action is change.action:
+        if same_object and fewer and planned.action is change.action:
             return True
-        if same_target and same_object and fewer and planned.action is Action.REACTIVATE:
+        if same_object and fewer and planned.action is Action.REACTIVATE:
             return change.action is Action.UPDATE  # reactivated; the rename is left
-        if same_target and planned.action is Action.CREATE and change.action is Action.UPDATE:
-            return (
-                change.kind == "product"
-                and carries_marker((change.before or {}).get("metadata"))
-                and all(c.field == "default_price" for c in change.changes)
-            )
-        if planned.action is Action.REPLACE and change.kind == "alert":
-            return same_target and change.action is Action.CREATE
-    replaced = [c for c in saved.actionable if c.action is Action.REPLACE]
-    if change.kind == "price" and change.action is Action.ARCHIVE:
-        return any(c.kind == "price" and c.stripe_id == change.stripe_id for c in replaced)
-    if change.kind == "product" and change.action is Action.UPDATE:
-        product = change.address.removeprefix("product.")
-        moves_default = {c.details.get("default_of") for c in replaced}
-        return product in moves_default and all(c.field == "default_price" for c in change.changes)
-    return False
+    spec = spec_for(change.kind)
+    return spec is not None and spec.owed(planned, change, saved)

@@ -13,19 +13,26 @@ from typing import Any
 
 from reconciler.errors import ReconcileError
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
+from reconciler.model import DEFAULT_CUSTOMER_KEY, DEFAULT_VALUE_KEY
 
 __all__ = [
     "DEFAULT_CUSTOMER_KEY",
     "DEFAULT_VALUE_KEY",
     "advance_clock",
+    "customer_invoices",
     "meter_keys",
     "report_usage",
     "send_meter_event",
 ]
 
-#: Stripe's payload keys when a meter names none (``customer_mapping`` / ``value_settings``).
-DEFAULT_CUSTOMER_KEY = "stripe_customer_id"
-DEFAULT_VALUE_KEY = "value"
+
+def customer_invoices(gateway: Gateway, customer: str) -> list[dict[str, Any]]:
+    """A customer's invoices (the latest 100), oldest first, read on the legacy version so
+    a legacy price on a line shows whole."""
+    found: list[dict[str, Any]] = gateway.get(
+        "/v1/invoices", {"customer": customer, "limit": 100}, stripe_version=LEGACY_API_VERSION
+    )["data"]
+    return sorted(found, key=lambda invoice: invoice["created"])
 
 
 def advance_clock(gateway: Gateway, clock: str, to: int, *, wait_seconds: int = 120) -> None:

@@ -36,12 +36,19 @@ from reconciler.apply import apply_plan
 from reconciler.errors import ReconcileError
 from reconciler.expected_invoice import ExpectedLine, expected_invoice, expected_line, money
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
+from reconciler.kinds.price import amount_params, price_essence
 from reconciler.live import read_legacy_price, read_snapshot
 from reconciler.migrations import NO_METER_EQUIVALENT, moved_quantity
 from reconciler.model import Desired, Migration, SwitchAt
 from reconciler.plan import Action
 from reconciler.planner import build_plan
-from reconciler.scenario import advance_clock, meter_keys, report_usage, send_meter_event
+from reconciler.scenario import (
+    advance_clock,
+    customer_invoices,
+    meter_keys,
+    report_usage,
+    send_meter_event,
+)
 
 __all__ = [
     "InvoiceCheck",
@@ -205,14 +212,7 @@ def _mirror_legacy_price(
             "aggregate_usage": "sum",
         },
     }
-    if target.tiers:
-        params["billing_scheme"] = "tiered"
-        params["tiers_mode"] = target.tiers_mode
-        params["tiers"] = [t.to_dict() for t in target.tiers]
-    elif target.unit_amount_decimal is not None:
-        params["unit_amount_decimal"] = str(target.unit_amount_decimal)
-    else:
-        params["unit_amount"] = target.unit_amount
+    params.update(amount_params(price_essence(target)))  # as apply creates to_price
     if target.transform_quantity is not None:
         params["transform_quantity"] = target.transform_quantity.to_dict()
     price = gateway.post("/v1/prices", params, stripe_version=LEGACY_API_VERSION)
@@ -499,10 +499,7 @@ def _invoice_checks(
     """Each price's line for its usage period (a $0 line a first invoice may hold for a
     metered price is for another period), with its expectation."""
     found: dict[str, InvoiceCheck] = {}
-    invoices = gateway.get(
-        "/v1/invoices", {"customer": customer, "limit": 100}, stripe_version=LEGACY_API_VERSION
-    )["data"]
-    for invoice in sorted(invoices, key=lambda i: i["created"]):
+    for invoice in customer_invoices(gateway, customer):
         lines = invoice["lines"]["data"]
         for line in lines:
             price_id = str((line.get("price") or {}).get("id") or "")

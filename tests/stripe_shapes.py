@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.essence import (
-    alert_essence_from_stripe,
-    meter_essence_from_stripe,
-    price_essence_from_stripe,
-    product_essence_from_stripe,
-)
+from reconciler.kinds.alert import alert_essence_from_stripe
+from reconciler.kinds.meter import meter_essence_from_stripe
+from reconciler.kinds.price import price_essence_from_stripe
+from reconciler.kinds.product import product_essence_from_stripe
 from reconciler.model import (
     MANAGED_BY_KEY,
     MANAGED_BY_VALUE,

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.essence import ALERT_FIXED, METER_FIXED, PRICE_UPDATABLE
+from reconciler.kinds import Kind
+from reconciler.kinds.registry import spec_for
 from reconciler.money import money_beside_minor
-from reconciler.plan import Action, Plan, ResourceChange
+from reconciler.plan import Action, ActionReason, Plan, ResourceChange
 
 __all__ = [
     "MAX_SUBSCRIPTION_LINES",
@@ -34,8 +35,6 @@ __all__ = [
     "subscription_lines",
     "unplanned_migrations",
 ]
-
-# Fields a meter or an alert cannot change after creation (prices: not in PRICE_UPDATABLE).
 
 
 @dataclass(frozen=True)
@@ -195,16 +194,16 @@ def created_fields(after: Mapping[str, Any] | None) -> tuple[FieldValue, ...]:
     return tuple(found)
 
 
-def forces_replacement(kind: str, field: str) -> bool:
+def forces_replacement(kind: Kind | str, field: str) -> bool:
     """Whether a change to ``field`` of a ``kind`` object can only be made by replacing it."""
-    root = re.split(r"[.\[]", field, maxsplit=1)[0]
-    if kind == "price":
-        return root not in PRICE_UPDATABLE
-    if kind == "meter":
-        return root in METER_FIXED
-    if kind == "alert":
-        return root in ALERT_FIXED
-    return False
+    spec = spec_for(kind)
+    return spec is not None and spec.forces_replacement(re.split(r"[.\[]", field, maxsplit=1)[0])
+
+
+def _shows_money(kind: Kind | str) -> bool:
+    """Whether the kind's essence holds amounts in its currency."""
+    spec = spec_for(kind)
+    return spec is not None and spec.amounts
 
 
 def changed_fields(change: ResourceChange) -> tuple[FieldDiff, ...]:
@@ -214,8 +213,9 @@ def changed_fields(change: ResourceChange) -> tuple[FieldDiff, ...]:
     old_currency, new_currency = _currency(change.before), _currency(change.after)
     old_currency = old_currency or new_currency
     new_currency = new_currency or old_currency
+    money = _shows_money(change.kind)
     for field_change in change.changes:
-        forced = change.action is Action.REPLACE and forces_replacement(
+        forced = change.why is ActionReason.CANNOT_UPDATE and forces_replacement(
             change.kind, field_change.field
         )
         before = _leaves(field_change.field, field_change.before, old_currency)
@@ -233,7 +233,7 @@ def changed_fields(change: ResourceChange) -> tuple[FieldDiff, ...]:
                         _money(raw_before.get(path), old_currency),
                         _money(raw_after.get(path), new_currency),
                     )
-                    if change.kind == "price" and _is_amount(path)
+                    if money and _is_amount(path)
                     else (None, None)
                 ),
             )
@@ -340,8 +340,8 @@ def unplanned_migrations(plan: Plan) -> list[str]:
     return [
         f"{c.address}: {c.reason}"
         for c in plan.changes
-        if c.kind == "migration"
+        if c.kind is Kind.MIGRATION
         and c.action is Action.NOOP
         and "counts" not in c.details
-        and c.reason != "not read"
+        and c.why is not ActionReason.NOT_READ
     ]

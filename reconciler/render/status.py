@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from reconciler.kinds import Kind
 from reconciler.migrations import counts_phrase
 from reconciler.plan import Plan, ResourceChange
 from reconciler.render._lines import price_money, printable, when
@@ -48,9 +49,9 @@ def price_amounts(plan: Plan, snapshot: Snapshot | None = None) -> dict[str, str
             if charge is not None:
                 found[key] = found[live.stripe_id] = charge
     for change in plan.changes:
-        charge = price_money(change.after) if change.kind == "price" else None
+        charge = price_money(change.after) if change.kind is Kind.PRICE else None
         if charge is not None:
-            found[change.address.removeprefix("price.")] = charge
+            found[change.address.removeprefix(f"{change.kind}.")] = charge
     return found
 
 

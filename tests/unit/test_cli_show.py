@@ -43,6 +43,20 @@ def test_show_refuses_a_tampered_plan_in_one_line_naming_it(tmp_path: Path) -> N
     assert lines[0].startswith(f"Error: {tampered}: not a stripe-reconcile plan: changes/0/action")
 
 
+def test_show_refuses_a_kind_this_version_does_not_know(tmp_path: Path) -> None:
+    data = json.loads((GOLDEN / "plan.json").read_text(encoding="utf-8"))
+    data["changes"][0]["kind"] = "coupon"
+    unknown = tmp_path / "newer.json"
+    unknown.write_text(json.dumps(data), encoding="utf-8")
+    result = CliRunner().invoke(main, ["show", str(unknown)])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"Error: {unknown}: not a stripe-reconcile plan: {data['changes'][0]['address']}: "
+        "kind 'coupon' is not one this version knows"
+    ]
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
