@@ -693,7 +693,7 @@ def import_(out_file: Path | None, force: bool) -> None:
         sys.exit(1)
     try:
         gateway = Gateway.from_env()
-        result = import_account(mode=gateway.mode, **list_objects(gateway))
+        result = import_account(mode=gateway.mode, **list_objects(gateway, every_kind=True))
     except ReconcileError as exc:
         _fail(exc)
     try:

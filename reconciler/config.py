@@ -28,6 +28,7 @@ from reconciler.model import (
     MANAGED_BY_KEY,
     Alert,
     Desired,
+    Feature,
     Meter,
     Migration,
     Price,
@@ -510,6 +511,11 @@ def _check_identities(desired: Desired, reporter: _Reporter) -> None:
         reporter.add(
             ("prices", i, "lookup_key"), f"duplicate lookup_key '{key}' (also prices[{first}])"
         )
+    for i, key, first in _duplicates(enumerate(f.lookup_key for f in desired.features)):
+        reporter.add(
+            ("features", i, "lookup_key"),
+            f"duplicate feature lookup_key '{key}' (also features[{first}])",
+        )
     for i, key, first in _duplicates(enumerate((a.meter, a.title) for a in desired.alerts)):
         reporter.add(
             ("alerts", i, "title"),
@@ -518,10 +524,11 @@ def _check_identities(desired: Desired, reporter: _Reporter) -> None:
 
 
 def _check_metadata(desired: Desired, reporter: _Reporter) -> None:
-    owners: list[tuple[str, int, Product | Price]] = [
+    owners: list[tuple[str, int, Product | Price | Feature]] = [
         ("products", i, p) for i, p in enumerate(desired.products)
     ]
     owners += [("prices", i, p) for i, p in enumerate(desired.prices)]
+    owners += [("features", i, f) for i, f in enumerate(desired.features)]
     for section, index, owner in owners:
         if MANAGED_BY_KEY in owner.metadata:
             reporter.add(

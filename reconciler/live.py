@@ -48,20 +48,43 @@ __all__ = [
 def read_snapshot(
     gateway: Gateway, desired: Desired | None = None, *, every_usage: bool = False
 ) -> Snapshot:
-    """List every object of every registered kind; then what the migrations need
+    """List every object of every registered kind (an add-on kind only when ``desired``
+    declares one, or when no ``desired`` is given); then what the migrations need
     (``every_usage``: the parity gate's figures for every waiting subscription, not
     only the next batch's)."""
-    snapshot = snapshot_from_objects(**list_objects(gateway))
+    # Without billing.yaml, every kind: a plan built on this snapshot must not take an
+    # add-on kind's objects for absent.
+    snapshot = snapshot_from_objects(**list_objects(gateway, desired, every_kind=desired is None))
     if desired is None or not desired.migrations:
         return snapshot
     migrations = read_migrations(gateway, desired, snapshot, every_usage=every_usage)
     return dataclasses.replace(snapshot, migrations=migrations)
 
 
-def list_objects(gateway: Gateway) -> dict[str, Iterator[dict[str, Any]]]:
+def list_objects(
+    gateway: Gateway, desired: Desired | None = None, *, every_kind: bool = False
+) -> dict[str, Iterator[dict[str, Any]]]:
     """Every object of every registered kind, by section (``products`` ...): one paged
-    list each, read as it is consumed."""
-    return {spec.section: gateway.list_all(spec.list_path, spec.list_params) for spec in REGISTRY}
+    list each, read as it is consumed. An add-on kind is listed only when ``desired``
+    declares one, or for ``every_kind`` (import), where a key that may not read it
+    (403) or an account without it (404) gives an empty list."""
+    listed: dict[str, Iterator[dict[str, Any]]] = {}
+    for spec in REGISTRY:
+        if not spec.add_on:
+            listed[spec.section] = gateway.list_all(spec.list_path, spec.list_params)
+        elif every_kind:
+            listed[spec.section] = _if_readable(gateway.list_all(spec.list_path, spec.list_params))
+        elif desired is not None and spec.declared(desired):
+            listed[spec.section] = gateway.list_all(spec.list_path, spec.list_params)
+    return listed
+
+
+def _if_readable(objects: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    try:
+        yield from objects
+    except StripeCallError as exc:
+        if exc.http_status not in (403, 404):
+            raise
 
 
 def snapshot_from_objects(**listed: Iterable[Mapping[str, Any]]) -> Snapshot:

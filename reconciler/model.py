@@ -20,6 +20,7 @@ __all__ = [
     "MANAGED_BY_VALUE",
     "Alert",
     "Desired",
+    "Feature",
     "Meter",
     "Migration",
     "Price",
@@ -264,6 +265,30 @@ class Alert:
 
 
 @dataclass(frozen=True)
+class Feature:
+    """An entitlement feature (``/v1/entitlements/features``), identified by its lookup
+    key: what a customer's subscription entitles them to. Retired by archiving, which
+    Stripe makes final."""
+
+    lookup_key: str
+    name: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    active: bool = True
+
+    @property
+    def address(self) -> str:
+        return f"feature.{self.lookup_key}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lookup_key": self.lookup_key,
+            "name": self.name,
+            "metadata": dict(self.metadata),
+            "active": self.active,
+        }
+
+
+@dataclass(frozen=True)
 class SwitchAt:
     """When a subscription switches price: ``period_end``, ``now`` or a fixed epoch time."""
 
@@ -349,6 +374,7 @@ class Desired:
     meters: tuple[Meter, ...] = ()
     prices: tuple[Price, ...] = ()
     alerts: tuple[Alert, ...] = ()
+    features: tuple[Feature, ...] = ()
     migrations: tuple[Migration, ...] = ()
     version: int = 1
 
@@ -359,6 +385,8 @@ class Desired:
         out["meters"] = [m.to_dict() for m in self.meters]
         out["prices"] = [p.to_dict() for p in self.prices]
         out["alerts"] = [a.to_dict() for a in self.alerts]
+        if self.features:  # absent when empty: a file without features keeps its hash
+            out["features"] = [f.to_dict() for f in self.features]
         out["migrations"] = {m.name: m.to_dict() for m in self.migrations}
         return out
 
@@ -379,4 +407,6 @@ class Desired:
             (len(self.alerts), "alert"),
             (len(self.migrations), "migration"),
         ]
+        if self.features:
+            parts.insert(4, (len(self.features), "feature"))
         return ", ".join(f"{n} {word}{'s' if n != 1 else ''}" for n, word in parts)

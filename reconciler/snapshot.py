@@ -49,6 +49,7 @@ class Snapshot:
     meters: Mapping[str, LiveObject] = field(default_factory=dict)
     prices: Mapping[str, LiveObject] = field(default_factory=dict)
     alerts: Mapping[tuple[str, str], LiveObject] = field(default_factory=dict)
+    features: Mapping[str, LiveObject] = field(default_factory=dict)
     duplicate_alerts: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     anonymous_prices: tuple[str, ...] = ()
     orphan_prices: tuple[str, ...] = ()
@@ -72,7 +73,7 @@ class Snapshot:
                 for key, obj in sorted(objects.items())
             }
 
-        return {
+        evidence: dict[str, Any] = {
             "products": section(self.products),
             "meters": section(self.meters),
             "prices": section(self.prices),
@@ -88,6 +89,9 @@ class Snapshot:
                 for name, migration in sorted(self.migrations.items())
             },
         }
+        if self.features:  # absent when there are none: older fingerprints stay the same
+            evidence["features"] = section(self.features)
+        return evidence
 
 
 def _migration_evidence(migration: MigrationSnapshot) -> dict[str, Any]:

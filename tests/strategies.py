@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from reconciler.model import (
     Alert,
     Desired,
+    Feature,
     Meter,
     Migration,
     Price,
@@ -135,6 +136,17 @@ def desired_states(draw: Any) -> Desired:
         )
         for title in (draw(st.lists(label, max_size=2, unique=True)) if meters else [])
     )
+    features = tuple(
+        Feature(
+            lookup_key=key,
+            name=draw(label),
+            metadata=draw(st.sampled_from([{}, {"tier": "pro"}])),
+            active=draw(st.booleans()),
+        )
+        for key in draw(
+            st.lists(st.sampled_from(["hd_export", "api.access", "sso"]), max_size=2, unique=True)
+        )
+    )
     metered = [p for p in prices if p.is_metered]
     migrations = tuple(
         Migration(
@@ -164,5 +176,6 @@ def desired_states(draw: Any) -> Desired:
         meters=meters,
         prices=tuple(prices),
         alerts=alerts,
+        features=features,
         migrations=migrations,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.kinds.alert import alert_essence_from_stripe
+from reconciler.kinds.feature import feature_essence_from_stripe
 from reconciler.kinds.meter import meter_essence_from_stripe
 from reconciler.kinds.price import price_essence_from_stripe
 from reconciler.kinds.product import product_essence_from_stripe
@@ -18,6 +19,7 @@ from reconciler.model import (
     MANAGED_BY_VALUE,
     Alert,
     Desired,
+    Feature,
     Meter,
     Price,
     Product,
@@ -151,6 +153,18 @@ def alert_json(alert: Alert, alert_id: str, meter_id: str) -> dict[str, Any]:
     }
 
 
+def feature_json(feature: Feature, feature_id: str) -> dict[str, Any]:
+    return {
+        "id": feature_id,
+        "object": "entitlements.feature",
+        "active": feature.active,
+        "livemode": False,
+        "lookup_key": feature.lookup_key,
+        "metadata": {**feature.metadata, **MANAGED},
+        "name": feature.name,
+    }
+
+
 def snapshot_matching(desired: Desired) -> Snapshot:
     """The snapshot of an account that already holds exactly what ``desired`` declares."""
     meter_ids = {m.event_name: f"mtr_{i}" for i, m in enumerate(desired.meters)}
@@ -186,5 +200,12 @@ def snapshot_matching(desired: Desired) -> Snapshot:
                 alert_essence_from_stripe(alert_json(a, f"alrt_{i}", meter_ids[a.meter])),
             )
             for i, a in enumerate(desired.alerts)
+        },
+        features={  # the list shows no archived feature: a retired one reads as absent
+            f.lookup_key: LiveObject(
+                f"feat_{i}", feature_essence_from_stripe(feature_json(f, f"feat_{i}")), True
+            )
+            for i, f in enumerate(desired.features)
+            if f.active
         },
     )

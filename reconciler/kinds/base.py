@@ -139,6 +139,10 @@ class KindSpec(abc.ABC):
     """Stripe's parameter names of this kind's writes -> billing.yaml field paths."""
     amounts: ClassVar[bool] = False
     """Whether its essence holds amounts in its currency (renders show them as money)."""
+    add_on: ClassVar[bool] = False
+    """Read only when billing.yaml declares one (a restricted key kept for the rest of
+    billing may not read it, and an account that uses none pays no request for it);
+    ``import`` reads it when the key can."""
 
     def declared(self, desired: Desired) -> Sequence[Any]:
         """The declared objects of this kind, in declaration order."""

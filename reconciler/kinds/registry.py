@@ -13,13 +13,20 @@ from collections.abc import Callable
 from reconciler.kinds import Kind
 from reconciler.kinds.alert import AlertSpec
 from reconciler.kinds.base import KindSpec
+from reconciler.kinds.feature import FeatureSpec
 from reconciler.kinds.meter import MeterSpec
 from reconciler.kinds.price import PriceSpec
 from reconciler.kinds.product import ProductSpec
 
 __all__ = ["IMPORT_ORDER", "READ_ORDER", "REGISTRY", "spec_for"]
 
-REGISTRY: tuple[KindSpec, ...] = (ProductSpec(), MeterSpec(), PriceSpec(), AlertSpec())
+REGISTRY: tuple[KindSpec, ...] = (
+    ProductSpec(),
+    MeterSpec(),
+    PriceSpec(),
+    AlertSpec(),
+    FeatureSpec(),
+)
 
 _BY_KIND = {spec.kind: spec for spec in REGISTRY}
 

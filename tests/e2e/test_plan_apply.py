@@ -25,7 +25,8 @@ EXAMPLE = load_config(EXAMPLE_CATALOG)
 
 
 def plan_for(desired: Desired, gateway: Gateway) -> Plan:
-    return build_plan(desired, read_snapshot(gateway))
+    """As the plan command does: the account read for what billing.yaml declares."""
+    return build_plan(desired, read_snapshot(gateway, desired))
 
 
 def converge(desired: Desired, gateway: Gateway) -> Plan:

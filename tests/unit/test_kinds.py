@@ -122,7 +122,13 @@ def test_sections_name_the_model_and_the_snapshot() -> None:
 
 
 def test_registry_order_is_apply_order() -> None:
-    assert [spec.kind for spec in REGISTRY] == [Kind.PRODUCT, Kind.METER, Kind.PRICE, Kind.ALERT]
+    assert [spec.kind for spec in REGISTRY] == [
+        Kind.PRODUCT,
+        Kind.METER,
+        Kind.PRICE,
+        Kind.ALERT,
+        Kind.FEATURE,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -157,6 +163,7 @@ def test_each_kind_comes_after_what_it_needs(order: tuple[object, ...], edges: s
             ],
         ),
         (Kind.ALERT, ["active"], ["threshold", "customer", "recurrence"]),
+        (Kind.FEATURE, ["name", "metadata", "active"], []),
     ],
 )
 def test_what_changes_in_place_and_what_replaces(

@@ -8,10 +8,14 @@ greater id; the others are not the declared object and are never touched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from reconciler.live import snapshot_from_objects
+import pytest
+
+from reconciler.errors import StripeCallError
+from reconciler.live import list_objects, snapshot_from_objects
+from reconciler.model import Desired, Feature
 from reconciler.snapshot import Snapshot
 
 MANAGED = {"managed_by": "stripe-reconcile"}
@@ -154,3 +158,38 @@ def test_a_price_on_the_losing_meter_keeps_that_meters_id() -> None:
     )
     assert found.prices["current"].essence["recurring"]["meter"] == "video_seconds"
     assert found.prices["retired"].essence["recurring"]["meter"] == "mtr_retired"
+
+
+class _ListingGateway:
+    """A gateway whose entitlement features list fails with ``status`` (others are empty)."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.paths: list[str] = []
+
+    def list_all(self, path: str, params: object = None) -> Iterator[dict[str, object]]:
+        self.paths.append(path)
+        if path == "/v1/entitlements/features":
+            raise StripeCallError("refused", method="GET", path=path, http_status=self.status)
+        yield from ()
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_import_reads_an_add_on_kind_only_where_the_key_can(status: int) -> None:
+    gateway = _ListingGateway(status)
+    listed = list_objects(gateway, every_kind=True)  # type: ignore[arg-type]
+    assert {section: list(objects) for section, objects in listed.items()}["features"] == []
+
+
+def test_an_add_on_kind_failing_otherwise_is_an_error() -> None:
+    listed = list_objects(_ListingGateway(500), every_kind=True)  # type: ignore[arg-type]
+    with pytest.raises(StripeCallError):
+        list(listed["features"])
+
+
+def test_an_add_on_kind_is_listed_only_when_billing_yaml_declares_one() -> None:
+    none = list_objects(_ListingGateway(403), Desired(mode="test"))  # type: ignore[arg-type]
+    assert "features" not in none
+    declared = Desired(mode="test", features=(Feature(lookup_key="sso", name="SSO"),))
+    some = list_objects(_ListingGateway(403), declared)  # type: ignore[arg-type]
+    assert "features" in some

@@ -18,7 +18,7 @@ from reconciler.config import load_config
 from reconciler.errors import ReconcileError
 from reconciler.kinds import Kind
 from reconciler.kinds.registry import spec_for
-from reconciler.plan import Action, Plan, ResourceChange
+from reconciler.plan import Action, FieldChange, Plan, ResourceChange
 from reconciler.planner import build_plan
 from reconciler.snapshot import Snapshot
 from reconciler.steps import (
@@ -247,7 +247,7 @@ def test_switching_meters_and_alerts_off_and_on() -> None:
     ]
 
 
-@pytest.mark.parametrize("kind", [Kind.PRODUCT, Kind.METER, Kind.PRICE, Kind.ALERT])
+@pytest.mark.parametrize("kind", [Kind.PRODUCT, Kind.METER, Kind.PRICE, Kind.ALERT, Kind.FEATURE])
 def test_an_action_a_kind_cannot_take_is_refused_before_any_write(kind: Kind) -> None:
     spec = spec_for(kind)
     assert spec is not None
@@ -314,3 +314,40 @@ def test_a_migration_writes_each_subscription_in_order_on_the_legacy_version() -
     assert steps[2].params(ids) == resolved
     assert steps[2].evidence == "sha256:sub"
     assert steps[0].evidence == change.evidence  # a row without its own: the change's
+
+
+def test_a_feature_is_created_renamed_and_archived_with_exactly_its_fields() -> None:
+    spec = spec_for(Kind.FEATURE)
+    assert spec is not None
+    created = ResourceChange(
+        "feature.hd_export",
+        Kind.FEATURE,
+        Action.CREATE,
+        "not in the account",
+        after={"name": "HD export", "metadata": {"managed_by": "stripe-reconcile"}, "active": True},
+    )
+    (create,) = spec.steps(created)
+    assert (create.phase, create.path(IDS), create.params(IDS)) == (
+        PHASE_CATALOG,
+        "/v1/entitlements/features",
+        {
+            "lookup_key": "hd_export",
+            "name": "HD export",
+            "metadata": {"managed_by": "stripe-reconcile"},
+        },
+    )
+    before = {"name": "HD", "metadata": {}, "active": True}
+    retired = ResourceChange(
+        "feature.hd_export",
+        Kind.FEATURE,
+        Action.ARCHIVE,
+        "declared active: false",
+        before=before,
+        after={**before, "name": "HD export", "active": False},
+        changes=(FieldChange("name", "HD", "HD export"), FieldChange("active", True, False)),
+        stripe_id="feat_1",
+    )
+    assert [(s.phase, s.name, s.path(IDS), s.params(IDS)) for s in spec.steps(retired)] == [
+        (PHASE_CATALOG, "update", "/v1/entitlements/features/feat_1", {"name": "HD export"}),
+        (PHASE_RETIRE, "archive", "/v1/entitlements/features/feat_1", {"active": False}),
+    ]

@@ -1,0 +1,151 @@
+"""Entitlement features: identified by their lookup key; name and metadata change in place;
+retired by archiving, which Stripe makes final.
+
+After docs.stripe.com/api/entitlements/feature: a feature's ``lookup_key`` is
+unique among active features and set at creation; ``name`` and ``metadata``
+update; ``active: false`` archives it, and an archived feature cannot be
+reactivated. Its lookup key is then free again, so a feature declared active
+after it was archived is created anew. The list leaves archived features
+out, which is why an archived one reads as absent. An add-on kind: features
+are read only when billing.yaml declares one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from reconciler.kinds import Kind
+from reconciler.kinds.base import (
+    Essence,
+    ImportContext,
+    KindSpec,
+    ReadContext,
+    StripeObject,
+    absent,
+    changed_params,
+    field_changes,
+    is_managed,
+    metadata_entry,
+    preferred,
+    unknown_action,
+    update_or_archive,
+)
+from reconciler.model import Desired, Feature, given
+from reconciler.plan import Action, ResourceChange
+from reconciler.snapshot import LiveObject, Snapshot
+from reconciler.steps import PHASE_CATALOG, PHASE_RETIRE, Step, at, const
+
+__all__ = ["FeatureSpec", "feature_essence", "feature_essence_from_stripe"]
+
+PATH = "/v1/entitlements/features"
+
+
+def feature_essence(feature: Feature) -> Essence:
+    return {"name": feature.name, "metadata": dict(feature.metadata), "active": feature.active}
+
+
+def feature_essence_from_stripe(obj: Mapping[str, Any]) -> Essence:
+    return {
+        "name": obj.get("name"),
+        "metadata": dict(obj.get("metadata") or {}),
+        "active": bool(obj.get("active", True)),
+    }
+
+
+class FeatureSpec(KindSpec):
+    kind = Kind.FEATURE
+    section = "features"
+    list_path = PATH
+    add_on = True
+    param_fields: ClassVar[Mapping[str, tuple[str | int, ...]]] = {
+        "lookup_key": ("lookup_key",),
+        "name": ("name",),
+    }
+
+    def build(self, entry: Mapping[str, Any]) -> Feature:
+        return Feature(
+            lookup_key=entry["lookup_key"],
+            name=entry["name"],
+            **given(entry, "metadata", "active"),
+        )
+
+    def identity(self, declared: Feature) -> str:
+        return declared.lookup_key
+
+    def forces_replacement(self, root_field: str) -> bool:
+        return False  # the lookup key is the identity; everything else updates
+
+    def read(self, objects: Iterable[StripeObject], context: ReadContext) -> dict[str, Any]:
+        by_key: dict[str, StripeObject] = {}
+        for feature in objects:
+            if preferred(by_key.get(feature["lookup_key"]), feature):
+                by_key[feature["lookup_key"]] = feature
+        return {
+            self.section: {
+                key: LiveObject(f["id"], feature_essence_from_stripe(f), is_managed(f))
+                for key, f in by_key.items()
+            }
+        }
+
+    def plan(
+        self, desired: Desired, snapshot: Snapshot, conflicts: list[str]
+    ) -> list[ResourceChange]:
+        changes: list[ResourceChange] = []
+        for feature in desired.features:
+            after = feature_essence(feature)
+            live = snapshot.features.get(feature.lookup_key)
+            if live is None:
+                changes.append(absent(feature.address, self.kind, feature.active, after))
+                continue
+            diffs = field_changes(live.essence, after, after.keys())
+            changes.append(
+                update_or_archive(feature.address, self.kind, live=live, after=after, diffs=diffs)
+            )
+        return changes
+
+    def steps(self, change: ResourceChange) -> list[Step]:
+        address, action, old = change.address, change.action, change.stripe_id
+        after = change.after or {}
+        match action:
+            case Action.CREATE:
+                params = {
+                    "lookup_key": self.named(address),
+                    "name": after["name"],
+                    "metadata": dict(after["metadata"]),
+                }
+                return [Step(PHASE_CATALOG, address, "create", at(PATH), const(params))]
+            case Action.UPDATE | Action.ARCHIVE:
+                steps: list[Step] = []
+                fields = changed_params(change, ("name",))
+                if fields:
+                    steps.append(
+                        Step(PHASE_CATALOG, address, "update", at(f"{PATH}/{old}"), const(fields))
+                    )
+                if action is Action.ARCHIVE:
+                    steps.append(
+                        Step(
+                            PHASE_RETIRE,
+                            address,
+                            "archive",
+                            at(f"{PATH}/{old}"),
+                            const({"active": False}),
+                        )
+                    )
+                return steps
+            case Action.NOOP:
+                return []
+            case _:
+                return unknown_action(change)
+
+    def import_entries(self, context: ImportContext) -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] = []
+        for feature in sorted(context.listed.get(self.kind, ()), key=lambda f: f["lookup_key"]):
+            if not feature.get("active", True):
+                continue  # archived for good: nothing billing.yaml could do with it
+            entry: dict[str, Any] = {"lookup_key": feature["lookup_key"], "name": feature["name"]}
+            metadata = metadata_entry(feature)
+            if metadata:
+                entry["metadata"] = metadata
+            entries.append(entry)
+        return entries
