@@ -22,7 +22,7 @@ from reconciler.kinds import Kind
 from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Desired, carries_marker, decimal_text
 from reconciler.plan import Action, ActionReason, FieldChange, Plan, ResourceChange
 from reconciler.snapshot import LiveObject, Snapshot
-from reconciler.steps import Step
+from reconciler.steps import Step, at, const
 
 __all__ = [
     "Essence",
@@ -31,6 +31,7 @@ __all__ = [
     "ReadContext",
     "absent",
     "amount",
+    "by_identity",
     "changed_params",
     "existing",
     "field_changes",
@@ -46,6 +47,7 @@ __all__ = [
     "unknown_action",
     "unmarked",
     "update_or_archive",
+    "update_then_archive",
 ]
 
 Essence = dict[str, Any]
@@ -86,6 +88,36 @@ def preferred(current: StripeObject | None, candidate: StripeObject) -> bool:
         return True
     rank = (listed_active(candidate), candidate.get("created", 0), candidate["id"])
     return rank > (listed_active(current), current.get("created", 0), current["id"])
+
+
+def by_identity(objects: Iterable[StripeObject], key: str) -> dict[str, StripeObject]:
+    """Listed objects by the field that identifies them, the preferred one of each."""
+    chosen: dict[str, StripeObject] = {}
+    for obj in objects:
+        if preferred(chosen.get(obj[key]), obj):
+            chosen[obj[key]] = obj
+    return chosen
+
+
+def update_then_archive(
+    change: ResourceChange,
+    path: str,
+    names: tuple[str, ...],
+    *,
+    phases: tuple[int, int],
+) -> list[Step]:
+    """The writes of a kind retired by archiving (``active: false`` on its update path):
+    the fields of ``names`` that changed, then, for an archive, the archive itself."""
+    updates, retire = phases
+    fields = changed_params(change, names)
+    if change.action is Action.ARCHIVE:
+        fields.pop("active", None)  # the archive step sends it
+    steps: list[Step] = []
+    if fields:
+        steps.append(Step(updates, change.address, "update", at(path), const(fields)))
+    if change.action is Action.ARCHIVE:
+        steps.append(Step(retire, change.address, "archive", at(path), const({"active": False})))
+    return steps
 
 
 @dataclass

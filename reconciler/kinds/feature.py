@@ -23,13 +23,13 @@ from reconciler.kinds.base import (
     ReadContext,
     StripeObject,
     absent,
-    changed_params,
+    by_identity,
     field_changes,
     is_managed,
     metadata_entry,
-    preferred,
     unknown_action,
     update_or_archive,
+    update_then_archive,
 )
 from reconciler.model import Desired, Feature, given
 from reconciler.plan import Action, ResourceChange
@@ -77,10 +77,7 @@ class FeatureSpec(KindSpec):
         return False  # the lookup key is the identity; everything else updates
 
     def read(self, objects: Iterable[StripeObject], context: ReadContext) -> dict[str, Any]:
-        by_key: dict[str, StripeObject] = {}
-        for feature in objects:
-            if preferred(by_key.get(feature["lookup_key"]), feature):
-                by_key[feature["lookup_key"]] = feature
+        by_key = by_identity(objects, "lookup_key")
         return {
             self.section: {
                 key: LiveObject(f["id"], feature_essence_from_stripe(f), is_managed(f))
@@ -116,23 +113,9 @@ class FeatureSpec(KindSpec):
                 }
                 return [Step(PHASE_CATALOG, address, "create", at(PATH), const(params))]
             case Action.UPDATE | Action.ARCHIVE:
-                steps: list[Step] = []
-                fields = changed_params(change, ("name",))
-                if fields:
-                    steps.append(
-                        Step(PHASE_CATALOG, address, "update", at(f"{PATH}/{old}"), const(fields))
-                    )
-                if action is Action.ARCHIVE:
-                    steps.append(
-                        Step(
-                            PHASE_RETIRE,
-                            address,
-                            "archive",
-                            at(f"{PATH}/{old}"),
-                            const({"active": False}),
-                        )
-                    )
-                return steps
+                return update_then_archive(
+                    change, f"{PATH}/{old}", ("name",), phases=(PHASE_CATALOG, PHASE_RETIRE)
+                )
             case Action.NOOP:
                 return []
             case _:

@@ -19,7 +19,7 @@ from reconciler.kinds.base import (
     ReadContext,
     StripeObject,
     absent,
-    preferred,
+    by_identity,
     switchable,
     unknown_action,
 )
@@ -102,10 +102,7 @@ class MeterSpec(KindSpec):
         return root_field in METER_FIXED
 
     def read(self, objects: Iterable[StripeObject], context: ReadContext) -> dict[str, Any]:
-        by_name: dict[str, StripeObject] = {}
-        for meter in objects:
-            if preferred(by_name.get(meter["event_name"]), meter):
-                by_name[meter["event_name"]] = meter
+        by_name = by_identity(objects, "event_name")
         # Only the current meter of an event name is named by it: a price or alert
         # still on a replaced meter keeps that meter's id, so it shows as a change.
         context.names[self.kind] = {m["id"]: name for name, m in by_name.items()}

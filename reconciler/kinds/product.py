@@ -19,7 +19,6 @@ from reconciler.kinds.base import (
     ReadContext,
     StripeObject,
     absent,
-    changed_params,
     field_changes,
     id_of,
     is_managed,
@@ -27,6 +26,7 @@ from reconciler.kinds.base import (
     same_target,
     unknown_action,
     update_or_archive,
+    update_then_archive,
 )
 from reconciler.model import Desired, Product, carries_marker, given
 from reconciler.plan import Action, Plan, ResourceChange
@@ -148,31 +148,12 @@ class ProductSpec(KindSpec):
                     params["description"] = after["description"]
                 return [Step(PHASE_CATALOG, address, "create", at("/v1/products"), const(params))]
             case Action.UPDATE | Action.ARCHIVE:
-                steps: list[Step] = []
-                fields = changed_params(change, ("name", "description", "active"))
-                if action is Action.ARCHIVE:
-                    fields.pop("active", None)
-                if fields:
-                    steps.append(
-                        Step(
-                            PHASE_CATALOG,
-                            address,
-                            "update",
-                            at(f"/v1/products/{old}"),
-                            const(fields),
-                        )
-                    )
-                if action is Action.ARCHIVE:
-                    steps.append(
-                        Step(
-                            PHASE_RETIRE,
-                            address,
-                            "archive",
-                            at(f"/v1/products/{old}"),
-                            const({"active": False}),
-                        )
-                    )
-                return steps
+                return update_then_archive(
+                    change,
+                    f"/v1/products/{old}",
+                    ("name", "description", "active"),
+                    phases=(PHASE_CATALOG, PHASE_RETIRE),
+                )
             case Action.NOOP:
                 return []
             case _:

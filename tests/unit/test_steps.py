@@ -351,3 +351,11 @@ def test_a_feature_is_created_renamed_and_archived_with_exactly_its_fields() -> 
         (PHASE_CATALOG, "update", "/v1/entitlements/features/feat_1", {"name": "HD export"}),
         (PHASE_RETIRE, "archive", "/v1/entitlements/features/feat_1", {"active": False}),
     ]
+
+
+def test_an_archived_product_declared_active_again_is_updated_with_active_true() -> None:
+    live = edit_live(snapshot_matching(EXAMPLE), "products", "prod_pro_plan", active=False)
+    steps = plan_steps(build_plan(EXAMPLE, live))
+    assert [(s.address, s.name, s.params(IDS)) for s in steps] == [
+        ("product.prod_pro_plan", "update", {"active": True})
+    ]
