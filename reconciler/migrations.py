@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import enum
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from reconciler.errors import PlanError
 from reconciler.model import (
@@ -51,7 +52,9 @@ __all__ = [
     "LiveSchedule",
     "LiveSubscription",
     "MigrationSnapshot",
+    "State",
     "SubscriptionItem",
+    "SubscriptionRow",
     "counts_phrase",
     "parity_blocker",
     "parity_candidates",
@@ -70,6 +73,24 @@ TO_PRICE = "@to_price"
 """Stands for the new price's id in planned phases; apply puts the real id in."""
 
 MIGRATION_KEY = "stripe_reconcile_migration"
+
+
+class State(enum.StrEnum):
+    """Where a subscription stands in its migration (the plan row's ``state``)."""
+
+    PENDING = "pending"
+    UNFINISHED = "unfinished"
+    RESCHEDULE = "reschedule"
+    WAITING = "waiting"
+    DEFERRED = "deferred"
+    BLOCKED = "blocked"
+    SCHEDULED = "scheduled"
+    DONE = "done"
+    PAUSED = "paused"
+    EXCLUDED = "excluded"
+    SKIPPED = "skipped"
+
+
 SKIPPED_STATUSES = frozenset({"canceled", "incomplete_expired"})
 OWING_STATUSES = frozenset({"past_due", "unpaid", "incomplete", "paused"})
 """Statuses that wait on a payment (or, for ``paused``, a payment method): not moved."""
@@ -214,9 +235,25 @@ class MigrationSnapshot:
     usage: Mapping[str, tuple[Decimal, Decimal] | None] = field(default_factory=dict)
 
 
+class SubscriptionRow(TypedDict):
+    """One subscription's line in a migration's plan (``details.subscriptions``):
+    ``evidence`` is the digest of the subscription as read; ``params`` the schedule
+    write, when there is one."""
+
+    subscription: str
+    customer: str
+    state: State
+    action: str | None
+    switch_at: int | str | None
+    blocker: str | None
+    schedule: str | None
+    evidence: str
+    params: NotRequired[Mapping[str, Any]]
+
+
 @dataclass(frozen=True)
 class _Decision:
-    state: str
+    state: State
     action: str | None = None
     blocker: str | None = None
     switch_at: int | str | None = None
@@ -388,7 +425,7 @@ def _decide(
     migration: Migration, snap: MigrationSnapshot, sub: LiveSubscription, from_price: str
 ) -> _Decision:
     if sub.status in SKIPPED_STATUSES:
-        return _Decision("skipped")
+        return _Decision(State.SKIPPED)
     legacy = next((i for i in sub.items if i.price == from_price), None)
     schedule = sub.schedule
     unfinished = schedule is not None and schedule.unfinished
@@ -398,11 +435,11 @@ def _decide(
     )
     excluded = sub.id in migration.exclude
     if legacy is None:
-        return _Decision("done" if sub.id in snap.moved else "skipped")
+        return _Decision(State.DONE if sub.id in snap.moved else State.SKIPPED)
     if migration.subscriptions is not None and sub.id not in migration.subscriptions:
         excluded = True
     if excluded or migration.paused:
-        state = "excluded" if excluded else "paused"
+        state = State.EXCLUDED if excluded else State.PAUSED
         if mine and schedule is not None:
             if schedule.metadata.get("adopted") == "true":
                 params = _restore(schedule, from_price, snap.to_price_id, snap.from_metered)
@@ -411,23 +448,23 @@ def _decide(
         return _Decision(state)
     switch = _switch_time(migration, legacy)
     if switch is None:
-        return _Decision("blocked", blocker="the legacy item has no current period end")
+        return _Decision(State.BLOCKED, blocker="the legacy item has no current period end")
     if (
         isinstance(switch, int)
         and legacy.period_start is not None
         and switch <= legacy.period_start
     ):
         return _Decision(
-            "blocked", blocker=f"switch_at {switch} is not after the current period start"
+            State.BLOCKED, blocker=f"switch_at {switch} is not after the current period start"
         )
     if schedule is not None and ours and not mine:
         other = schedule.metadata.get(MIGRATION_KEY)
-        return _Decision("blocked", blocker=f"scheduled by migration '{other}'")
+        return _Decision(State.BLOCKED, blocker=f"scheduled by migration '{other}'")
     if mine and schedule is not None and schedule.metadata.get("switch_at") == str(switch):
-        return _Decision("scheduled", switch_at=switch)
+        return _Decision(State.SCHEDULED, switch_at=switch)
     if not snap.from_price_active:
         return _Decision(
-            "blocked",
+            State.BLOCKED,
             blocker=f"the legacy price {from_price} is archived, and a schedule phase may not "
             "name an inactive price: reactivate it until the migration is done",
             switch_at=switch,
@@ -439,9 +476,9 @@ def _decide(
         return _rewrite(migration, snap, sub=sub, schedule=schedule, legacy=legacy, switch=switch)
     parity = _parity_blocker(migration, snap, sub)
     if parity is PARITY_NOT_READ:
-        return _Decision("waiting", switch_at=switch)
+        return _Decision(State.WAITING, switch_at=switch)
     if parity is not None:
-        return _Decision("blocked", blocker=parity, switch_at=switch)
+        return _Decision(State.BLOCKED, blocker=parity, switch_at=switch)
     if schedule is None:
         params = {
             "phases": _fresh_phases(
@@ -451,7 +488,7 @@ def _decide(
             "metadata": _schedule_metadata(migration, from_price, switch),
             "proration_behavior": "none",
         }
-        return _Decision("pending", "create_schedule", switch_at=switch, params=params)
+        return _Decision(State.PENDING, "create_schedule", switch_at=switch, params=params)
     return _adopt(migration, snap, schedule, from_price, switch)
 
 
@@ -468,20 +505,20 @@ def _subscription_refusal(
     if sub.cancel_at_period_end or sub.cancel_at is not None:
         when = "at its period end" if sub.cancel_at_period_end else f"on {_date(sub.cancel_at)}"
         return _Decision(
-            "skipped",
+            State.SKIPPED,
             blocker=f"set to cancel {when}; a schedule would keep it alive, so it is left alone",
             switch_at=switch,
         )
     if sub.status in OWING_STATUSES:
         return _Decision(
-            "blocked",
+            State.BLOCKED,
             blocker=f"status {sub.status}: it moves once its invoices are paid",
             switch_at=switch,
         )
     if switch == "now" and legacy.metered and sub.billing_mode != "flexible":
         mode = sub.billing_mode or "classic"
         return _Decision(
-            "blocked",
+            State.BLOCKED,
             blocker=f"switch_at now on billing mode {mode} would drop the usage the metered item "
             "accrued this period: switch at period_end, or move the subscription to flexible "
             "billing mode first",
@@ -489,7 +526,7 @@ def _subscription_refusal(
         )
     if sub.trial_end is not None and isinstance(switch, int) and sub.trial_end > switch:
         return _Decision(
-            "blocked",
+            State.BLOCKED,
             blocker=f"in trial until {_date(sub.trial_end)}, after the switch: switch at "
             "period_end, or at the trial's end",
             switch_at=switch,
@@ -507,14 +544,14 @@ def _timing(
         return None
     if migration.switch_at.kind == "at" and switch <= now:
         return _Decision(
-            "blocked",
+            State.BLOCKED,
             blocker=f"switch_at {_date(switch)} has passed (it is {_date(now)}): choose a "
             "later time, period_end or now",
             switch_at=switch,
         )
     if migration.switch_at.kind == "period_end" and switch - now < migration.defer_within:
         return _Decision(
-            "deferred",
+            State.DEFERRED,
             blocker=f"renews on {_date(switch)}, within defer_within "
             f"({duration_text(migration.defer_within)}): it switches at the renewal after",
             switch_at=switch,
@@ -544,7 +581,7 @@ def _rewrite(
     if schedule.metadata.get("adopted") == "true":
         restored = _restore(schedule, from_price, snap.to_price_id, snap.from_metered)
         base = LiveSchedule(schedule.id, schedule.status, {}, tuple(restored["phases"]))
-        return _adopt(migration, snap, base, from_price, switch, state="reschedule")
+        return _adopt(migration, snap, base, from_price, switch, state=State.RESCHEDULE)
     start = schedule.phases[0].get("start_date") if schedule.phases else legacy.period_start
     params = {
         "phases": _fresh_phases(
@@ -554,7 +591,7 @@ def _rewrite(
         "metadata": _schedule_metadata(migration, from_price, switch),
         "proration_behavior": "none",
     }
-    state = "unfinished" if schedule.unfinished else "reschedule"
+    state = State.UNFINISHED if schedule.unfinished else State.RESCHEDULE
     return _Decision(state, "update_schedule", switch_at=switch, params=params)
 
 
@@ -565,11 +602,11 @@ def _adopt(
     from_price: str,
     switch: int | str,
     *,
-    state: str = "pending",
+    state: State = State.PENDING,
 ) -> _Decision:
     if schedule.uncarried:
         return _Decision(
-            "blocked",
+            State.BLOCKED,
             blocker=f"the existing schedule {schedule.id} sets {', '.join(schedule.uncarried)}, "
             "which rewriting its phases would drop: exclude the subscription, or remove that "
             "setting from the schedule",
@@ -578,14 +615,14 @@ def _adopt(
     phases, shape = _adopted_phases(migration, snap, schedule, from_price, switch)
     if len(phases) > MAX_PHASES:
         return _Decision(
-            "blocked",
+            State.BLOCKED,
             blocker=f"the existing schedule {schedule.id} would need {len(phases)} phases "
             f"(Stripe allows {MAX_PHASES})",
             switch_at=switch,
         )
     if _restore_loses(schedule, phases, shape, from_price, snap.from_metered):
         return _Decision(
-            "blocked",
+            State.BLOCKED,
             blocker=f"the existing schedule {schedule.id} has a phase after the switch whose "
             f"{from_price} quantity the move would change, which pausing could not undo: "
             "end that phase at the switch, or exclude the subscription",
@@ -694,18 +731,18 @@ def parity_blocker(limit: Decimal, figures: tuple[Decimal, Decimal] | None) -> s
     return None
 
 
-_STATE_PHRASES = (
-    ("pending", "to schedule"),
-    ("unfinished", "to finish scheduling"),
-    ("reschedule", "to reschedule"),
-    ("waiting", "waiting for a later batch"),
-    ("deferred", "deferred past a renewal"),
-    ("blocked", "blocked"),
-    ("scheduled", "scheduled"),
-    ("done", "done"),
-    ("paused", "paused"),
-    ("excluded", "excluded"),
-    ("skipped", "skipped"),
+_STATE_PHRASES: tuple[tuple[State, str], ...] = (
+    (State.PENDING, "to schedule"),
+    (State.UNFINISHED, "to finish scheduling"),
+    (State.RESCHEDULE, "to reschedule"),
+    (State.WAITING, "waiting for a later batch"),
+    (State.DEFERRED, "deferred past a renewal"),
+    (State.BLOCKED, "blocked"),
+    (State.SCHEDULED, "scheduled"),
+    (State.DONE, "done"),
+    (State.PAUSED, "paused"),
+    (State.EXCLUDED, "excluded"),
+    (State.SKIPPED, "skipped"),
 )
 
 
@@ -724,7 +761,7 @@ def parity_candidates(migration: Migration, snap: MigrationSnapshot) -> list[Liv
     return [
         sub
         for sub in sorted(snap.subscriptions, key=lambda s: s.id)
-        if _decide(migration, unread, sub, snap.from_price_id).state == "waiting"
+        if _decide(migration, unread, sub, snap.from_price_id).state is State.WAITING
     ]
 
 
@@ -755,21 +792,21 @@ def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceCha
             f"{kind}): nothing to migrate; correct from_price or remove the migration",
             details={"from_price": migration.from_price, "to_price": migration.to_price},
         )
-    rows: list[dict[str, Any]] = []
+    rows: list[SubscriptionRow] = []
     counts: dict[str, int] = {}
     scheduled_now = 0
     for sub in sorted(snap.subscriptions, key=lambda s: s.id):
         decision = _decide(migration, snap, sub, snap.from_price_id)
         state, action = decision.state, decision.action
         starts_new = action in ("create_schedule",) or (
-            action == "update_schedule" and state == "pending"
+            action == "update_schedule" and state is State.PENDING
         )
         if starts_new and migration.batch is not None and scheduled_now >= migration.batch:
-            state, action = "waiting", None
+            state, action = State.WAITING, None
         elif starts_new:
             scheduled_now += 1
         counts[state] = counts.get(state, 0) + 1
-        row: dict[str, Any] = {
+        row: SubscriptionRow = {
             "subscription": sub.id,
             "customer": sub.customer,
             "state": state,
@@ -784,7 +821,7 @@ def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceCha
         rows.append(row)
     already_moved = len(set(snap.moved) - {sub.id for sub in snap.subscriptions})
     if already_moved:
-        counts["done"] = counts.get("done", 0) + already_moved
+        counts[State.DONE] = counts.get(State.DONE, 0) + already_moved
     actionable = [row for row in rows if row["action"] is not None]
     reason = counts_phrase(counts)
     return ResourceChange(
