@@ -37,6 +37,7 @@ from reconciler.model import (
     Tier,
     duration_seconds,
     duration_text,
+    terms_text,
 )
 from reconciler.money import currency_exponent, format_money
 from reconciler.yamlsource import Located, Mark, Path, format_path, parse_yaml, printable
@@ -765,21 +766,15 @@ def _check_migration_ends(
             "usage parity compares usage records with meter events: it needs a metered "
             "from_price and a to_price on a meter",
         )
-    if source is not None and target is not None and source.recurring and target.recurring:
-        before = (source.currency, source.recurring.interval, source.recurring.interval_count)
-        after = (target.currency, target.recurring.interval, target.recurring.interval_count)
-        if before != after:
-            reporter.add(
-                (*at, "to_price"),
-                f"'{migration.to_price}' bills {_terms(after)} but from_price "
-                f"'{migration.from_price}' {_terms(before)}; a migration keeps the currency "
-                "and the billing interval",
-            )
-
-
-def _terms(terms: tuple[str, str, int]) -> str:
-    currency, interval, count = terms
-    return f"{currency.upper()} every {interval if count == 1 else f'{count} {interval}s'}"
+    before = source.terms if source is not None else None
+    after = target.terms if target is not None else None
+    if before is not None and after is not None and before != after:
+        reporter.add(
+            (*at, "to_price"),
+            f"'{migration.to_price}' bills {terms_text(after)} but from_price "
+            f"'{migration.from_price}' {terms_text(before)}; a migration keeps the currency "
+            "and the billing interval",
+        )
 
 
 _SEMANTIC_CHECKS: tuple[Callable[[Desired, _Reporter], None], ...] = (

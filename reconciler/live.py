@@ -109,8 +109,10 @@ def read_migrations(
     Costs per migration: one read of the legacy price, one request per 100
     subscriptions on it (schedules expanded), one per 100 on the new price,
     and, when usage parity is required, two per subscription the next batch
-    considers (about ``2 x batch``; every waiting one with ``every_usage``).
+    considers (about ``2 x batch``; every waiting one with ``every_usage``). The
+    account's test clocks are listed once, when a subscription is on one.
     """
+    clocks: dict[str, int] = {}
     return {
         m.name: _read_migration(
             gateway,
@@ -118,6 +120,7 @@ def read_migrations(
             snapshot,
             target=next((p for p in desired.prices if p.lookup_key == m.to_price), None),
             every_usage=every_usage,
+            clocks=clocks,
         )
         for m in desired.migrations
     }
@@ -130,14 +133,11 @@ def _read_migration(
     *,
     target: Price | None,
     every_usage: bool,
+    clocks: dict[str, int],
 ) -> MigrationSnapshot:
     """One migration as the account has it. ``target`` is billing.yaml's to_price
     (whether it is metered, and its terms, come from there: it may not exist yet)."""
     to_metered = target is None or target.is_metered
-    to_terms = None
-    if target is not None and target.recurring is not None:
-        recurring_terms = target.recurring
-        to_terms = (target.currency, recurring_terms.interval, recurring_terms.interval_count)
     legacy = read_legacy_price(gateway, migration.from_price)
     live_target = snapshot.prices.get(migration.to_price)
     to_price_id = live_target.stripe_id if live_target is not None else None
@@ -150,7 +150,7 @@ def _read_migration(
         )
     subscriptions = _with_unfinished_schedules(gateway, listed)
     read_at = int(time.time())
-    clock_times = _clock_times(gateway, subscriptions)
+    clock_times = _clock_times(gateway, subscriptions, clocks)
     moved: tuple[str, ...] = ()
     if to_price_id is not None:
         moved = tuple(
@@ -173,7 +173,7 @@ def _read_migration(
         )
         if recurring
         else None,
-        to_terms=to_terms,
+        to_terms=target.terms if target is not None else None,
         subscriptions=subscriptions,
         moved=moved,
         read_at=read_at,
@@ -222,15 +222,18 @@ def _gate_usage(
     return usage
 
 
-def _clock_times(gateway: Gateway, subscriptions: tuple[LiveSubscription, ...]) -> dict[str, int]:
+def _clock_times(
+    gateway: Gateway, subscriptions: tuple[LiveSubscription, ...], clocks: dict[str, int]
+) -> dict[str, int]:
     """Each test clock's time, read only when a subscription is on one (one request per
-    100 clocks): a subscription's present is its clock's, not the wall clock's."""
-    if not any(s.test_clock for s in subscriptions):
-        return {}
-    return {
-        str(clock["id"]): int(clock["frozen_time"])
-        for clock in gateway.list_all("/v1/test_helpers/test_clocks")
-    }
+    100 clocks), and then into ``clocks`` for the other migrations of the same read: a
+    subscription's present is its clock's, not the wall clock's."""
+    if not clocks and any(s.test_clock for s in subscriptions):
+        clocks.update(
+            (str(clock["id"]), int(clock["frozen_time"]))
+            for clock in gateway.list_all("/v1/test_helpers/test_clocks")
+        )
+    return clocks
 
 
 def _with_unfinished_schedules(

@@ -38,8 +38,10 @@ from reconciler.model import (
     MANAGED_BY_KEY,
     MANAGED_BY_VALUE,
     Migration,
+    Terms,
     carries_marker,
     duration_text,
+    terms_text,
 )
 from reconciler.plan import Action, ResourceChange, fingerprint
 
@@ -217,8 +219,8 @@ class MigrationSnapshot:
     from_price_active: bool = True
     from_metered: bool = True
     to_metered: bool = True
-    from_terms: tuple[str, str, int] | None = None
-    to_terms: tuple[str, str, int] | None = None
+    from_terms: Terms | None = None
+    to_terms: Terms | None = None
     read_at: int | None = None
     """When the account was read; None: no time is known, so nothing is deferred."""
     clock_times: Mapping[str, int] = field(default_factory=dict)
@@ -770,8 +772,8 @@ def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceCha
     address = migration.address
     if snap.from_terms and snap.to_terms and snap.from_terms != snap.to_terms:
         raise PlanError(
-            f"{address}: to_price '{migration.to_price}' bills {_terms(snap.to_terms)}, "
-            f"from_price {snap.from_price_id} {_terms(snap.from_terms)}; a migration keeps "
+            f"{address}: to_price '{migration.to_price}' bills {terms_text(snap.to_terms)}, "
+            f"from_price {snap.from_price_id} {terms_text(snap.from_terms)}; a migration keeps "
             "the currency and the billing interval (Stripe fixes a subscription's currency, "
             "and mixes intervals only in flexible billing mode): declare a to_price with the "
             "same ones"
@@ -836,12 +838,6 @@ def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceCha
             "subscriptions": rows,
         },
     )
-
-
-def _terms(terms: tuple[str, str, int]) -> str:
-    currency, interval, count = terms
-    every = interval if count == 1 else f"{count} {interval}s"
-    return f"{currency.upper()} every {every}"
 
 
 def subscription_evidence(sub: LiveSubscription) -> str:

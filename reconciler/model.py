@@ -27,12 +27,14 @@ __all__ = [
     "Product",
     "Recurring",
     "SwitchAt",
+    "Terms",
     "Tier",
     "TransformQuantity",
     "alert_address",
     "carries_marker",
     "decimal_text",
     "given",
+    "terms_text",
 ]
 
 MANAGED_BY_KEY = "managed_by"
@@ -63,6 +65,17 @@ def decimal_text(value: Decimal) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text or "0"
+
+
+Terms = tuple[str, str, int]
+"""A recurring price's currency, billing interval and interval count."""
+
+
+def terms_text(terms: Terms) -> str:
+    """``('usd', 'month', 3)`` -> ``USD every 3 months``."""
+    currency, interval, count = terms
+    every = interval if count == 1 else f"{count} {interval}s"
+    return f"{currency.upper()} every {every}"
 
 
 def given(entry: Mapping[str, Any], *names: str) -> dict[str, Any]:
@@ -206,6 +219,13 @@ class Price:
     @property
     def meter(self) -> str | None:
         return self.recurring.meter if self.recurring else None
+
+    @property
+    def terms(self) -> Terms | None:
+        """(currency, interval, interval count) of a recurring price; None when one-time."""
+        if self.recurring is None:
+            return None
+        return (self.currency, self.recurring.interval, self.recurring.interval_count)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
