@@ -31,6 +31,7 @@ __all__ = [
     "ReadContext",
     "absent",
     "amount",
+    "archivable",
     "by_identity",
     "changed_params",
     "existing",
@@ -411,6 +412,17 @@ def update_or_archive(
         diffs=diffs,
         details=details,
     )
+
+
+def archivable(
+    address: str, kind: Kind, live: LiveObject | None, after: Mapping[str, Any]
+) -> ResourceChange:
+    """The change of a declared object of a kind retired by archiving (products,
+    features): created when absent, else no-op, update or archive."""
+    if live is None:
+        return absent(address, kind, bool(after.get("active", True)), after)
+    diffs = field_changes(live.essence, after, after.keys())
+    return update_or_archive(address, kind, live=live, after=after, diffs=diffs)
 
 
 def switchable(

@@ -22,13 +22,11 @@ from reconciler.kinds.base import (
     KindSpec,
     ReadContext,
     StripeObject,
-    absent,
+    archivable,
     by_identity,
-    field_changes,
     is_managed,
     metadata_entry,
     unknown_action,
-    update_or_archive,
     update_then_archive,
 )
 from reconciler.model import Desired, Feature, given
@@ -88,18 +86,15 @@ class FeatureSpec(KindSpec):
     def plan(
         self, desired: Desired, snapshot: Snapshot, conflicts: list[str]
     ) -> list[ResourceChange]:
-        changes: list[ResourceChange] = []
-        for feature in desired.features:
-            after = feature_essence(feature)
-            live = snapshot.features.get(feature.lookup_key)
-            if live is None:
-                changes.append(absent(feature.address, self.kind, feature.active, after))
-                continue
-            diffs = field_changes(live.essence, after, after.keys())
-            changes.append(
-                update_or_archive(feature.address, self.kind, live=live, after=after, diffs=diffs)
+        return [
+            archivable(
+                feature.address,
+                self.kind,
+                snapshot.features.get(feature.lookup_key),
+                feature_essence(feature),
             )
-        return changes
+            for feature in desired.features
+        ]
 
     def steps(self, change: ResourceChange) -> list[Step]:
         address, action, old = change.address, change.action, change.stripe_id

@@ -18,14 +18,12 @@ from reconciler.kinds.base import (
     KindSpec,
     ReadContext,
     StripeObject,
-    absent,
-    field_changes,
+    archivable,
     id_of,
     is_managed,
     metadata_entry,
     same_target,
     unknown_action,
-    update_or_archive,
     update_then_archive,
 )
 from reconciler.model import Desired, Product, carries_marker, given
@@ -121,18 +119,15 @@ class ProductSpec(KindSpec):
         self, desired: Desired, snapshot: Snapshot, conflicts: list[str]
     ) -> list[ResourceChange]:
         defaults = desired.default_prices()
-        changes: list[ResourceChange] = []
-        for product in desired.products:
-            after = product_essence(product, defaults.get(product.id))
-            live = snapshot.products.get(product.id)
-            if live is None:
-                changes.append(absent(product.address, self.kind, product.active, after))
-                continue
-            diffs = field_changes(live.essence, after, after.keys())
-            changes.append(
-                update_or_archive(product.address, self.kind, live=live, after=after, diffs=diffs)
+        return [
+            archivable(
+                product.address,
+                self.kind,
+                snapshot.products.get(product.id),
+                product_essence(product, defaults.get(product.id)),
             )
-        return changes
+            for product in desired.products
+        ]
 
     def steps(self, change: ResourceChange) -> list[Step]:
         address, action, old = change.address, change.action, change.stripe_id

@@ -8,6 +8,7 @@ refusals that keep a move reversible. Customers pay with Stripe's test card
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from reconciler.config import load_text
@@ -261,3 +262,31 @@ def test_the_switch_keeps_the_subscriptions_own_payment_method_and_item_metadata
     assert [(i["price"]["id"], i["quantity"], i["metadata"]) for i in moved["items"]["data"]] == [
         (new_price, 2, {"seat": "owner"})
     ]
+
+
+def test_the_accounts_test_clocks_are_listed_once_for_every_migration(
+    emulator: Emulator, gateway: Gateway
+) -> None:
+    two = (
+        CATALOG
+        + """\
+  - {lookup_key: team_2025, product: prod_app, currency: usd, unit_amount: 5000,
+     recurring: {interval: month}}
+  - {lookup_key: team_2026, product: prod_app, currency: usd, unit_amount: 6000,
+     recurring: {interval: month}}
+migrations:
+  raise-2026: {from_price: seat_2025, to_price: seat_2026}
+  raise-team: {from_price: team_2025, to_price: team_2026}
+"""
+    )
+    config = load_text(two, "billing.yaml")
+    assert not converge(dataclasses.replace(config, migrations=()), gateway).has_changes
+    subscribe(gateway, "seat_2025", 1)
+    subscribe(gateway, "team_2025", 1)
+    before = gateway.stats.by_route["GET /v1/test_helpers/test_clocks"]
+    snapshot = read_snapshot(gateway, config)
+    assert gateway.stats.by_route["GET /v1/test_helpers/test_clocks"] - before == 1
+    assert {name: len(m.clock_times) for name, m in snapshot.migrations.items()} == {
+        "raise-2026": 2,
+        "raise-team": 2,
+    }
