@@ -16,6 +16,8 @@ of the method, path, API version and resolved parameters. Rerunning the same
 plan after a crash, or a second apply that read the same account, replays
 Stripe's first answer instead of writing twice; a changed billing.yaml sends
 other parameters under another key, so it never collides with an earlier one.
+A delete (the few objects Stripe retires only so) needs no key: an object
+already gone is what the request was for.
 """
 
 from __future__ import annotations
@@ -165,9 +167,12 @@ def apply_plan(
                 with lock:
                     if key in answered:
                         key = idempotency_key(step, path, params, salt=str(len(answered)))
-                obj, replayed = gateway.write(
-                    path, params, idempotency_key=key, stripe_version=step.stripe_version
-                )
+                if step.method == "delete":
+                    obj, replayed = gateway.delete(path, stripe_version=step.stripe_version)
+                else:
+                    obj, replayed = gateway.write(
+                        path, params, idempotency_key=key, stripe_version=step.stripe_version
+                    )
             except ReconcileError as exc:
                 with lock:
                     failures.append((label, exc))

@@ -228,6 +228,23 @@ class Gateway:
             stripe_version=stripe_version,
         )
 
+    def delete(
+        self, path: str, *, stripe_version: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """A DELETE, and whether the object was already gone (then nothing was deleted now).
+
+        Stripe ignores idempotency keys on DELETE ("these requests are idempotent by
+        definition"), so none is sent. A retry after a lost answer, or a second apply
+        that deleted the object first, meets a 404 ``resource_missing``: the object is
+        gone, which is what the request was for.
+        """
+        try:
+            return self.request("delete", path, stripe_version=stripe_version)
+        except StripeCallError as exc:
+            if exc.http_status == 404 and exc.code in (None, "resource_missing"):
+                return {"id": path.rstrip("/").rsplit("/", 1)[-1], "deleted": True}, True
+            raise
+
     def list_all(
         self,
         path: str,

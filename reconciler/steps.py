@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "PHASE_ALERTS",
@@ -78,6 +78,9 @@ class Step:
     remember: tuple[str, str] | None = None  # (namespace, identity) of the object made
     stripe_version: str | None = None
     evidence: str = ""  # the object as planned; set by plan_steps for the whole change
+    method: Literal["post", "delete"] = "post"
+    """``delete`` for the few objects Stripe retires only by deleting (coupons, a
+    product's attached features); their parameters are empty."""
 
 
 def const(params: Mapping[str, Any]) -> Resolver:

@@ -126,6 +126,37 @@ def test_a_lost_answer_is_retried_with_the_same_key_and_replayed(emulator: Emula
     assert len(list(gateway.list_all("/v1/products"))) == 1
 
 
+def test_a_delete_says_whether_it_deleted_or_found_the_object_gone(emulator: Emulator) -> None:
+    gateway = gateway_for(emulator, FakeTime())
+    gateway.write("/v1/coupons", {"id": "SPRING", "percent_off": 10, "duration": "once"})
+    assert gateway.delete("/v1/coupons/SPRING") == (
+        {"id": "SPRING", "object": "coupon", "deleted": True},
+        False,
+    )
+    # A second apply (or this one after a crash) finds it gone: done, nothing deleted now.
+    assert gateway.delete("/v1/coupons/SPRING") == ({"id": "SPRING", "deleted": True}, True)
+    assert gateway.stats.by_route["DELETE /v1/coupons/SPRING"] == 2
+
+
+def test_a_delete_whose_answer_is_lost_is_retried_and_reads_as_gone(emulator: Emulator) -> None:
+    gateway = gateway_for(emulator, FakeTime())
+    gateway.write("/v1/coupons", {"id": "LOST", "percent_off": 10, "duration": "once"})
+    emulator.set_faults("lost=1")
+    time = FakeTime(emulator, heal_after=1)
+    gateway = gateway_for(emulator, time)
+    assert gateway.delete("/v1/coupons/LOST") == ({"id": "LOST", "deleted": True}, True)
+    assert len(time.delays) == 1
+    assert list(gateway.list_all("/v1/coupons")) == []
+
+
+def test_a_delete_refused_for_another_reason_is_an_error(emulator: Emulator) -> None:
+    emulator.set_faults("noretry=1")
+    gateway = gateway_for(emulator, FakeTime(emulator, heal_after=1))
+    with pytest.raises(StripeCallError) as caught:
+        gateway.delete("/v1/coupons/ANY")
+    assert caught.value.http_status == 500
+
+
 def test_a_refusal_is_not_retried(emulator: Emulator) -> None:
     time = FakeTime()
     gateway = gateway_for(emulator, time)
