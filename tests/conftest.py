@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+from reconciler.emulator import Emulator
 
 # The suite draws the same examples on every run (derandomized), so a red run
 # is reproducible and a green one means the same thing each time. The deep run
@@ -57,6 +60,22 @@ shows up as a leak however it is printed: raw, repr-escaped (``\\n``) or cut.
 SECRETS += tuple(part for key in PASTED_SECRETS for part in key.split() if len(part) >= 8)
 _BEARER = re.compile(r"Bearer\s+(?:sk|rk|pk)_(?:test|live)_[A-Za-z0-9]")
 _LEAKS: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def running_emulator() -> Iterator[Emulator]:
+    """The one emulator the suite shares; each directory's fixture empties it per test."""
+    with Emulator(port=0) as emulator:
+        yield emulator
+
+
+def fresh(emulator: Emulator) -> Emulator:
+    """``emulator`` emptied, at the present, without faults or rate limit."""
+    emulator.reset()
+    emulator.set_faults(None)
+    emulator.set_rate_limit(None)
+    emulator.clock.reset()
+    return emulator
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from reconciler.emulator import Emulator
 from reconciler.gateway import Gateway
+from tests.conftest import fresh
 
 API_KEY = "sk_test_e2e_0123456789"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -23,19 +23,10 @@ EXAMPLE_CATALOG = REPO_ROOT / "tests" / "data" / "billing-catalog.yaml"
 plan (a migration whose legacy price is not in the account is a plan error)."""
 
 
-@pytest.fixture(scope="session")
-def running_emulator() -> Iterator[Emulator]:
-    with Emulator(port=0) as emulator:
-        yield emulator
-
-
 @pytest.fixture
 def emulator(running_emulator: Emulator) -> Emulator:
-    """The shared emulator, emptied and without faults or rate limit."""
-    running_emulator.reset()
-    running_emulator.set_faults(None)
-    running_emulator.set_rate_limit(None)
-    return running_emulator
+    """The suite's emulator, emptied, at the present, without faults or rate limit."""
+    return fresh(running_emulator)
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import stripe
 from emulator_helpers import make_client
 
 from reconciler.emulator import Emulator
+from tests.conftest import fresh
 
 LIVE_KEY = os.environ.get("STRIPE_TEST_API_KEY")
 
@@ -31,10 +31,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.stripe_live)
 
 
-@pytest.fixture(scope="session")
-def shared_emulator() -> Iterator[Emulator]:
-    with Emulator(port=0) as emulator:
-        yield emulator
+@pytest.fixture
+def shared_emulator(running_emulator: Emulator) -> Emulator:
+    """The suite's one emulator (``tests/conftest.py``), as these tests name it."""
+    return running_emulator
 
 
 @pytest.fixture
@@ -42,11 +42,7 @@ def emu(shared_emulator: Emulator) -> Emulator:
     """The emulator, emptied, without faults or rate limit (skips against real Stripe)."""
     if LIVE_KEY:
         pytest.skip("checks the emulator itself; not run against real Stripe")
-    shared_emulator.reset()
-    shared_emulator.set_faults(None)
-    shared_emulator.set_rate_limit(None)
-    shared_emulator.clock.reset()
-    return shared_emulator
+    return fresh(shared_emulator)
 
 
 @pytest.fixture
@@ -54,10 +50,7 @@ def client(shared_emulator: Emulator) -> stripe.StripeClient:
     """A client for the backend under test (emulator, or Stripe test mode)."""
     if LIVE_KEY:
         return stripe.StripeClient(LIVE_KEY, max_network_retries=2)
-    shared_emulator.reset()
-    shared_emulator.set_faults(None)
-    shared_emulator.set_rate_limit(None)
-    shared_emulator.clock.reset()
+    fresh(shared_emulator)
     return make_client(shared_emulator.url)
 
 

@@ -10,7 +10,6 @@ demand. The token bucket tests need no server at all.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
 import pytest
 import stripe
@@ -18,22 +17,14 @@ import stripe
 from reconciler.emulator import Emulator
 from reconciler.errors import StripeCallError
 from reconciler.gateway import Gateway, TokenBucket
+from tests.conftest import fresh
 
 API_KEY = "sk_test_e2e_0123456789"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Emulator]:
-    with Emulator(port=0) as emulator:
-        yield emulator
-
-
 @pytest.fixture
-def emulator(server: Emulator) -> Emulator:
-    server.reset()
-    server.set_faults(None)
-    server.set_rate_limit(None)
-    return server
+def emulator(running_emulator: Emulator) -> Emulator:
+    return fresh(running_emulator)
 
 
 class FakeTime:
