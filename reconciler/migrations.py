@@ -41,6 +41,7 @@ from reconciler.model import (
     Terms,
     carries_marker,
     duration_text,
+    id_of,
     terms_text,
 )
 from reconciler.plan import Action, ResourceChange, fingerprint
@@ -892,14 +893,6 @@ def _evidence_of(sub: LiveSubscription) -> str:
     return fingerprint(seen)
 
 
-def _id(value: Any) -> str | None:
-    if isinstance(value, str):  # the common case first: isinstance on an ABC is slow
-        return value or None
-    if isinstance(value, (dict, Mapping)):
-        return str(value.get("id")) if value.get("id") else None
-    return str(value) if value else None
-
-
 def _discount_params(discounts: Any) -> tuple[dict[str, str], ...]:
     """Stripe's discount objects or ids -> phase ``discounts`` parameters."""
     params: list[dict[str, str]] = []
@@ -908,7 +901,7 @@ def _discount_params(discounts: Any) -> tuple[dict[str, str], ...]:
             params.append({"discount": entry})
             continue
         for key in ("discount", "coupon", "promotion_code"):
-            value = _id(entry.get(key))
+            value = id_of(entry.get(key))
             if value:
                 params.append({key: value})
                 break
@@ -922,10 +915,10 @@ def _phase_params(phase: Mapping[str, Any]) -> dict[str, Any]:
     """A phase as Stripe returns it -> the parameters that would recreate it."""
     items = []
     for item in phase.get("items") or []:
-        entry: dict[str, Any] = {"price": _id(item.get("price"))}
+        entry: dict[str, Any] = {"price": id_of(item.get("price"))}
         if item.get("quantity") is not None:
             entry["quantity"] = item["quantity"]
-        tax_rates = [_id(t) for t in item.get("tax_rates") or []]
+        tax_rates = [id_of(t) for t in item.get("tax_rates") or []]
         if tax_rates:
             entry["tax_rates"] = tax_rates
         if item.get("metadata"):
@@ -943,7 +936,7 @@ def _phase_params(phase: Mapping[str, Any]) -> dict[str, Any]:
     discounts = _discount_params(phase.get("discounts"))
     if discounts:
         params["discounts"] = list(discounts)
-    default_tax_rates = [_id(t) for t in phase.get("default_tax_rates") or []]
+    default_tax_rates = [id_of(t) for t in phase.get("default_tax_rates") or []]
     if default_tax_rates:
         params["default_tax_rates"] = default_tax_rates
     if phase.get("metadata"):
@@ -967,7 +960,7 @@ def _settings_params(obj: Mapping[str, Any]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if obj.get("application_fee_percent") is not None:
         params["application_fee_percent"] = obj["application_fee_percent"]
-    payment_method = _id(obj.get("default_payment_method"))
+    payment_method = id_of(obj.get("default_payment_method"))
     if payment_method:
         params["default_payment_method"] = payment_method
     if obj.get("billing_thresholds"):
@@ -979,18 +972,18 @@ def _settings_params(obj: Mapping[str, Any]) -> dict[str, Any]:
         if liability.get("type") not in (None, "self"):
             params["automatic_tax"]["liability"] = {
                 "type": liability["type"],
-                "account": _id(liability.get("account")),
+                "account": id_of(liability.get("account")),
             }
     invoice_settings = obj.get("invoice_settings") or {}
     days = obj.get("days_until_due", invoice_settings.get("days_until_due"))
     if days is not None:
         params["invoice_settings"] = {"days_until_due": days}
-    on_behalf_of = _id(obj.get("on_behalf_of"))
+    on_behalf_of = id_of(obj.get("on_behalf_of"))
     if on_behalf_of:
         params["on_behalf_of"] = on_behalf_of
     transfer = obj.get("transfer_data") or {}
     if transfer.get("destination"):
-        params["transfer_data"] = {"destination": _id(transfer["destination"])}
+        params["transfer_data"] = {"destination": id_of(transfer["destination"])}
         if transfer.get("amount_percent") is not None:
             params["transfer_data"]["amount_percent"] = transfer["amount_percent"]
     return params
@@ -1057,13 +1050,13 @@ def subscription_from_stripe(obj: Mapping[str, Any]) -> LiveSubscription:
             price_id = str(price.get("id")) if price.get("id") else "None"
         else:
             recurring = {}
-            price_id = str(_id(price))
+            price_id = str(id_of(price))
         items.append(
             SubscriptionItem(
                 id=item.get("id"),
                 price=price_id,
                 quantity=item.get("quantity"),
-                tax_rates=tuple(str(_id(t)) for t in item.get("tax_rates") or ()),
+                tax_rates=tuple(str(id_of(t)) for t in item.get("tax_rates") or ()),
                 metered=recurring.get("usage_type") == "metered",
                 period_start=item.get("current_period_start", sub_start),
                 period_end=item.get("current_period_end", sub_end),
@@ -1074,11 +1067,11 @@ def subscription_from_stripe(obj: Mapping[str, Any]) -> LiveSubscription:
     customer = obj.get("customer")
     return LiveSubscription(
         id=str(obj["id"]),
-        customer=customer if isinstance(customer, str) and customer else str(_id(customer)),
+        customer=customer if isinstance(customer, str) and customer else str(id_of(customer)),
         status=str(obj.get("status")),
         items=tuple(items),
         discounts=_discount_params(obj.get("discounts")),
-        default_tax_rates=tuple(str(_id(t)) for t in obj.get("default_tax_rates") or ()),
+        default_tax_rates=tuple(str(id_of(t)) for t in obj.get("default_tax_rates") or ()),
         metadata=dict(obj.get("metadata") or {}),
         collection_method=obj.get("collection_method"),
         schedule=schedule_from_stripe(schedule) if isinstance(schedule, Mapping) else None,
@@ -1087,5 +1080,5 @@ def subscription_from_stripe(obj: Mapping[str, Any]) -> LiveSubscription:
         trial_end=obj.get("trial_end") if obj.get("status") == "trialing" else None,
         billing_mode=(obj.get("billing_mode") or {}).get("type"),
         settings=_settings_params(obj),
-        test_clock=_id(obj.get("test_clock")),
+        test_clock=id_of(obj.get("test_clock")),
     )

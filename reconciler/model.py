@@ -34,6 +34,7 @@ __all__ = [
     "carries_marker",
     "decimal_text",
     "given",
+    "id_of",
     "terms_text",
 ]
 
@@ -57,6 +58,16 @@ Interval = Literal["day", "week", "month", "year"]
 Usage = Literal["metered", "licensed"]
 TiersMode = Literal["graduated", "volume"]
 Rounding = Literal["up", "down"]
+
+
+def id_of(value: Any) -> str | None:
+    """An expandable Stripe field's id, whether it arrived as an id or an expanded
+    object; None when it is empty."""
+    if isinstance(value, str):  # the common case first: isinstance on an ABC is slow
+        return value or None
+    if isinstance(value, Mapping):
+        return str(value["id"]) if value.get("id") else None
+    return str(value) if value else None
 
 
 def decimal_text(value: Decimal) -> str:

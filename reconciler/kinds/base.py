@@ -19,7 +19,14 @@ from deepdiff import DeepDiff
 
 from reconciler.errors import ReconcileError
 from reconciler.kinds import Kind
-from reconciler.model import MANAGED_BY_KEY, MANAGED_BY_VALUE, Desired, carries_marker, decimal_text
+from reconciler.model import (
+    MANAGED_BY_KEY,
+    MANAGED_BY_VALUE,
+    Desired,
+    carries_marker,
+    decimal_text,
+    id_of,
+)
 from reconciler.plan import Action, ActionReason, FieldChange, Plan, ResourceChange
 from reconciler.snapshot import LiveObject, Snapshot
 from reconciler.steps import Step, at, const
@@ -53,13 +60,6 @@ __all__ = [
 
 Essence = dict[str, Any]
 StripeObject = Mapping[str, Any]
-
-
-def id_of(value: Any) -> Any:
-    """An expandable field's id, whether it arrived as an id or an expanded object."""
-    if isinstance(value, Mapping):
-        return value.get("id")
-    return value
 
 
 def amount(integer: Any, decimal: Any) -> str | None:
