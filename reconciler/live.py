@@ -247,7 +247,9 @@ def _with_unfinished_schedules(
     of the request that made each schedule, and apply's keys start with
     ``IDEMPOTENCY_PREFIX``. Read only when an unlabelled schedule exists
     (Stripe keeps events for 30 days; an unlabelled schedule older than that is
-    treated as someone else's).
+    treated as someone else's). Events come newest first, and the read stops once
+    every unlabelled schedule's creation has been seen, so a foreign unlabelled
+    schedule costs the pages back to its creation, not the whole 30 days.
     """
     unlabelled = {
         s.schedule.id for s in subscriptions if s.schedule is not None and not s.schedule.metadata
@@ -258,12 +260,16 @@ def _with_unfinished_schedules(
     # ``created``, its event the real time, so no bound from the one fits the other.
     query: dict[str, Any] = {"type": "subscription_schedule.created"}
     begun: set[str] = set()
+    unseen = set(unlabelled)
     try:
         for event in gateway.list_all("/v1/events", query):
             made = ((event.get("data") or {}).get("object") or {}).get("id")
             key = (event.get("request") or {}).get("idempotency_key") or ""
             if made in unlabelled and key.startswith(IDEMPOTENCY_PREFIX):
                 begun.add(str(made))
+            unseen.discard(made)
+            if not unseen:
+                break
     except StripeCallError as exc:
         if exc.http_status not in (403, 404):  # a key without events access: none known
             raise

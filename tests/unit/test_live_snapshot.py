@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 from reconciler.errors import StripeCallError
-from reconciler.live import list_objects, snapshot_from_objects
+from reconciler.live import _with_unfinished_schedules, list_objects, snapshot_from_objects
+from reconciler.migrations import LiveSchedule, LiveSubscription
 from reconciler.model import Desired, Feature
+from reconciler.plan import IDEMPOTENCY_PREFIX
 from reconciler.snapshot import Snapshot
 
 MANAGED = {"managed_by": "stripe-reconcile"}
@@ -193,3 +195,50 @@ def test_an_add_on_kind_is_listed_only_when_billing_yaml_declares_one() -> None:
     declared = Desired(mode="test", features=(Feature(lookup_key="sso", name="SSO"),))
     some = list_objects(_ListingGateway(403), declared)  # type: ignore[arg-type]
     assert "features" in some
+
+
+class _EventsGateway:
+    """Serves ``subscription_schedule.created`` events, newest first, counting those read."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events = events
+        self.read = 0
+
+    def list_all(self, path: str, params: object = None) -> Iterator[dict[str, Any]]:
+        assert path == "/v1/events"
+        for event in self.events:
+            self.read += 1
+            yield event
+
+
+def _created(schedule: str, key: str) -> dict[str, Any]:
+    return {"data": {"object": {"id": schedule}}, "request": {"idempotency_key": key}}
+
+
+def _on_unlabelled(schedule: str) -> LiveSubscription:
+    return LiveSubscription(
+        id=f"sub_{schedule}",
+        customer="cus_1",
+        status="active",
+        schedule=LiveSchedule(schedule, "active"),
+    )
+
+
+def test_the_events_read_stops_once_every_unlabelled_schedule_is_seen() -> None:
+    events = [_created(f"sub_sched_{n}", "other") for n in range(1000)]
+    events[5] = _created("sub_sched_ours", f"{IDEMPOTENCY_PREFIX}abc")
+    events[150] = _created("sub_sched_foreign", "dashboard")
+    gateway = _EventsGateway(events)
+    subscriptions = (_on_unlabelled("sub_sched_ours"), _on_unlabelled("sub_sched_foreign"))
+    found = _with_unfinished_schedules(gateway, subscriptions)  # type: ignore[arg-type]
+    assert [s.schedule.begun for s in found if s.schedule is not None] == [True, False]
+    assert gateway.read == 151  # not the 1,000 events of the last 30 days
+
+
+def test_an_unlabelled_schedule_older_than_the_events_reads_them_all() -> None:
+    gateway = _EventsGateway([_created(f"sub_sched_{n}", "other") for n in range(300)])
+    found = _with_unfinished_schedules(  # type: ignore[arg-type]
+        gateway, (_on_unlabelled("sub_sched_ancient"),)
+    )
+    assert found[0].schedule is not None and not found[0].schedule.begun
+    assert gateway.read == 300
