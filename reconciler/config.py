@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -440,6 +441,8 @@ def _report_schema_error(error: ValidationError, reporter: _Reporter) -> None:
             reporter.add(path, f"must have at most {expected} items")
         case "uniqueItems":
             reporter.add(path, "must not repeat an item")
+        case _ if custom and isinstance(instance, dict):
+            reporter.add(path, custom)
         case _ if custom:
             reporter.add(path, f"{custom}, not {instance!r}")
         case _:
@@ -469,10 +472,12 @@ def _parse_switch_at(text: str) -> SwitchAt:
 def _build_migration(name: str, m: dict[str, Any]) -> Migration:
     subscriptions = m.get("subscriptions", "all")
     parity = m.get("require_usage_parity")
+    pairs = list(m["prices"].items()) if "prices" in m else [(m["from_price"], m["to_price"])]
     return Migration(
         name=name,
-        from_price=m["from_price"],
-        to_price=m["to_price"],
+        from_price=pairs[0][0],
+        to_price=pairs[0][1],
+        also=tuple(pairs[1:]),
         switch_at=_parse_switch_at(m.get("switch_at", "period_end")),
         subscriptions=None if subscriptions == "all" else tuple(subscriptions),
         exclude=tuple(m.get("exclude", [])),
@@ -702,31 +707,15 @@ def _check_migrations(desired: Desired, reporter: _Reporter) -> None:
     claimed: dict[str, str] = {}
     for migration in desired.migrations:
         at: Path = ("migrations", migration.name)
-        target = prices.get(migration.to_price)
-        if target is None:
+        for from_price, to_price in migration.pairs:
+            ends = _Ends(at, from_price, to_price, several=bool(migration.also))
+            _check_pair(migration, ends, prices, claimed, reporter)
+        if migration.also and migration.require_usage_parity is not None:
             reporter.add(
-                (*at, "to_price"),
-                f"'{migration.to_price}' is not the lookup_key of a price declared in prices",
+                (*at, "require_usage_parity"),
+                "usage parity compares one legacy price with one meter: it needs from_price "
+                "and to_price, not prices (give each pair its own migration to gate it)",
             )
-        elif target.recurring is None:
-            reporter.add(
-                (*at, "to_price"),
-                f"'{migration.to_price}' is a one-time price; subscriptions move to a "
-                "recurring price",
-            )
-        elif not target.active:
-            reporter.add((*at, "to_price"), f"'{migration.to_price}' is declared archived")
-        if migration.from_price == migration.to_price:
-            reporter.add((*at, "from_price"), "from_price and to_price are the same price")
-        source = prices.get(migration.from_price)
-        _check_migration_ends(migration, source, target, at, reporter)
-        if migration.from_price in claimed:
-            reporter.add(
-                (*at, "from_price"),
-                f"'{migration.from_price}' is already migrated by "
-                f"'{claimed[migration.from_price]}'",
-            )
-        claimed.setdefault(migration.from_price, migration.name)
         if migration.switch_at.kind == "at" and migration.switch_at.at is None:
             reporter.add((*at, "switch_at"), f"'{migration.switch_at.text}' is not a real time")
         parity = migration.require_usage_parity
@@ -737,24 +726,77 @@ def _check_migrations(desired: Desired, reporter: _Reporter) -> None:
             reporter.add((*at, "exclude"), f"{', '.join(both)} both listed and excluded")
 
 
+@dataclass(frozen=True)
+class _Ends:
+    """One ``from -> to`` pair of a migration and where billing.yaml states each end: the
+    ``from_price`` and ``to_price`` fields, or the pair's key in ``prices``."""
+
+    at: Path
+    from_price: str
+    to_price: str
+    several: bool
+
+    @property
+    def source(self) -> Path:
+        return (*self.at, "prices", self.from_price) if self.several else (*self.at, "from_price")
+
+    @property
+    def target(self) -> Path:
+        return (*self.at, "prices", self.from_price) if self.several else (*self.at, "to_price")
+
+
+def _check_pair(
+    migration: Migration,
+    ends: _Ends,
+    prices: Mapping[str, Price],
+    claimed: dict[str, str],
+    reporter: _Reporter,
+) -> None:
+    """One pair: a declared, active, recurring target; not the price it leaves; a legacy
+    price no other pair or migration moves."""
+    target = prices.get(ends.to_price)
+    if target is None:
+        reporter.add(
+            ends.target,
+            f"'{ends.to_price}' is not the lookup_key of a price declared in prices",
+        )
+    elif target.recurring is None:
+        reporter.add(
+            ends.target,
+            f"'{ends.to_price}' is a one-time price; subscriptions move to a recurring price",
+        )
+    elif not target.active:
+        reporter.add(ends.target, f"'{ends.to_price}' is declared archived")
+    if ends.from_price == ends.to_price:
+        reporter.add(ends.source, "from_price and to_price are the same price")
+    _check_migration_ends(migration, ends, prices.get(ends.from_price), target, reporter)
+    if ends.from_price in claimed:
+        reporter.add(
+            ends.source,
+            f"'{ends.from_price}' is already migrated by '{claimed[ends.from_price]}'",
+        )
+    claimed.setdefault(ends.from_price, migration.name)
+
+
 def _check_migration_ends(
     migration: Migration,
+    ends: _Ends,
     source: Price | None,
     target: Price | None,
-    at: Path,
     reporter: _Reporter,
 ) -> None:
     """What the two prices allow: any recurring price may move to any other with the same
     currency and interval; usage parity and quantities depend on which are metered."""
+    at = ends.at
     if source is not None and source.recurring is None:
         reporter.add(
-            (*at, "from_price"),
-            f"'{migration.from_price}' is a one-time price; no subscription holds one",
+            ends.source,
+            f"'{ends.from_price}' is a one-time price; no subscription holds one",
         )
     if target is not None and target.is_metered and migration.quantity is not None:
         reporter.add(
             (*at, "quantity"),
-            f"'{migration.to_price}' is metered: Stripe bills its usage, and a metered item "
+            f"'{ends.to_price}' is metered: Stripe bills its usage, and a metered item "
             "carries no quantity; remove quantity",
         )
     parity_possible = (target is None or target.is_metered) and (
@@ -770,9 +812,9 @@ def _check_migration_ends(
     after = target.terms if target is not None else None
     if before is not None and after is not None and before != after:
         reporter.add(
-            (*at, "to_price"),
-            f"'{migration.to_price}' bills {terms_text(after)} but from_price "
-            f"'{migration.from_price}' {terms_text(before)}; a migration keeps the currency "
+            ends.target,
+            f"'{ends.to_price}' bills {terms_text(after)} but from_price "
+            f"'{ends.from_price}' {terms_text(before)}; a migration keeps the currency "
             "and the billing interval",
         )
 

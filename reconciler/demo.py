@@ -81,6 +81,11 @@ def prepare(desired: Desired, name: str = "billing.yaml") -> Rehearsal:
         others = ", ".join(m.name for m in desired.migrations[1:])
         notes.append(f"the demo follows migration {migration.name}; left out: {others}")
     where = f"{name}: migration {migration.name}"
+    if migration.also:
+        raise ReconcileError(
+            f"{where} moves {len(migration.pairs)} prices at once; the demo's story moves one "
+            "legacy usage-record price to one meter price"
+        )
     if migration.from_price.startswith("price_"):
         raise ReconcileError(
             f"{where}: from_price {migration.from_price} is a price id; the demo seeds its own "

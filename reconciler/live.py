@@ -113,51 +113,34 @@ def read_migrations(
     account's test clocks are listed once, when a subscription is on one.
     """
     clocks: dict[str, int] = {}
+    declared = {p.lookup_key: p for p in desired.prices}
     return {
         m.name: _read_migration(
-            gateway,
-            m,
-            snapshot,
-            target=next((p for p in desired.prices if p.lookup_key == m.to_price), None),
-            every_usage=every_usage,
-            clocks=clocks,
+            gateway, m, snapshot, declared=declared, every_usage=every_usage, clocks=clocks
         )
         for m in desired.migrations
     }
 
 
-def _read_migration(
+def _read_pair(
     gateway: Gateway,
-    migration: Migration,
+    from_price: str,
+    to_price: str,
     snapshot: Snapshot,
-    *,
-    target: Price | None,
-    every_usage: bool,
-    clocks: dict[str, int],
-) -> MigrationSnapshot:
-    """One migration as the account has it. ``target`` is billing.yaml's to_price
-    (whether it is metered, and its terms, come from there: it may not exist yet)."""
+    declared: Mapping[str, Price],
+) -> tuple[MigrationSnapshot, dict[str, Any] | None]:
+    """One ``from -> to`` pair's prices as read (no subscriptions yet), and the legacy
+    price's object. Whether the target is metered, and its terms, come from billing.yaml:
+    it may not exist yet."""
+    target = declared.get(to_price)
     to_metered = target is None or target.is_metered
-    legacy = read_legacy_price(gateway, migration.from_price)
-    live_target = snapshot.prices.get(migration.to_price)
+    live_target = snapshot.prices.get(to_price)
     to_price_id = live_target.stripe_id if live_target is not None else None
+    legacy = read_legacy_price(gateway, from_price)
     if legacy is None:
-        return MigrationSnapshot(from_price_id=None, to_price_id=to_price_id, to_metered=to_metered)
-    query = {"price": legacy["id"], "status": "all", "expand": ["data.schedule"]}
-    with gc_paused():  # thousands of subscriptions: see gc_paused
-        listed = tuple(
-            subscription_from_stripe(s) for s in gateway.list_all("/v1/subscriptions", query)
-        )
-    subscriptions = _with_unfinished_schedules(gateway, listed)
-    read_at = int(time.time())
-    clock_times = _clock_times(gateway, subscriptions, clocks)
-    moved: tuple[str, ...] = ()
-    if to_price_id is not None:
-        moved = tuple(
-            s["id"]
-            for s in gateway.list_all("/v1/subscriptions", {"price": to_price_id, "status": "all"})
-            if (s.get("metadata") or {}).get(MIGRATION_KEY) == migration.name
-        )
+        return MigrationSnapshot(
+            from_price_id=None, to_price_id=to_price_id, to_metered=to_metered
+        ), None
     recurring = legacy.get("recurring") or {}
     read = MigrationSnapshot(
         from_price_id=legacy["id"],
@@ -174,13 +157,55 @@ def _read_migration(
         if recurring
         else None,
         to_terms=target.terms if target is not None else None,
+    )
+    return read, legacy
+
+
+def _read_migration(
+    gateway: Gateway,
+    migration: Migration,
+    snapshot: Snapshot,
+    *,
+    declared: Mapping[str, Price],
+    every_usage: bool,
+    clocks: dict[str, int],
+) -> MigrationSnapshot:
+    """One migration as the account has it: each pair's prices, the subscriptions on any
+    of its ``from`` prices (once each), and those it moved already."""
+    pairs = [
+        _read_pair(gateway, from_price, to_price, snapshot, declared)
+        for from_price, to_price in migration.pairs
+    ]
+    (first, legacy), also = pairs[0], tuple(read for read, _ in pairs[1:])
+    if legacy is None:
+        return dataclasses.replace(first, also=also)
+    listed: dict[str, LiveSubscription] = {}
+    with gc_paused():  # thousands of subscriptions: see gc_paused
+        for price_id in dict.fromkeys(r.from_price_id for r in (first, *also) if r.from_price_id):
+            query = {"price": price_id, "status": "all", "expand": ["data.schedule"]}
+            for obj in gateway.list_all("/v1/subscriptions", query):
+                if obj["id"] not in listed:  # one holding several legacy prices: once
+                    listed[obj["id"]] = subscription_from_stripe(obj)
+    subscriptions = _with_unfinished_schedules(gateway, tuple(listed.values()))
+    read_at = int(time.time())
+    clock_times = _clock_times(gateway, subscriptions, clocks)
+    moved: dict[str, None] = {}
+    for to_price_id in dict.fromkeys(r.to_price_id for r in (first, *also) if r.to_price_id):
+        query = {"price": to_price_id, "status": "all"}
+        for obj in gateway.list_all("/v1/subscriptions", query):
+            if (obj.get("metadata") or {}).get(MIGRATION_KEY) == migration.name:
+                moved[obj["id"]] = None
+    read = dataclasses.replace(
+        first,
         subscriptions=subscriptions,
-        moved=moved,
+        moved=tuple(moved),
         read_at=read_at,
         clock_times=clock_times,
+        also=also,
     )
     if migration.require_usage_parity is None:
         return read
+    live_target = snapshot.prices.get(migration.to_price)
     meter_name = (live_target.essence.get("recurring") or {}).get("meter") if live_target else None
     meter = snapshot.meters.get(meter_name) if meter_name else None
     meter_id = meter.stripe_id if meter else None

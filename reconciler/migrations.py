@@ -236,6 +236,10 @@ class MigrationSnapshot:
     subscriptions: tuple[LiveSubscription, ...] = ()
     moved: tuple[str, ...] = ()
     usage: Mapping[str, tuple[Decimal, Decimal] | None] = field(default_factory=dict)
+    also: tuple[MigrationSnapshot, ...] = ()
+    """The migration's further pairs (``Migration.also``), in order, each read like the
+    first but without subscriptions: those holding any ``from`` price are in
+    ``subscriptions``."""
 
 
 class SubscriptionRow(TypedDict):
@@ -252,6 +256,82 @@ class SubscriptionRow(TypedDict):
     schedule: str | None
     evidence: str
     params: NotRequired[Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Move:
+    """One pair of a migration as planning needs it: an item on ``from_id`` moves to the
+    price ``placeholder`` stands for (apply puts its id in)."""
+
+    from_id: str
+    to_price: str
+    placeholder: str
+    from_metered: bool
+    to_metered: bool
+    to_price_id: str | None
+    from_active: bool
+
+
+def to_price_placeholder(migration: Migration, to_price: str) -> str:
+    """What planned phases name ``to_price`` by: ``TO_PRICE`` for the first pair's, and
+    ``TO_PRICE:<lookup key>`` for another pair's."""
+    return TO_PRICE if to_price == migration.to_price else f"{TO_PRICE}:{to_price}"
+
+
+def _moves(migration: Migration, snap: MigrationSnapshot) -> dict[str, _Move]:
+    """Each pair whose ``from`` price the account holds, by that price's id."""
+    moves: dict[str, _Move] = {}
+    reads = (snap, *snap.also)
+    for (_from, to_price), read in zip(migration.pairs, reads, strict=False):
+        if read.from_price_id is None or read.from_price_id in moves:
+            continue
+        moves[read.from_price_id] = _Move(
+            from_id=read.from_price_id,
+            to_price=to_price,
+            placeholder=to_price_placeholder(migration, to_price),
+            from_metered=read.from_metered,
+            to_metered=read.to_metered,
+            to_price_id=read.to_price_id,
+            from_active=read.from_price_active,
+        )
+    return moves
+
+
+def _move_items(
+    items: list[dict[str, Any]],
+    moves: Mapping[str, _Move],
+    migration: Migration,
+    quantities: list[int | None] | None = None,
+) -> list[dict[str, Any]]:
+    """Items (phase parameters) with every item on a ``from`` price moved to its target.
+
+    Items moving to one price become one item: Stripe refuses two items on the same
+    price, so the first keeps its place, tax rates and metadata, and its quantity is
+    the sum of theirs (or the declared ``quantity``). ``quantities`` are the old items'
+    own, where the parameters leave them out (metered items); by default each item's.
+    Other items are kept as they are (the same dicts: plans are never mutated).
+    """
+    moved: list[dict[str, Any]] = []
+    into: dict[str, dict[str, Any]] = {}
+    for index, item in enumerate(items):
+        move = moves.get(item.get("price"))  # type: ignore[arg-type]
+        if move is None:
+            moved.append(item)
+            continue
+        old = quantities[index] if quantities is not None else item.get("quantity")
+        quantity = moved_quantity(migration, old, to_metered=move.to_metered)
+        merged = into.get(move.placeholder)
+        if merged is not None:
+            if quantity is not None and migration.quantity is None:
+                merged["quantity"] = int(merged.get("quantity") or 0) + quantity
+            continue
+        target = {k: v for k, v in item.items() if k != "quantity"}
+        target["price"] = move.placeholder
+        if quantity is not None:
+            target["quantity"] = quantity
+        into[move.placeholder] = target
+        moved.append(target)
+    return moved
 
 
 @dataclass(frozen=True)
@@ -294,20 +374,6 @@ def moved_quantity(migration: Migration, quantity: int | None, *, to_metered: bo
     return quantity if quantity is not None else 1
 
 
-def _moved_item(
-    migration: Migration, item: SubscriptionItem, snap: MigrationSnapshot
-) -> dict[str, Any]:
-    params: dict[str, Any] = {"price": TO_PRICE}
-    quantity = moved_quantity(migration, item.quantity, to_metered=snap.to_metered)
-    if quantity is not None:
-        params["quantity"] = quantity
-    if item.tax_rates:
-        params["tax_rates"] = list(item.tax_rates)
-    if item.metadata:
-        params["metadata"] = dict(item.metadata)
-    return params
-
-
 def _schedule_metadata(migration: Migration, from_price: str, switch: int | str) -> dict[str, str]:
     return {
         MANAGED_BY_KEY: MANAGED_BY_VALUE,
@@ -326,10 +392,9 @@ def _moved_metadata(migration: Migration) -> dict[str, str]:
 
 def _fresh_phases(
     migration: Migration,
-    snap: MigrationSnapshot,
+    moves: Mapping[str, _Move],
     *,
     sub: LiveSubscription,
-    legacy: SubscriptionItem,
     switch: int | str,
     start: int | None,
 ) -> list[dict[str, Any]]:
@@ -346,40 +411,18 @@ def _fresh_phases(
     if sub.collection_method:
         common["collection_method"] = sub.collection_method
     before = [_item_params(i, price=i.price, metered=i.metered) for i in sub.items]
-    # Items other than the legacy one are the same in both phases: share their dicts
-    # (the plan is serialised, never mutated).
-    after = [
-        _moved_item(migration, i, snap) if i is legacy else params
-        for i, params in zip(sub.items, before, strict=True)
-    ]
+    # Items that do not move are the same in both phases: their dicts are shared.
+    after = _move_items(before, moves, migration, [i.quantity for i in sub.items])
     first = {**common, "start_date": start, "end_date": switch, "items": before}
     if sub.trial_end is not None:  # the phase rewritten over a trial keeps the trial
         first["trial_end"] = sub.trial_end
     return [first, {**common, "items": after, "metadata": _moved_metadata(migration)}]
 
 
-def _swap_items(
-    items: Any, from_price: str, migration: Migration, snap: MigrationSnapshot
-) -> list[dict[str, Any]]:
-    swapped = []
-    for item in items:
-        if item.get("price") == from_price:
-            moved = {k: v for k, v in item.items() if k != "quantity"}
-            moved["price"] = TO_PRICE
-            quantity = moved_quantity(migration, item.get("quantity"), to_metered=snap.to_metered)
-            if quantity is not None:
-                moved["quantity"] = quantity
-            swapped.append(moved)
-        else:
-            swapped.append(dict(item))
-    return swapped
-
-
 def _adopted_phases(
     migration: Migration,
-    snap: MigrationSnapshot,
+    moves: Mapping[str, _Move],
     schedule: LiveSchedule,
-    from_price: str,
     switch: int | str,
 ) -> tuple[list[dict[str, Any]], str]:
     """Someone else's phases, with the legacy price replaced from the switch on.
@@ -396,7 +439,8 @@ def _adopted_phases(
 
     def moved(phase: Mapping[str, Any]) -> dict[str, Any]:
         nonlocal marked
-        result = {**phase, "items": _swap_items(phase["items"], from_price, migration, snap)}
+        items = _move_items([dict(i) for i in phase["items"]], moves, migration)
+        result = {**phase, "items": items}
         if not marked:
             result["metadata"] = {**(phase.get("metadata") or {}), **_moved_metadata(migration)}
             marked = True
@@ -425,11 +469,15 @@ def _adopted_phases(
 
 
 def _decide(
-    migration: Migration, snap: MigrationSnapshot, sub: LiveSubscription, from_price: str
+    migration: Migration,
+    snap: MigrationSnapshot,
+    moves: Mapping[str, _Move],
+    sub: LiveSubscription,
 ) -> _Decision:
     if sub.status in SKIPPED_STATUSES:
         return _Decision(State.SKIPPED)
-    legacy = next((i for i in sub.items if i.price == from_price), None)
+    held = [i for i in sub.items if i.price in moves]
+    legacy = held[0] if held else None
     schedule = sub.schedule
     unfinished = schedule is not None and schedule.unfinished
     ours = schedule is not None and (schedule.ours or unfinished)
@@ -445,7 +493,7 @@ def _decide(
         state = State.EXCLUDED if excluded else State.PAUSED
         if mine and schedule is not None:
             if schedule.metadata.get("adopted") == "true":
-                params = _restore(schedule, from_price, snap.to_price_id, snap.from_metered)
+                params = _restore(schedule, _back_from_ids(moves))
                 return _Decision(state, "restore_schedule", params=params)
             return _Decision(state, "release_schedule")
         return _Decision(state)
@@ -465,18 +513,21 @@ def _decide(
         return _Decision(State.BLOCKED, blocker=f"scheduled by migration '{other}'")
     if mine and schedule is not None and schedule.metadata.get("switch_at") == str(switch):
         return _Decision(State.SCHEDULED, switch_at=switch)
-    if not snap.from_price_active:
+    archived = next((i.price for i in held if not moves[i.price].from_active), None)
+    if archived is not None:
         return _Decision(
             State.BLOCKED,
-            blocker=f"the legacy price {from_price} is archived, and a schedule phase may not "
+            blocker=f"the legacy price {archived} is archived, and a schedule phase may not "
             "name an inactive price: reactivate it until the migration is done",
             switch_at=switch,
         )
-    refusal = _subscription_refusal(sub, legacy, switch) or _timing(migration, snap, sub, switch)
+    metered = any(i.metered for i in held)
+    refusal = _subscription_refusal(sub, metered, switch) or _timing(migration, snap, sub, switch)
     if refusal is not None:
         return refusal
+    from_price = legacy.price
     if mine and schedule is not None:
-        return _rewrite(migration, snap, sub=sub, schedule=schedule, legacy=legacy, switch=switch)
+        return _rewrite(migration, moves, sub=sub, schedule=schedule, legacy=legacy, switch=switch)
     parity = _parity_blocker(migration, snap, sub)
     if parity is PARITY_NOT_READ:
         return _Decision(State.WAITING, switch_at=switch)
@@ -485,18 +536,18 @@ def _decide(
     if schedule is None:
         params = {
             "phases": _fresh_phases(
-                migration, snap, sub=sub, legacy=legacy, switch=switch, start=legacy.period_start
+                migration, moves, sub=sub, switch=switch, start=legacy.period_start
             ),
             "end_behavior": "release",
             "metadata": _schedule_metadata(migration, from_price, switch),
             "proration_behavior": "none",
         }
         return _Decision(State.PENDING, "create_schedule", switch_at=switch, params=params)
-    return _adopt(migration, snap, schedule, from_price, switch)
+    return _adopt(migration, moves, schedule, from_price, switch)
 
 
 def _subscription_refusal(
-    sub: LiveSubscription, legacy: SubscriptionItem, switch: int | str
+    sub: LiveSubscription, metered: bool, switch: int | str
 ) -> _Decision | None:
     """What this subscription's own state forbids, with the reason (None: nothing).
 
@@ -518,7 +569,7 @@ def _subscription_refusal(
             blocker=f"status {sub.status}: it moves once its invoices are paid",
             switch_at=switch,
         )
-    if switch == "now" and legacy.metered and sub.billing_mode != "flexible":
+    if switch == "now" and metered and sub.billing_mode != "flexible":
         mode = sub.billing_mode or "classic"
         return _Decision(
             State.BLOCKED,
@@ -572,7 +623,7 @@ def _date(timestamp: int | None) -> str:
 
 def _rewrite(
     migration: Migration,
-    snap: MigrationSnapshot,
+    moves: Mapping[str, _Move],
     *,
     sub: LiveSubscription,
     schedule: LiveSchedule,
@@ -580,16 +631,14 @@ def _rewrite(
     switch: int | str,
 ) -> _Decision:
     """Our schedule with another switch time: write its phases again."""
-    from_price = str(snap.from_price_id)
+    from_price = legacy.price
     if schedule.metadata.get("adopted") == "true":
-        restored = _restore(schedule, from_price, snap.to_price_id, snap.from_metered)
+        restored = _restore(schedule, _back_from_ids(moves))
         base = LiveSchedule(schedule.id, schedule.status, {}, tuple(restored["phases"]))
-        return _adopt(migration, snap, base, from_price, switch, state=State.RESCHEDULE)
+        return _adopt(migration, moves, base, from_price, switch, state=State.RESCHEDULE)
     start = schedule.phases[0].get("start_date") if schedule.phases else legacy.period_start
     params = {
-        "phases": _fresh_phases(
-            migration, snap, sub=sub, legacy=legacy, switch=switch, start=start
-        ),
+        "phases": _fresh_phases(migration, moves, sub=sub, switch=switch, start=start),
         "end_behavior": "release",
         "metadata": _schedule_metadata(migration, from_price, switch),
         "proration_behavior": "none",
@@ -600,7 +649,7 @@ def _rewrite(
 
 def _adopt(
     migration: Migration,
-    snap: MigrationSnapshot,
+    moves: Mapping[str, _Move],
     schedule: LiveSchedule,
     from_price: str,
     switch: int | str,
@@ -615,7 +664,7 @@ def _adopt(
             "setting from the schedule",
             switch_at=switch,
         )
-    phases, shape = _adopted_phases(migration, snap, schedule, from_price, switch)
+    phases, shape = _adopted_phases(migration, moves, schedule, switch)
     if len(phases) > MAX_PHASES:
         return _Decision(
             State.BLOCKED,
@@ -623,12 +672,13 @@ def _adopt(
             f"(Stripe allows {MAX_PHASES})",
             switch_at=switch,
         )
-    if _restore_loses(schedule, phases, shape, from_price, snap.from_metered):
+    if _restore_loses(schedule, phases, shape, moves):
         return _Decision(
             State.BLOCKED,
             blocker=f"the existing schedule {schedule.id} has a phase after the switch whose "
-            f"{from_price} quantity the move would change, which pausing could not undo: "
-            "end that phase at the switch, or exclude the subscription",
+            f"{from_price} items the move would change in a way pausing could not undo (a "
+            "quantity changed, or items merged into one): end that phase at the switch, or "
+            "exclude the subscription",
             switch_at=switch,
         )
     metadata = _schedule_metadata(migration, from_price, switch)
@@ -648,17 +698,32 @@ _OUR_SCHEDULE_KEYS = (
 )
 
 
-def _restore(
-    schedule: LiveSchedule, from_price: str, to_price_id: str | None, from_metered: bool
-) -> dict[str, Any]:
-    """Undo an adoption: the legacy price back, the marker gone, the reshaping undone."""
+def _back_from_ids(moves: Mapping[str, _Move]) -> dict[str, tuple[str, bool]]:
+    """What an adopted schedule's moved items go back to: each target price's id (known
+    once it exists) -> (the first ``from`` price moving to it, whether that is metered)."""
+    back: dict[str, tuple[str, bool]] = {}
+    for move in moves.values():
+        if move.to_price_id is not None:
+            back.setdefault(move.to_price_id, (move.from_id, move.from_metered))
+    return back
+
+
+def _back_from_placeholders(moves: Mapping[str, _Move]) -> dict[str, tuple[str, bool]]:
+    """As :func:`_back_from_ids`, for phases planned with placeholders."""
+    back: dict[str, tuple[str, bool]] = {}
+    for move in moves.values():
+        back.setdefault(move.placeholder, (move.from_id, move.from_metered))
+    return back
+
+
+def _restore(schedule: LiveSchedule, back: Mapping[str, tuple[str, bool]]) -> dict[str, Any]:
+    """Undo an adoption: the legacy prices back (``back``: target price -> its ``from``
+    price, and whether that is metered), the marker gone, the reshaping undone."""
     shape = schedule.metadata.get("shape", "swapped")
     phases: list[dict[str, Any]] = []
     for phase in schedule.phases:
         items = [
-            _unmoved(item, from_price, from_metered)
-            if to_price_id is not None and item.get("price") == to_price_id
-            else dict(item)
+            _unmoved(item, *back[item["price"]]) if item.get("price") in back else dict(item)
             for item in phase["items"]
         ]
         metadata = {k: v for k, v in (phase.get("metadata") or {}).items() if k != MIGRATION_KEY}
@@ -690,14 +755,13 @@ def _restore_loses(
     schedule: LiveSchedule,
     phases: list[dict[str, Any]],
     shape: str,
-    from_price: str,
-    from_metered: bool,
+    moves: Mapping[str, _Move],
 ) -> bool:
     """Whether pausing could not give back the schedule's items exactly: a phase after
     the switch whose legacy quantity the move changed (a licensed item moved to a
-    metered price, or to a declared quantity)."""
+    metered price, or to a declared quantity), or whose items it merged."""
     adopted = LiveSchedule(schedule.id, schedule.status, {"shape": shape}, tuple(phases))
-    restored = _restore(adopted, from_price, TO_PRICE, from_metered)["phases"]
+    restored = _restore(adopted, _back_from_placeholders(moves))["phases"]
 
     def items(phase: Mapping[str, Any]) -> list[tuple[Any, Any]]:
         return [(i.get("price"), i.get("quantity")) for i in phase["items"]]
@@ -761,30 +825,19 @@ def parity_candidates(migration: Migration, snap: MigrationSnapshot) -> list[Liv
     if migration.require_usage_parity is None or snap.from_price_id is None:
         return []
     unread = dataclasses.replace(snap, usage={})
+    moves = _moves(migration, snap)
     return [
         sub
         for sub in sorted(snap.subscriptions, key=lambda s: s.id)
-        if _decide(migration, unread, sub, snap.from_price_id).state is State.WAITING
+        if _decide(migration, unread, moves, sub).state is State.WAITING
     ]
 
 
 def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceChange:
     """One ResourceChange for the migration; per-subscription detail in ``details``."""
     address = migration.address
-    if snap.from_terms and snap.to_terms and snap.from_terms != snap.to_terms:
-        raise PlanError(
-            f"{address}: to_price '{migration.to_price}' bills {terms_text(snap.to_terms)}, "
-            f"from_price {snap.from_price_id} {terms_text(snap.from_terms)}; a migration keeps "
-            "the currency and the billing interval (Stripe fixes a subscription's currency, "
-            "and mixes intervals only in flexible billing mode): declare a to_price with the "
-            "same ones"
-        )
-    if snap.to_metered and snap.from_aggregation in NO_METER_EQUIVALENT:
-        raise PlanError(
-            f"{address}: from_price {snap.from_price_id} aggregates usage records with "
-            f"'{snap.from_aggregation}', which no meter formula reproduces (meters have sum, "
-            "count and last); bill it another way before migrating"
-        )
+    for (from_price, to_price), read in zip(migration.pairs, (snap, *snap.also), strict=False):
+        _check_pair(address, from_price, to_price, read)
     if snap.from_price_id is None:
         kind = "price id" if migration.from_price.startswith("price_") else "lookup key"
         return ResourceChange(
@@ -798,8 +851,9 @@ def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceCha
     rows: list[SubscriptionRow] = []
     counts: dict[str, int] = {}
     scheduled_now = 0
+    moves = _moves(migration, snap)
     for sub in sorted(snap.subscriptions, key=lambda s: s.id):
-        decision = _decide(migration, snap, sub, snap.from_price_id)
+        decision = _decide(migration, snap, moves, sub)
         state, action = decision.state, decision.action
         starts_new = action in ("create_schedule",) or (
             action == "update_schedule" and state is State.PENDING
@@ -827,18 +881,43 @@ def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceCha
         counts[State.DONE] = counts.get(State.DONE, 0) + already_moved
     actionable = [row for row in rows if row["action"] is not None]
     reason = counts_phrase(counts)
+    details: dict[str, Any] = {
+        "from_price": snap.from_price_id,
+        "to_price": migration.to_price,
+        "counts": counts,
+        "subscriptions": rows,
+    }
+    if migration.also:
+        details["also"] = [
+            {"from_price": read.from_price_id, "to_price": to_price}
+            for (_from, to_price), read in zip(migration.also, snap.also, strict=True)
+        ]
     return ResourceChange(
         address,
         "migration",
         Action.MIGRATE if actionable else Action.NOOP,
         reason,
-        details={
-            "from_price": snap.from_price_id,
-            "to_price": migration.to_price,
-            "counts": counts,
-            "subscriptions": rows,
-        },
+        details=details,
     )
+
+
+def _check_pair(address: str, from_price: str, to_price: str, read: MigrationSnapshot) -> None:
+    """What no subscription of a pair could be moved across: another currency or interval,
+    a legacy aggregation no meter reproduces, a further pair's price not in the account."""
+    if read.from_terms and read.to_terms and read.from_terms != read.to_terms:
+        raise PlanError(
+            f"{address}: to_price '{to_price}' bills {terms_text(read.to_terms)}, "
+            f"from_price {read.from_price_id} {terms_text(read.from_terms)}; a migration keeps "
+            "the currency and the billing interval (Stripe fixes a subscription's currency, "
+            "and mixes intervals only in flexible billing mode): declare a to_price with the "
+            "same ones"
+        )
+    if read.to_metered and read.from_aggregation in NO_METER_EQUIVALENT:
+        raise PlanError(
+            f"{address}: from_price {read.from_price_id} aggregates usage records with "
+            f"'{read.from_aggregation}', which no meter formula reproduces (meters have sum, "
+            "count and last); bill it another way before migrating"
+        )
 
 
 def subscription_evidence(sub: LiveSubscription) -> str:

@@ -356,8 +356,9 @@ def duration_seconds(text: str) -> int:
 @dataclass(frozen=True)
 class Migration:
     """Move subscriptions from one recurring price to another (usually from a legacy
-    usage-record price to a meter-backed one). ``quantity``: the moved item's, on a
-    licensed ``to_price`` (default: the old item's)."""
+    usage-record price to a meter-backed one), or several prices to others at once
+    (``also``). ``quantity``: the moved item's, on a licensed ``to_price`` (default: the
+    old item's; the sum of those merged into one)."""
 
     name: str
     from_price: str
@@ -373,15 +374,29 @@ class Migration:
     """Seconds before a renewal within which a subscription is not scheduled to switch at
     that renewal (it waits for the next one): a schedule written as Stripe renews the
     subscription would race it."""
+    also: tuple[tuple[str, str], ...] = ()
+    """Further ``(from_price, to_price)`` pairs moved in the same schedule write as the
+    first (billing.yaml's ``prices:``): a subscription holding items on several of the
+    ``from`` prices has them all moved together, and items moving to one price become
+    one item (plan consolidation)."""
 
     @property
     def address(self) -> str:
         return f"migration.{self.name}"
 
+    @property
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """Every ``(from_price, to_price)`` pair, the first one first."""
+        return ((self.from_price, self.to_price), *self.also)
+
     def to_dict(self) -> dict[str, Any]:
+        ends: dict[str, Any] = (
+            {"prices": dict(self.pairs)}
+            if self.also
+            else {"from_price": self.from_price, "to_price": self.to_price}
+        )
         out: dict[str, Any] = {
-            "from_price": self.from_price,
-            "to_price": self.to_price,
+            **ends,
             "switch_at": self.switch_at.to_value(),
             "subscriptions": "all" if self.subscriptions is None else list(self.subscriptions),
             "exclude": list(self.exclude),

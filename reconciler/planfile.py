@@ -190,7 +190,7 @@ def _migration_remainder(
         r["subscription"]: r
         for r in ((planned.details if planned else {}).get("subscriptions") or [])
     }
-    ends = ("from_price", "to_price")
+    ends = ("from_price", "to_price", "also")
     if planned is not None and any(planned.details.get(k) != change.details.get(k) for k in ends):
         problems.append(f"  {change.address}: its prices changed since the plan")
         return change

@@ -55,12 +55,17 @@ class SourcePlanError(PlanError):
         return "\n".join([*lines, *self.others])
 
 
-def _missing_source(migration: Migration) -> tuple[YamlPath, str]:
-    """A migration whose legacy price the account does not hold: it would move nothing."""
-    kind = "price id" if migration.from_price.startswith("price_") else "lookup key"
+def _missing_source(migration: Migration, from_price: str) -> tuple[YamlPath, str]:
+    """A migration's legacy price the account does not hold: nothing would move off it."""
+    kind = "price id" if from_price.startswith("price_") else "lookup key"
+    where: YamlPath = (
+        ("migrations", migration.name, "prices", from_price)
+        if migration.also
+        else ("migrations", migration.name, "from_price")
+    )
     return (
-        ("migrations", migration.name, "from_price"),
-        f"price '{migration.from_price}' is not in the account; nothing would migrate. "
+        where,
+        f"price '{from_price}' is not in the account; nothing would migrate. "
         f"Check the {kind}, or remove the migration if it is done.",
     )
 
@@ -89,10 +94,17 @@ def _build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
                     because=ActionReason.NOT_READ,
                 )
             )
-        elif read.from_price_id is None:  # archived or fully moved prices are still read
-            missing.append(_missing_source(migration))
         else:
-            changes.append(plan_migration(migration, read))
+            absent = [  # archived or fully moved prices are still read
+                _missing_source(migration, from_price)
+                for (from_price, _to), pair in zip(
+                    migration.pairs, (read, *read.also), strict=False
+                )
+                if pair.from_price_id is None
+            ]
+            missing += absent
+            if not absent:
+                changes.append(plan_migration(migration, read))
     if missing:
         raise SourcePlanError(missing, conflicts)
     if conflicts:

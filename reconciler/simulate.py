@@ -326,6 +326,12 @@ def simulate_migration(
     the window, and the events after it are accepted.
     """
     begin = start if start is not None else (int(time.time()) // DAY - START_DAYS_AGO) * DAY
+    if migration.also:
+        raise ReconcileError(
+            f"migration.{migration.name} moves {len(migration.pairs)} prices at once; "
+            "simulate rehearses one from_price -> to_price move: plan shows each "
+            "subscription's consolidated items"
+        )
     _require_catalog(gateway, desired)
     new = _new_price(gateway, migration)
     new_usage = _usage_of(gateway, new)

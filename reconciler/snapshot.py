@@ -96,6 +96,13 @@ class Snapshot:
 
 def _migration_evidence(migration: MigrationSnapshot) -> dict[str, Any]:
     """One migration's evidence: each subscription by its digest, the rest as read."""
+    evidence = _pair_evidence(migration)
+    if migration.also:  # absent for one pair: older fingerprints stay the same
+        evidence["also"] = [_pair_evidence(pair) for pair in migration.also]
+    return evidence
+
+
+def _pair_evidence(migration: MigrationSnapshot) -> dict[str, Any]:
     return {
         "from_price_id": migration.from_price_id,
         "from_price_active": migration.from_price_active,

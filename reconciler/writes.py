@@ -59,17 +59,29 @@ def _steps_for(change: ResourceChange) -> list[Step]:
     )
 
 
-def _with_to_price(params: Mapping[str, Any], to_price: str) -> Resolver:
-    """Planned phases name the new price by a placeholder: put its id in."""
+def _with_to_price(params: Mapping[str, Any], targets: Mapping[str, str]) -> Resolver:
+    """Planned phases name each new price by a placeholder (``targets``: placeholder ->
+    lookup key): put their ids in."""
 
     def resolve(ids: Ids) -> Mapping[str, Any]:
-        text = json.dumps(params).replace(
-            json.dumps(TO_PRICE), json.dumps(ids.of(Kind.PRICE, to_price))
-        )
+        text = json.dumps(params)
+        for placeholder, lookup_key in targets.items():
+            text = text.replace(json.dumps(placeholder), json.dumps(ids.of(Kind.PRICE, lookup_key)))
         resolved: Mapping[str, Any] = json.loads(text)
         return resolved
 
     return resolve
+
+
+def _targets(details: Mapping[str, Any]) -> dict[str, str]:
+    """Placeholder -> lookup key of every price a migration's phases move items to."""
+    first = str(details["to_price"])
+    targets = {TO_PRICE: first}
+    for pair in details.get("also") or ():
+        to_price = str(pair["to_price"])
+        if to_price != first:
+            targets[f"{TO_PRICE}:{to_price}"] = to_price
+    return targets
 
 
 def _schedule_path(subscription: str, known: str | None, suffix: str = "") -> Callable[[Ids], str]:
@@ -88,7 +100,7 @@ def _subscription_steps(
     where = f"{address}/{sub}"
     action = row["action"]
     evidence = str(row.get("evidence") or "")
-    to_price = details["to_price"]
+    targets = _targets(details)
     params = row.get("params") or {}
     legacy = LEGACY_API_VERSION  # phases name the legacy price
     match action:
@@ -109,7 +121,7 @@ def _subscription_steps(
                     where,
                     "phases",
                     _schedule_path(sub, None),
-                    _with_to_price(params, to_price),
+                    _with_to_price(params, targets),
                     stripe_version=legacy,
                     evidence=evidence,
                 ),
@@ -121,7 +133,7 @@ def _subscription_steps(
                     where,
                     "phases",
                     _schedule_path(sub, row["schedule"]),
-                    _with_to_price(params, to_price),
+                    _with_to_price(params, targets),
                     stripe_version=legacy,
                     evidence=evidence,
                 )

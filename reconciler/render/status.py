@@ -69,12 +69,14 @@ def render_status_text(
     for change in migrations:
         details = change.details
         name = change.address.removeprefix("migration.")
-        legacy = details.get("from_price", "?")
-        target = details.get("to_price", "?")
-        lines.append(f"migration {name}: {legacy} -> {target}")
-        charges = [(prices or {}).get(str(ref)) for ref in (legacy, target)]
-        if any(charges):
-            lines.append(f"  charges: {charges[0] or '?'} -> {charges[1] or '?'}")
+        pairs = [(details.get("from_price", "?"), details.get("to_price", "?"))]
+        pairs += [(p.get("from_price"), p.get("to_price")) for p in details.get("also") or ()]
+        moves = ", ".join(f"{legacy} -> {target}" for legacy, target in pairs)
+        lines.append(f"migration {name}: {moves}")
+        for legacy, target in pairs:
+            charges = [(prices or {}).get(str(ref)) for ref in (legacy, target)]
+            if any(charges):
+                lines.append(f"  charges: {charges[0] or '?'} -> {charges[1] or '?'}")
         if "counts" not in details:  # not planned: the reason says why
             lines += [f"  {change.reason}", ""]
             continue
@@ -94,6 +96,7 @@ def render_status_json(migrations: Sequence[ResourceChange]) -> str:
                 "name": change.address.removeprefix("migration."),
                 "from_price": change.details.get("from_price"),
                 "to_price": change.details.get("to_price"),
+                **({"also": change.details["also"]} if change.details.get("also") else {}),
                 "summary": change.reason,
                 "counts": change.details.get("counts", {}),
                 "subscriptions": [

@@ -102,3 +102,13 @@ def test_demo_refuses_what_its_account_cannot_show_up_front(tmp_path: Path) -> N
     result = stripe_reconcile("demo", "-f", str(config), cwd=tmp_path)
     assert result.returncode == 1
     assert "declares no migration" in result.stderr
+
+    pairs = "    prices: {api_legacy: api_graduated, api_older: api_graduated}\n"
+    config.write_text(
+        OTHER.replace("    from_price: api_legacy\n    to_price: api_graduated\n", pairs).replace(
+            "    require_usage_parity: 1%\n", ""
+        )
+    )
+    result = stripe_reconcile("demo", "-f", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "moves 2 prices at once; the demo's story moves one" in result.stderr

@@ -209,6 +209,25 @@ def test_simulate_a_missing_legacy_price_id_is_refused_clearly(tmp_path: Path) -
     assert "from_price price_nowhere not found in the account" in result.stderr
 
 
+def test_simulate_refuses_a_migration_of_several_prices_naming_it(tmp_path: Path) -> None:
+    prices = """
+  - lookup_key: api_new
+    product: prod_api
+    currency: usd
+    unit_amount: 1
+    recurring: {interval: month, usage: metered, meter: api_seconds}
+"""
+    text = config(prices).replace(
+        "from_price: api_legacy, to_price: api_new",
+        "prices: {api_legacy: api_new, api_older: api_new}",
+    )
+    result = simulate(tmp_path, text)
+    assert result.returncode == 1
+    assert "migration.api-to-meter moves 2 prices at once; simulate rehearses one" in (
+        result.stderr
+    )
+
+
 def test_simulate_without_migrations_says_so(tmp_path: Path) -> None:
     result = simulate(tmp_path, "version: 1\nmode: test\n")
     assert result.returncode == 0

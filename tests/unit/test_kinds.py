@@ -42,6 +42,7 @@ CORE = [
 MIGRATION_READS = {
     "read_migrations",
     "_read_migration",
+    "_read_pair",
     "_with_unfinished_schedules",
     "read_legacy_price",
     "_gate_usage",

@@ -762,3 +762,137 @@ def test_a_legacy_item_without_a_period_end_is_blocked_with_the_reason() -> None
         "blocked",
         "the legacy item has no current period end",
     )
+
+
+# --- several pairs in one migration (consolidation) ---------------------------------------
+
+ADDON_OLD, ADDON_NEW = "price_addon_2025", "price_addon_2026"
+
+
+def consolidating(to_addon: str = "seat_2026", **fields: Any) -> Migration:
+    return Migration(
+        name="one-plan",
+        from_price="seat_2025",
+        to_price="seat_2026",
+        also=(("addon_2025", to_addon),),
+        **fields,
+    )
+
+
+def two_item_sub(sub_id: str, **fields: Any) -> LiveSubscription:
+    items = (
+        SubscriptionItem(SEAT_OLD, 3, ("txr_1",), period_start=START, period_end=END, id="si_a"),
+        SubscriptionItem("price_support", 1, id="si_b"),
+        SubscriptionItem(ADDON_OLD, 2, period_start=START, period_end=END, id="si_c"),
+    )
+    return sub(sub_id, items=items, **fields)
+
+
+def pairs_snapshot(*subs: LiveSubscription, **fields: Any) -> MigrationSnapshot:
+    addon = MigrationSnapshot(
+        from_price_id=ADDON_OLD, to_price_id=ADDON_NEW, from_metered=False, to_metered=False
+    )
+    return licensed_snapshot(*subs, also=(addon,), **fields)
+
+
+def test_items_moving_to_one_price_become_one_item_with_the_sum_of_their_quantities() -> None:
+    row = rows(consolidating(), pairs_snapshot(two_item_sub("sub_1")))["sub_1"]
+    before, after = (phase["items"] for phase in row["params"]["phases"])
+    assert [i["price"] for i in before] == [SEAT_OLD, "price_support", ADDON_OLD]
+    # The first moved item keeps its place and tax rates; the other items stay as they are.
+    assert after == [
+        {"price": TO_PRICE, "quantity": 5, "tax_rates": ["txr_1"]},
+        {"price": "price_support", "quantity": 1},
+    ]
+
+
+def test_a_declared_quantity_is_the_merged_items_quantity() -> None:
+    row = rows(consolidating(quantity=1), pairs_snapshot(two_item_sub("sub_1")))["sub_1"]
+    assert row["params"]["phases"][1]["items"][0] == {
+        "price": TO_PRICE,
+        "quantity": 1,
+        "tax_rates": ["txr_1"],
+    }
+
+
+def test_pairs_to_different_prices_name_each_by_its_own_placeholder() -> None:
+    change = plan_migration(consolidating("addon_2026"), pairs_snapshot(two_item_sub("sub_1")))
+    row = change.details["subscriptions"][0]
+    assert [i["price"] for i in row["params"]["phases"][1]["items"]] == [
+        TO_PRICE,
+        "price_support",
+        f"{TO_PRICE}:addon_2026",
+    ]
+    assert change.details["also"] == [{"from_price": ADDON_OLD, "to_price": "addon_2026"}]
+
+
+def test_a_subscription_holding_only_a_further_pairs_price_moves_too() -> None:
+    only_addon = sub(
+        "sub_2",
+        items=(SubscriptionItem(ADDON_OLD, 4, period_start=START, period_end=END, id="si_c"),),
+    )
+    row = rows(consolidating(), pairs_snapshot(only_addon))["sub_2"]
+    assert (row["state"], row["switch_at"]) == ("pending", END)
+    assert row["params"]["phases"][1]["items"] == [{"price": TO_PRICE, "quantity": 4}]
+
+
+def test_a_further_pairs_archived_price_blocks_the_subscriptions_holding_it() -> None:
+    snap = pairs_snapshot(two_item_sub("sub_1"))
+    archived = dataclasses.replace(snap.also[0], from_price_active=False)
+    row = rows(consolidating(), dataclasses.replace(snap, also=(archived,)))["sub_1"]
+    assert row["state"] == "blocked"
+    assert row["blocker"].startswith(f"the legacy price {ADDON_OLD} is archived")
+
+
+def test_a_further_pair_in_another_currency_is_refused_naming_it() -> None:
+    snap = pairs_snapshot(two_item_sub("sub_1"))
+    euros = dataclasses.replace(
+        snap.also[0], from_terms=("eur", "month", 1), to_terms=("usd", "month", 1)
+    )
+    with pytest.raises(PlanError, match=f"from_price {ADDON_OLD} EUR every month"):
+        plan_migration(consolidating(), dataclasses.replace(snap, also=(euros,)))
+
+
+def test_adopting_merges_items_only_where_pausing_could_split_them_again() -> None:
+    day = 86400
+    switch = START + 10 * day
+    both = ({"price": SEAT_OLD, "quantity": 3}, {"price": ADDON_OLD, "quantity": 2})
+    migration = consolidating(switch_at=SwitchAt("at", switch, "t"))
+    # A phase spanning the switch is cut there: pausing joins it again, nothing lost.
+    spanning = [_phase(START, START + 40 * day, *both)]
+    row = rows(migration, pairs_snapshot(two_item_sub("sub_1", schedule=_foreign(spanning))))
+    assert row["sub_1"]["action"] == "update_schedule"
+    assert row["sub_1"]["params"]["phases"][1]["items"] == [{"price": TO_PRICE, "quantity": 5}]
+    # A phase wholly after the switch would have its two items merged for good.
+    later = [_phase(START, switch, *both), _phase(switch, START + 40 * day, *both)]
+    row = rows(migration, pairs_snapshot(two_item_sub("sub_1", schedule=_foreign(later))))
+    assert (row["sub_1"]["state"], row["sub_1"]["action"]) == ("blocked", None)
+    assert "items merged into one" in row["sub_1"]["blocker"]
+
+
+def test_adopting_a_schedule_with_pairs_to_different_prices_restores_exactly() -> None:
+    day = 86400
+    switch = START + 10 * day
+    phases = [
+        _phase(
+            START,
+            START + 40 * day,
+            {"price": SEAT_OLD, "quantity": 3},
+            {"price": ADDON_OLD, "quantity": 2},
+        )
+    ]
+    migration = consolidating("addon_2026", switch_at=SwitchAt("at", switch, "t"))
+    snap = pairs_snapshot(two_item_sub("sub_1", schedule=_foreign(phases)))
+    row = rows(migration, snap)["sub_1"]
+    assert row["action"] == "update_schedule"
+    adopted = row["params"]["phases"]
+    ids = {TO_PRICE: SEAT_NEW, f"{TO_PRICE}:addon_2026": ADDON_NEW}
+    live_phases = tuple(
+        {**p, "items": [{**i, "price": ids.get(i["price"], i["price"])} for i in p["items"]]}
+        for p in adopted
+    )
+    live = LiveSchedule("sub_sched_f", "active", row["params"]["metadata"], live_phases)
+    paused = dataclasses.replace(migration, paused=True)
+    restored = rows(paused, pairs_snapshot(two_item_sub("sub_1", schedule=live)))["sub_1"]
+    assert restored["action"] == "restore_schedule"
+    assert [p["items"] for p in restored["params"]["phases"]] == [p["items"] for p in phases]

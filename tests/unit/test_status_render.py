@@ -120,3 +120,28 @@ def test_status_shows_what_each_price_charges() -> None:
     text = render_status_text(MIGRATIONS, prices=amounts)
     assert "  charges: $0.0035 per unit -> €49.00 per unit\n" in text
     assert "charges" not in render_status_text(MIGRATIONS[1:], prices=amounts)
+
+
+def test_a_migration_of_several_prices_shows_each_move_and_its_charges() -> None:
+    consolidation = ResourceChange(
+        "migration.one-plan",
+        "migration",
+        Action.NOOP,
+        "2 scheduled",
+        details={
+            "from_price": "price_basic",
+            "to_price": "team",
+            "also": [{"from_price": "price_addon", "to_price": "team"}],
+            "counts": {"scheduled": 2},
+            "subscriptions": [],
+        },
+    )
+    prices = {"price_basic": "$10.00 per unit", "price_addon": "$3.00 per unit", "team": "$11.00"}
+    text = render_status_text([consolidation], prices=prices)
+    assert text.startswith(
+        "migration one-plan: price_basic -> team, price_addon -> team\n"
+        "  charges: $10.00 per unit -> $11.00\n"
+        "  charges: $3.00 per unit -> $11.00\n"
+    )
+    shown = json.loads(render_status_json([consolidation]))["migrations"][0]
+    assert shown["also"] == [{"from_price": "price_addon", "to_price": "team"}]

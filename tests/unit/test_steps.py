@@ -359,3 +359,45 @@ def test_an_archived_product_declared_active_again_is_updated_with_active_true()
     assert [(s.address, s.name, s.params(IDS)) for s in steps] == [
         ("product.prod_pro_plan", "update", {"active": True})
     ]
+
+
+def test_a_migration_of_several_prices_puts_each_new_prices_id_in() -> None:
+    items = [
+        {"price": "@to_price", "quantity": 5},
+        {"price": "price_support"},
+        {"price": "@to_price:extra_2026", "quantity": 2},
+    ]
+    change = ResourceChange(
+        "migration.m",
+        Kind.MIGRATION,
+        Action.MIGRATE,
+        "1 to schedule",
+        details={
+            "to_price": "team_2026",
+            "also": [
+                {"from_price": "price_addon", "to_price": "team_2026"},
+                {"from_price": "price_extra", "to_price": "extra_2026"},
+            ],
+            "subscriptions": [
+                {
+                    "subscription": "sub_1",
+                    "action": "update_schedule",
+                    "schedule": "s_1",
+                    "params": {"phases": [{"items": items}]},
+                }
+            ],
+        },
+    )
+    (step,) = plan_steps(Plan("sha256:c", "sha256:s", (change,)))
+    ids = Ids({"price": {"team_2026": "price_team", "extra_2026": "price_extra_new"}})
+    assert step.params(ids) == {
+        "phases": [
+            {
+                "items": [
+                    {"price": "price_team", "quantity": 5},
+                    {"price": "price_support"},
+                    {"price": "price_extra_new", "quantity": 2},
+                ]
+            }
+        ]
+    }
