@@ -243,8 +243,9 @@ class MigrationRevenue:
 
     @property
     def sampled(self) -> bool:
-        """Whether fewer subscriptions were previewed than the plan schedules."""
-        return len(self.subscriptions) < self.to_schedule
+        """Whether fewer subscriptions were previewed than the plan schedules (and some
+        could be)."""
+        return self.unavailable is None and len(self.subscriptions) < self.to_schedule
 
     def largest_increases(self, count: int = LARGEST) -> tuple[SubscriptionRevenue, ...]:
         return largest_increases(self.counted, count)
