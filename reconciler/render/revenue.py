@@ -17,6 +17,7 @@ from reconciler.money import format_money
 from reconciler.revenue import MigrationRevenue, RevenuePreview, SubscriptionRevenue
 
 __all__ = [
+    "EXPLAINED",
     "HEADING",
     "MAX_REFUSED_LINES",
     "IncreaseRow",

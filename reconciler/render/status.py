@@ -1,4 +1,5 @@
-"""The ``status`` view of migrations: counts per state and a table of subscriptions."""
+"""The ``status`` view of migrations: counts per state and a table of subscriptions, and
+with ``--revenue`` each migration's revenue preview."""
 
 from __future__ import annotations
 
