@@ -6,7 +6,8 @@
   ``billing.yaml``) as a job matrix, with each file's secret and environment.
 - :func:`run_plan` plans one file, posts the plan as that file's sticky pull
   request comment and the job summary, and keeps the plan file. A pull request
-  from a fork gets no secrets: that is said in the comment, not failed.
+  from a fork gets no secrets: that is said in the comment, not failed. With the
+  ``revenue`` input the plan carries its revenue preview, shown in the comment.
 - :func:`run_apply` applies the plan the merged pull request showed (found
   through the API and downloaded), or on ``workflow_dispatch`` plans again and
   applies that; the result goes to the pull request and the job summary as
@@ -296,8 +297,11 @@ def run_plan(
     source: str = DEFAULT_FILE,
     plan_file: str = "",
     output_format: str = "text",
+    revenue: bool = False,
 ) -> int:
-    """Plan ``source``: comment, summary, plan file; exit 0 with or without changes."""
+    """Plan ``source``: comment, summary, plan file; exit 0 with or without changes.
+    With ``revenue`` the plan carries its revenue preview (``plan --revenue``), which the
+    comment and the summary then show."""
     saved = Path(plan_file or "plan.json")
     event = read_event(context.env)
     pr = _pr_of(event)
@@ -315,6 +319,7 @@ def run_plan(
         return 0
     result = context.run(
         ["plan", "-f", source, "--format", "json", "--out", str(saved), "--detailed-exitcode"]
+        + (["--revenue"] if revenue else [])
     )
     if result.returncode not in (0, 2):
         context.say(result.stderr.rstrip("\n"))

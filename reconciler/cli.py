@@ -259,6 +259,31 @@ def _make_plan(
     return snapshot, build_plan(desired, snapshot)
 
 
+def _revenue_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--revenue`` and ``--revenue-limit N`` (which implies it), for plan and status."""
+    command = click.option(
+        "--revenue-limit",
+        type=click.IntRange(min=1),
+        help="Preview at most N subscriptions per migration, the first in batch order "
+        "(default 200; implies --revenue).",
+    )(command)
+    return click.option(
+        "--revenue",
+        is_flag=True,
+        help="Preview each migrated subscription's next invoice as is and on the new price "
+        "(two requests each) and show the monthly recurring revenue before and after.",
+    )(command)
+
+
+def _with_revenue(made: Plan, snapshot: Snapshot, gateway: Gateway, limit: int | None) -> Plan:
+    """The plan carrying its revenue preview (the document's ``revenue``, never compared)."""
+    from reconciler.live import read_revenue
+    from reconciler.revenue import DEFAULT_LIMIT
+
+    preview = read_revenue(gateway, made, snapshot, limit=limit or DEFAULT_LIMIT)
+    return dataclasses.replace(made, revenue=preview.to_json())
+
+
 def _render(plan: Plan, output_format: str) -> str:
     from reconciler.plan import gc_paused
     from reconciler.render import render_json, render_markdown, render_text
@@ -282,13 +307,23 @@ def _render(plan: Plan, output_format: str) -> str:
     "--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text"
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes.")
+@_revenue_options
 def plan(
-    config_file: Path, out_file: Path | None, output_format: str, detailed_exitcode: bool
+    *,
+    config_file: Path,
+    out_file: Path | None,
+    output_format: str,
+    detailed_exitcode: bool,
+    revenue: bool,
+    revenue_limit: int | None,
 ) -> None:
     """Show what apply would change in the Stripe account."""
     desired = _load(config_file)
     try:
-        _, made = _make_plan(desired, _connect(desired, writing=False))
+        gateway = _connect(desired, writing=False)
+        snapshot, made = _make_plan(desired, gateway)
+        if revenue or revenue_limit is not None:
+            made = _with_revenue(made, snapshot, gateway, revenue_limit)
     except ReconcileError as exc:
         _fail(exc)
     rendered = _render(made, output_format)
@@ -525,8 +560,17 @@ def _apply_json(
     help="Check usage parity for every waiting subscription, not only the next batch's "
     "(two reads each).",
 )
-def status(config_file: Path, output_format: str, every_usage: bool) -> None:
+@_revenue_options
+def status(
+    *,
+    config_file: Path,
+    output_format: str,
+    every_usage: bool,
+    revenue: bool,
+    revenue_limit: int | None,
+) -> None:
     """Show each migration's subscriptions and their state."""
+    from reconciler.render.revenue import preview_of
     from reconciler.render.status import price_amounts, render_status_json, render_status_text
 
     desired = _load(config_file)
@@ -534,14 +578,20 @@ def status(config_file: Path, output_format: str, every_usage: bool) -> None:
         gateway = _connect(desired, writing=False)
         with _reading(enabled=output_format == "text"):
             snapshot, made = _make_plan(desired, gateway, every_usage=every_usage)
+            if revenue or revenue_limit is not None:
+                made = _with_revenue(made, snapshot, gateway, revenue_limit)
     except ReconcileError as exc:
         _fail(exc)
     migrations = [c for c in made.changes if c.kind is Kind.MIGRATION]
+    preview = preview_of(made.revenue)
     if output_format == "json":
-        click.echo(render_status_json(migrations), nl=False)
+        click.echo(render_status_json(migrations, revenue=preview), nl=False)
     else:
         prices = price_amounts(made, snapshot)
-        click.echo(render_status_text(migrations, source=str(config_file), prices=prices), nl=False)
+        text = render_status_text(
+            migrations, source=str(config_file), prices=prices, revenue=preview
+        )
+        click.echo(text, nl=False)
 
 
 @contextmanager
@@ -637,8 +687,20 @@ def drift_issue(body_file: Path, repo: str | None) -> None:
     default="billing-plan.yml",
     help="The workflow whose pull request run made the reviewed plan.",
 )
+@click.option(
+    "--revenue",
+    is_flag=True,
+    help="plan: add the revenue preview (plan --revenue) to the plan, its comment and summary.",
+)
 def run(
-    *, command: str, source: str, plan_file: str, output_format: str, mode: str, plan_workflow: str
+    *,
+    command: str,
+    source: str,
+    plan_file: str,
+    output_format: str,
+    mode: str,
+    plan_workflow: str,
+    revenue: bool,
 ) -> None:
     """What the GitHub Action does: COMMAND plan, apply or drift on one billing file, or
     envs (the billing files as a job matrix); outputs go to GITHUB_OUTPUT."""
@@ -652,7 +714,11 @@ def run(
                 code = action.run_envs(context, source)
             case "plan":
                 code = action.run_plan(
-                    context, source=name, plan_file=plan_file, output_format=output_format
+                    context,
+                    source=name,
+                    plan_file=plan_file,
+                    output_format=output_format,
+                    revenue=revenue,
                 )
             case "apply":
                 code = action.run_apply(

@@ -5,6 +5,8 @@ prices (with ``expand[]=data.tiers``, without which every tiered price
 would look changed) and alerts. A plan therefore costs
 ``ceil(products/100) + ceil(meters/100) + ceil(prices/100) + ceil(alerts/100)``
 requests (at least one each), whatever the number of declared objects.
+Migrations add their own reads (:func:`read_migrations`), and ``plan
+--revenue`` two invoice previews per subscription previewed (:func:`read_revenue`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from reconciler.errors import StripeCallError
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
+from reconciler.kinds import Kind
 from reconciler.kinds.base import ReadContext
 from reconciler.kinds.base import preferred as _preferred
 from reconciler.kinds.registry import READ_ORDER, REGISTRY
@@ -30,16 +33,30 @@ from reconciler.migrations import (
     subscription_from_stripe,
 )
 from reconciler.model import Desired, Migration, Price
-from reconciler.plan import IDEMPOTENCY_PREFIX, gc_paused
+from reconciler.plan import IDEMPOTENCY_PREFIX, Plan, ResourceChange, gc_paused
+from reconciler.revenue import (
+    DEFAULT_LIMIT,
+    Interval,
+    MigrationRevenue,
+    RevenuePreview,
+    SubscriptionRevenue,
+    customers_of,
+    preview_params,
+    sample,
+    to_schedule,
+)
 from reconciler.snapshot import Snapshot
 
 PARITY_READERS = 4
 """Parity-gate reads in flight at once: enough to hide latency, paced by the gateway."""
+PREVIEWERS = 4
+"""Subscriptions whose invoices are previewed at once (``read_revenue``), paced likewise."""
 
 __all__ = [
     "list_objects",
     "read_legacy_price",
     "read_migrations",
+    "read_revenue",
     "read_snapshot",
     "snapshot_from_objects",
 ]
@@ -371,3 +388,80 @@ def _usage_pair(
     )
     metered = sum((Decimal(str(e.get("aggregated_value", 0))) for e in events), Decimal(0))
     return Decimal(str(last.get("total_usage", 0))), metered
+
+
+def read_revenue(
+    gateway: Gateway, plan: Plan, snapshot: Snapshot, *, limit: int = DEFAULT_LIMIT
+) -> RevenuePreview:
+    """The revenue preview of each planned migration (``plan --revenue``): for the first
+    ``limit`` subscriptions it schedules now, in batch order, the next invoice as is and
+    on the new price, from ``POST /v1/invoices/create_preview``.
+
+    Costs two requests per subscription previewed (at most ``2 x limit`` per migration),
+    paced by the gateway like every read. A preview Stripe refuses is kept, with
+    Stripe's reason, for that subscription alone; only a Stripe that cannot be reached
+    stops the read. The arithmetic is :mod:`reconciler.revenue`'s.
+    """
+    migrations = tuple(
+        _migration_revenue(
+            gateway, change, snapshot.migrations.get(change.address.split(".", 1)[1]), limit
+        )
+        for change in plan.changes
+        if change.kind is Kind.MIGRATION and "counts" in change.details
+    )
+    return RevenuePreview(limit, migrations)
+
+
+def _migration_revenue(
+    gateway: Gateway, change: ResourceChange, snap: MigrationSnapshot | None, limit: int
+) -> MigrationRevenue:
+    rows = to_schedule(change.details)
+    currency = snap.from_terms[0] if snap is not None and snap.from_terms else None
+    found = MigrationRevenue(change.address, currency, len(rows), customers_of(rows))
+    if not rows or snap is None or snap.from_price_id is None:
+        return found
+    if snap.to_price_id is None:
+        return dataclasses.replace(
+            found,
+            unavailable=f"to_price '{change.details.get('to_price')}' is not in the account "
+            "yet: once apply has created it, plan --revenue previews the move",
+        )
+    intervals: dict[str, Interval] = {}
+    for price, terms in ((snap.from_price_id, snap.from_terms), (snap.to_price_id, snap.to_terms)):
+        if terms is not None:
+            intervals[price] = (terms[1], terms[2])
+    default = intervals.get(snap.from_price_id, ("month", 1))
+    subscriptions = {sub.id: sub for sub in snap.subscriptions}
+    from_price, to_price = snap.from_price_id, snap.to_price_id
+
+    def preview(row: Mapping[str, Any]) -> SubscriptionRevenue:
+        sub_id, customer = str(row["subscription"]), str(row["customer"])
+        sub = subscriptions.get(sub_id)
+        item = next((i for i in sub.items if i.price == from_price), None) if sub else None
+        if item is None or item.id is None:
+            return SubscriptionRevenue(sub_id, customer, refused="its item was not read")
+        before, after = preview_params(row, item.id, to_price)
+        invoices: list[dict[str, Any]] = []
+        for label, params in (("as is", before), ("on the new price", after)):
+            try:
+                invoices.append(_preview(gateway, params))
+            except StripeCallError as exc:
+                if exc.http_status is None:  # no answer at all: not this subscription's
+                    raise
+                return SubscriptionRevenue(sub_id, customer, refused=f"{label}: {exc}")
+        return SubscriptionRevenue.of(
+            sub_id, customer, invoices[0], invoices[1], default=default, intervals=intervals
+        )
+
+    with ThreadPoolExecutor(max_workers=PREVIEWERS) as pool:
+        previewed = tuple(pool.map(preview, sample(change.details, limit)))
+    return dataclasses.replace(found, subscriptions=previewed)
+
+
+def _preview(gateway: Gateway, params: Mapping[str, Any]) -> dict[str, Any]:
+    """One invoice preview. Pinned to the last version with usage records, as the
+    migration's writes are: since basil a subscription holding a meter-less metered
+    price cannot be previewed, and up to it every line carries its whole price."""
+    return gateway.request(
+        "post", "/v1/invoices/create_preview", params, stripe_version=LEGACY_API_VERSION
+    )[0]

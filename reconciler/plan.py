@@ -9,6 +9,7 @@ form is the machine contract (``format_version``), published as
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import gc
 import hashlib
@@ -351,7 +352,10 @@ class Plan:
 
     ``config_hash`` identifies the billing.yaml (by meaning), ``snapshot_fingerprint``
     the account state that was read. ``unmanaged`` lists objects in the account
-    that billing.yaml does not declare: shown, never touched.
+    that billing.yaml does not declare: shown, never touched. ``revenue`` is the
+    revenue preview's document (``plan --revenue``, see :mod:`reconciler.revenue`),
+    kept beside the plan and never part of it: :meth:`without_revenue` is what a
+    saved plan's integrity check compares, and apply never reads it.
     """
 
     config_hash: str
@@ -359,6 +363,7 @@ class Plan:
     changes: tuple[ResourceChange, ...] = ()
     unmanaged: tuple[str, ...] = ()
     format_version: str = FORMAT_VERSION
+    revenue: Mapping[str, Any] | None = None
 
     @property
     def actionable(self) -> tuple[ResourceChange, ...]:
@@ -394,7 +399,12 @@ class Plan:
             "has_changes": self.has_changes,
             "changes": [c.to_json() for c in self.changes],
             "unmanaged": list(self.unmanaged),
+            **({"revenue": self.revenue} if self.revenue is not None else {}),
         }
+
+    def without_revenue(self) -> Plan:
+        """The plan alone: what apply derives again and a saved plan must match."""
+        return self if self.revenue is None else dataclasses.replace(self, revenue=None)
 
     def dumps(self) -> str:
         """The plan file's text: deterministic, sorted keys, one trailing newline."""
@@ -419,4 +429,5 @@ class Plan:
             changes=tuple(ResourceChange.from_json(c) for c in data["changes"]),
             unmanaged=tuple(data.get("unmanaged", ())),
             format_version=version,
+            revenue=data.get("revenue"),
         )

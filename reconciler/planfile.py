@@ -4,7 +4,8 @@ A plan saved by ``plan --out`` is applied later, often by another machine.
 It is refused when it was made from another billing.yaml, or when the
 account changed since in a way the plan's own writes do not explain. A plan
 that was partly applied (a crash, a lost connection) resumes: what it
-already did shows as done, and only the rest runs.
+already did shows as done, and only the rest runs. The revenue preview a
+plan file may carry (``plan --revenue``) is never compared.
 """
 
 from __future__ import annotations
@@ -87,7 +88,11 @@ def resolve_saved_plan(saved: Plan, desired: Desired, snapshot: Snapshot) -> Pla
       same or fewer fields to write), and every subscription row must be
       the saved row, or its continuation after the schedule's first write.
       Anything else is someone else's change: StalePlanError, with each.
+
+    The file's revenue preview (``plan --revenue``) is left out of every comparison:
+    its figures follow usage, which moves on its own, and apply never reads them.
     """
+    saved = saved.without_revenue()
     if saved.config_hash != desired.config_hash():
         raise StalePlanError(
             "the plan was made from a different billing.yaml "

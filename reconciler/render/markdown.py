@@ -2,7 +2,8 @@
 
 ``render_markdown`` opens with a hidden marker (:data:`MARKER`) so a CI job
 can find and update one sticky comment, calls out irreversible steps first,
-then shows counts, a table of changes and each change's fields as a diff.
+then shows counts, a table of changes and each change's fields as a diff, and
+the revenue preview when the plan carries one.
 Pure and deterministic.
 """
 
@@ -21,6 +22,16 @@ from reconciler.render._lines import (
     subscription_lines,
     unplanned_migrations,
 )
+from reconciler.render.revenue import (
+    EXPLAINED,
+    increase_rows,
+    migration_notes,
+    migration_summary,
+    money,
+    preview_of,
+    signed,
+)
+from reconciler.revenue import RevenuePreview
 
 __all__ = ["MARKER", "render_markdown"]
 
@@ -153,6 +164,58 @@ def _unmanaged(plan: Plan, source: str) -> list[str]:
     return [f"<details><summary>{title}</summary>", "", *items, "", "</details>", ""]
 
 
+def _dollars(text: str) -> str:
+    """Cell text whose ``$`` signs stay money: GitHub reads text between two of them as
+    math (``$40.00 | +$8.00``), so each is escaped."""
+    return _cell(text).replace("$", "\\$")
+
+
+def _revenue(preview: RevenuePreview) -> list[str]:
+    """The revenue preview: a table of migrations, each one's largest increases, notes."""
+    lines = ["#### Revenue preview", ""]
+    if not preview.migrations:
+        return [*lines, "No migration to preview.", ""]
+    lines += [
+        f"Monthly recurring revenue of each subscription's next invoice, as is and on the new "
+        f"price. {EXPLAINED}",
+        "",
+        "| Migration | Customers | Subscriptions | Before | After | Change |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    notes: list[str] = []
+    for m in preview.migrations:
+        address = _code_cell(m.address)
+        if m.counted:
+            amounts = (money(m.before, m.currency), money(m.after, m.currency))
+            figures = [_dollars(text) for text in (*amounts, signed(m.change, m.currency))]
+        else:
+            figures = ["-", "-", "-"]
+            notes.append(f"- {_code(m.address)}: {_dollars(migration_summary(m))}")
+        lines.append(_row(address, f"{m.customers:,}", f"{m.to_schedule:,}", *figures))
+        notes += [f"- {_code(m.address)}: {_dollars(note)}" for note in migration_notes(m)]
+    lines.append("")
+    for m in preview.migrations:
+        rows = increase_rows(m)
+        if not rows:
+            continue
+        lines += [
+            f"Largest increases, {_code(m.address)}:",
+            "",
+            "| Customer | Subscription | Before | After | Change |",
+            "| --- | --- | ---: | ---: | ---: |",
+        ]
+        lines += [
+            _row(
+                _code_cell(r.customer),
+                _code_cell(r.subscription),
+                *(_dollars(text) for text in (r.before, r.after, r.change)),
+            )
+            for r in rows
+        ]
+        lines.append("")
+    return [*lines, *notes, *([""] if notes else [])]
+
+
 def render_markdown(plan: Plan, *, source: str = "billing.yaml") -> str:
     """The plan as a markdown PR comment, starting with :data:`MARKER`; ``source`` names the
     billing file the plan was made from."""
@@ -167,6 +230,8 @@ def render_markdown(plan: Plan, *, source: str = "billing.yaml") -> str:
         lines += [_NO_CHANGES.format(source=source), ""]
     lines += [f"> **Warning:** `{problem}`" for problem in unplanned_migrations(plan)]
     lines += [""] if unplanned_migrations(plan) else []
+    revenue = preview_of(plan.revenue)
+    lines += _revenue(revenue) if revenue is not None else []
     lines += _unmanaged(plan, source)
     config, snapshot = _code(plan.config_hash), _code(plan.snapshot_fingerprint)
     lines.append(f"<sub>config {config} · snapshot {snapshot}</sub>")

@@ -1,4 +1,5 @@
-"""The ``status`` view of migrations: counts per state and a table of subscriptions."""
+"""The ``status`` view of migrations: counts per state and a table of subscriptions, and
+with ``--revenue`` each migration's revenue preview."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from reconciler.kinds import Kind
 from reconciler.migrations import counts_phrase
 from reconciler.plan import Plan, ResourceChange
 from reconciler.render._lines import price_money, printable, when
+from reconciler.render.revenue import increase_rows, migration_notes, migration_summary
+from reconciler.revenue import MigrationRevenue, RevenuePreview
 
 if TYPE_CHECKING:
     from reconciler.snapshot import Snapshot
@@ -55,16 +58,34 @@ def price_amounts(plan: Plan, snapshot: Snapshot | None = None) -> dict[str, str
     return found
 
 
+def _revenue_lines(found: MigrationRevenue | None) -> list[str]:
+    """A migration's revenue preview under its counts (``status --revenue``)."""
+    if found is None:
+        return []
+    lines = [f"  revenue: {migration_summary(found)}"]
+    rows = increase_rows(found)
+    if rows:
+        lines.append("    largest increases:")
+        lines += [
+            f"      {r.customer} {r.subscription}: {r.before} -> {r.after} ({r.change})"
+            for r in rows
+        ]
+    return lines + [f"    {note}" for note in migration_notes(found)]
+
+
 def render_status_text(
     migrations: Sequence[ResourceChange],
     *,
     source: str = "billing.yaml",
     prices: Mapping[str, str] | None = None,
+    revenue: RevenuePreview | None = None,
 ) -> str:
     """Per migration: a heading, what each price charges (from ``prices``, see
-    :func:`price_amounts`), its counts, and one line per subscription."""
+    :func:`price_amounts`), its counts, its revenue preview (``revenue``, when
+    read), and one line per subscription."""
     if not migrations:
         return printable(f"{source} declares no migrations.\n", keep="\n")
+    previews = {m.address: m for m in revenue.migrations} if revenue is not None else {}
     lines: list[str] = []
     for change in migrations:
         details = change.details
@@ -81,6 +102,7 @@ def render_status_text(
             lines += [f"  {change.reason}", ""]
             continue
         lines.append(f"  {counts_phrase(details['counts'])}")
+        lines += _revenue_lines(previews.get(change.address))
         rows = [_row(r) for r in details.get("subscriptions") or []]
         if rows:
             lines += ["", *_table(rows)]
@@ -88,9 +110,12 @@ def render_status_text(
     return printable("\n".join(lines), keep="\n")
 
 
-def render_status_json(migrations: Sequence[ResourceChange]) -> str:
-    """The same as JSON: counts and subscriptions per migration (no request parameters)."""
-    payload = {
+def render_status_json(
+    migrations: Sequence[ResourceChange], *, revenue: RevenuePreview | None = None
+) -> str:
+    """The same as JSON: counts and subscriptions per migration (no request parameters),
+    and the revenue preview (``revenue``, the plan document's part) when read."""
+    payload: dict[str, Any] = {
         "migrations": [
             {
                 "name": change.address.removeprefix("migration."),
@@ -107,4 +132,6 @@ def render_status_json(migrations: Sequence[ResourceChange]) -> str:
             for change in migrations
         ]
     }
+    if revenue is not None:
+        payload["revenue"] = revenue.to_json()
     return json.dumps(payload, indent=2, sort_keys=True) + "\n"

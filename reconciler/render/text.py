@@ -24,6 +24,7 @@ from reconciler.render._lines import (
     subscription_lines,
     unplanned_migrations,
 )
+from reconciler.render.revenue import preview_of, revenue_text_lines
 
 __all__ = ["WIDTH", "render_text"]
 
@@ -140,6 +141,10 @@ def _lines(plan: Plan, source: str) -> list[Text]:
         lines.append(Text())
     for problem in unplanned_migrations(plan):
         lines += [_line((f"Warning: {problem}", "bold yellow")), Text()]
+    revenue = preview_of(plan.revenue)
+    if revenue is not None:
+        heading, *rest = revenue_text_lines(revenue)
+        lines += [_line(heading, style="bold"), *(_line(row) for row in rest), Text()]
     if plan.has_changes:
         lines += _irreversible(plan)
         lines.append(Text(f"Plan: {plan.summary()}.", style="bold"))

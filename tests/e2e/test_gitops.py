@@ -448,6 +448,31 @@ def test_plan_of_the_root_file_keeps_the_plain_marker(
     assert body.startswith(f"{MARKER}\n### stripe-reconcile plan\n")
 
 
+def test_the_revenue_input_adds_the_preview_to_the_plan_and_its_comment(
+    github: FakeGitHub, emulator: Emulator, workspace: Path, tmp_path: Path
+) -> None:
+    if not (Path(sys.executable).parent / "stripe-reconcile").exists():
+        pytest.skip("the stripe-reconcile script is not installed beside this Python")
+    event = pr_event(tmp_path)
+    source = "envs/test/billing.yaml"
+    plain = action_step(github, emulator, workspace, event, command="plan", file=source)
+    assert plain.code == 0, plain.log
+    assert "revenue" not in json.loads((workspace / "plan.json").read_text())
+    assert "Revenue preview" not in github.comment_bodies(7)[0]
+    step = action_step(
+        github, emulator, workspace, event, command="plan", file=source, revenue="true"
+    )
+    assert step.code == 0, step.log
+    # The example declares no migration: the preview says so, and costs no request.
+    assert json.loads((workspace / "plan.json").read_text())["revenue"] == {
+        "limit": 200,
+        "migrations": [],
+    }
+    (body,) = github.comment_bodies(7)
+    assert "#### Revenue preview\n\nNo migration to preview.\n" in body
+    assert "#### Revenue preview" in step.summary
+
+
 def test_plan_from_a_fork_says_why_instead_of_failing(
     github: FakeGitHub, workspace: Path, tmp_path: Path
 ) -> None:

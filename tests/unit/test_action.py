@@ -8,6 +8,7 @@ line would, to reach cut comments, Dependabot, failed plans and missing setup.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from reconciler.action import ActionContext, fit, run_apply, run_drift, run_plan
 from reconciler.errors import ReconcileError
 from reconciler.github import GitHub
 from reconciler.plan import Plan, fingerprint
+from reconciler.revenue import MigrationRevenue, RevenuePreview, SubscriptionRevenue
 from tests.unit.test_github import FakeGitHub
 
 KEY = "sk_test_e2e_0123456789"
@@ -149,3 +151,37 @@ def test_apply_without_a_key_or_outside_a_workflow_says_so(tmp_path: Path) -> No
     assert said_bare == ["::error::no reviewed plan to apply: GITHUB_TOKEN is not set"]
     with pytest.raises(ReconcileError, match="GITHUB_REPOSITORY is not set"):
         _ = bare.repo
+
+
+class RevenueRunner(Runner):
+    """Answers ``plan`` as the command line does: with ``--revenue``, the plan file carries
+    a revenue preview (one migration, 3 seats from $10.00 to $12.00)."""
+
+    def __call__(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        result = super().__call__(args)
+        if args[0] == "plan" and "--revenue" in args:
+            out = Path(args[args.index("--out") + 1])
+            rows = (SubscriptionRevenue("sub_1", "cus_1", 3000, 3600),)
+            preview = RevenuePreview(200, (MigrationRevenue("migration.raise", "usd", 1, 1, rows),))
+            made = Plan.from_json(json.loads(out.read_text()))
+            out.write_text(dataclasses.replace(made, revenue=preview.to_json()).dumps())
+        return result
+
+
+def test_plan_with_revenue_asks_for_it_and_comments_it(tmp_path: Path) -> None:
+    fake = FakeGitHub()
+    runner = RevenueRunner(code=2)
+    event = _event(tmp_path, pull_request={"number": 9, "head": {"repo": {"full_name": "a/b"}}})
+    context, _ = _context(tmp_path, runner, fake, GITHUB_EVENT_PATH=event)
+    assert run_plan(context, source="billing.yaml", revenue=True) == 0
+    assert runner.calls[0][-1] == "--revenue"
+    body = fake.comments[0]["body"]
+    assert "#### Revenue preview" in body
+    assert "| `migration.raise` | 1 | 1 | \\$30.00 | \\$36.00 | +\\$6.00 |" in body
+    assert "#### Revenue preview" in (tmp_path / "summary.md").read_text()
+
+    plain_runner = RevenueRunner(code=2)
+    plain, _ = _context(tmp_path, plain_runner, fake, GITHUB_EVENT_PATH=event)
+    assert run_plan(plain, source="billing.yaml") == 0
+    assert "--revenue" not in plain_runner.calls[0]
+    assert "Revenue preview" not in fake.comments[0]["body"]  # the sticky comment, updated

@@ -23,6 +23,7 @@ from reconciler.plan import Action, FieldChange, Plan, ResourceChange, fingerpri
 from reconciler.planner import build_plan
 from reconciler.render import render_json, render_markdown, render_text, should_color
 from reconciler.render.markdown import MARKER
+from reconciler.revenue import MigrationRevenue, RevenuePreview, SubscriptionRevenue
 from reconciler.snapshot import Snapshot
 from tests.strategies import desired_states
 from tests.stripe_shapes import snapshot_matching
@@ -408,7 +409,80 @@ def money_plan() -> Plan:
     )
 
 
-PLANS = {"plan": every_action_plan, "plan_no_changes": no_changes_plan, "plan_money": money_plan}
+def revenue_plan() -> Plan:
+    """Two migrations with a revenue preview: one whose new price is not in the account
+    yet, one previewed in part (a sample of 10 of 12), with a refusal, ties, a decrease."""
+    video = next(c for c in every_action_plan().changes if c.kind == "migration")
+    customers = ["cus_01", "cus_02", "cus_03", "cus_04", "cus_02", "cus_06"]
+    customers += ["cus_07", "cus_08", "cus_09", "cus_01", "cus_11", "cus_12"]
+    seats_rows = [
+        {
+            "subscription": f"sub_S{n:02}",
+            "customer": customers[n - 1],
+            "state": "pending",
+            "action": "create_schedule",
+            "switch_at": 1769904000,
+            "blocker": None,
+            "schedule": None,
+            "params": {"phases": []},
+        }
+        for n in range(1, 13)
+    ]
+    seats = ResourceChange(
+        "migration.seats-2026",
+        "migration",
+        Action.MIGRATE,
+        "12 to schedule",
+        details={
+            "from_price": "price_1Seat2025",
+            "to_price": "seat_2026",
+            "counts": {"pending": 12},
+            "subscriptions": seats_rows,
+        },
+    )
+    # The first 10 in batch order; sub_S05 ties sub_S02 (same customer), sub_S03 is a
+    # yearly $100.00 (833 cents a month), sub_S07 refused, sub_S09 a decrease.
+    figures = [(3000, 3600), (1000, 1200), (833, 1000), (5000, 6000), (1000, 1200)]
+    figures += [(2000, 2400), (None, None), (1500, 1500), (4000, 3800), (600, 600)]
+    previewed = [
+        SubscriptionRevenue(f"sub_S{n:02}", customers[n - 1], before, after)
+        if before is not None
+        else SubscriptionRevenue(
+            f"sub_S{n:02}",
+            customers[n - 1],
+            refused="as is: POST /v1/invoices/create_preview (400 invoice_upcoming_none): "
+            f"No upcoming invoices for customer: {customers[n - 1]}",
+        )
+        for n, (before, after) in enumerate(figures, start=1)
+    ]
+    preview = RevenuePreview(
+        10,
+        (
+            MigrationRevenue(
+                video.address,
+                "usd",
+                2,
+                2,
+                unavailable="to_price 'video_seconds_metered' is not in the account yet: once "
+                "apply has created it, plan --revenue previews the move",
+            ),
+            MigrationRevenue(seats.address, "usd", 12, len(set(customers)), tuple(previewed)),
+        ),
+    )
+    return Plan(
+        config_hash=fingerprint({"config": 4}),
+        snapshot_fingerprint=fingerprint({"snapshot": 4}),
+        changes=(video, seats),
+        revenue=preview.to_json(),
+    )
+
+
+PLANS = {
+    "plan": every_action_plan,
+    "plan_no_changes": no_changes_plan,
+    "plan_money": money_plan,
+    "plan_revenue": revenue_plan,
+}
 RENDERS = {
     "txt": lambda plan: render_text(plan, color=False),
     "json": render_json,

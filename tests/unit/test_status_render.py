@@ -145,3 +145,33 @@ def test_a_migration_of_several_prices_shows_each_move_and_its_charges() -> None
     )
     shown = json.loads(render_status_json([consolidation]))["migrations"][0]
     assert shown["also"] == [{"from_price": "price_addon", "to_price": "team"}]
+
+
+def test_status_shows_the_revenue_preview_under_each_migration() -> None:
+    from reconciler.revenue import MigrationRevenue, RevenuePreview, SubscriptionRevenue
+
+    rows = (
+        SubscriptionRevenue("sub_A1", "cus_A1", 1000, 1300),
+        SubscriptionRevenue("sub_E5", "cus_E5", refused="as is: gone"),
+    )
+    preview = RevenuePreview(1, (MigrationRevenue(MIGRATIONS[0].address, "usd", 2, 2, rows),))
+    lines = render_status_text(MIGRATIONS, revenue=preview).splitlines()
+    start = lines.index(
+        "  revenue: 2 customers (2 subscriptions to schedule): $10.00 -> $13.00 a month (+$3.00)"
+    )
+    assert (
+        lines[start - 1]
+        == "  1 to schedule, 1 waiting for a later batch, 1 blocked, 1 scheduled, 3 done"
+    )
+    assert lines[start + 1 : start + 3] == [
+        "    largest increases:",
+        "      cus_A1 sub_A1: $10.00 -> $13.00 (+$3.00)",
+    ]
+    assert (
+        lines[start + 3]
+        == "    1 preview refused, left out of the totals: sub_E5 (cus_E5): as is: gone"
+    )
+    assert "revenue:" not in render_status_text(MIGRATIONS)  # not read: not shown
+    data = json.loads(render_status_json(MIGRATIONS, revenue=preview))
+    assert data["revenue"] == preview.to_json()
+    assert "revenue" not in json.loads(render_status_json(MIGRATIONS))
