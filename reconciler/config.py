@@ -724,7 +724,7 @@ def _check_currency_options(price: Price, at: Path, reporter: _Reporter) -> None
                 f"(give {_FORM_NAMES[wanted]}, not {extra})",
             )
         elif not given:
-            reporter.add(here, f"needs {_FORM_NAMES[wanted]}, as the price is priced by it")
+            reporter.add(here, f"needs an amount ({_FORM_NAMES[wanted]}), like the price's own")
         _check_decimal(option.unit_amount_decimal, (*here, "unit_amount_decimal"), reporter)
         _check_tiers(option.tiers, (*here, "tiers"), reporter)
         if option.custom_unit_amount is not None:
