@@ -222,11 +222,13 @@ def _options_from_stripe(obj: Mapping[str, Any], tiered: bool) -> dict[str, Esse
 
 def price_essence_from_stripe(obj: Mapping[str, Any], meter_names: Mapping[str, str]) -> Essence:
     """``meter_names`` maps meter ids to event names (an unknown id stays an id).
-    ``tax_behavior`` is always present (Stripe always says it); currency options and
-    pay-what-you-want bounds only when the price has them."""
+    ``tax_behavior``, currency options and pay-what-you-want bounds are present only
+    when the price has them (a tax behavior other than ``unspecified``), so a price
+    without them reads as it always did."""
     tiered = obj.get("billing_scheme") == "tiered"
     essence = _base_essence_from_stripe(obj, meter_names)
-    essence["tax_behavior"] = obj.get("tax_behavior") or _UNSPECIFIED
+    if obj.get("tax_behavior") not in (None, _UNSPECIFIED):
+        essence["tax_behavior"] = obj["tax_behavior"]
     options = _options_from_stripe(obj, tiered)
     if options:
         essence["currency_options"] = options
@@ -377,14 +379,16 @@ def _why_replaced(fields: list[str]) -> str:
 
 
 def _compared(live: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
-    """The account's price as billing.yaml can compare it: a currency option's
-    ``tax_behavior`` that billing.yaml leaves out is not managed."""
+    """The account's price as billing.yaml can compare it: its tax behavior spelled out
+    (``unspecified`` when not read), and a currency option's ``tax_behavior`` that
+    billing.yaml leaves out not managed."""
+    compared = {**live, "tax_behavior": live.get("tax_behavior", _UNSPECIFIED)}
     options = live.get("currency_options")
     declared: Mapping[str, Any] = after.get("currency_options") or {}
     if not options:
-        return dict(live)
+        return compared
     return {
-        **live,
+        **compared,
         "currency_options": {
             code: option
             if "tax_behavior" in declared.get(code, {})
