@@ -28,6 +28,8 @@ from reconciler.model import (
     DEFER_WITHIN_SECONDS,
     MANAGED_BY_KEY,
     Alert,
+    CurrencyOption,
+    CustomUnitAmount,
     Desired,
     Feature,
     Meter,
@@ -355,19 +357,32 @@ def _check_whole_amounts(data: dict[str, Any], reporter: _Reporter) -> set[Path]
             continue
         named = price.get("currency")
         currency = named if isinstance(named, str) else "usd"
-        places: list[tuple[Path, dict[str, Any]]] = [(("prices", index), price)]
-        tiers = price.get("tiers")
-        for number, tier in enumerate(tiers if isinstance(tiers, list) else []):
-            if isinstance(tier, dict):
-                places.append((("prices", index, "tiers", number), tier))
-        for at, holder in places:
+        places = _amount_places(("prices", index), price, currency)
+        options = price.get("currency_options")
+        for code, option in options.items() if isinstance(options, dict) else ():
+            if isinstance(option, dict):
+                where = ("prices", index, "currency_options", code)
+                places += _amount_places(where, option, str(code))
+        for at, holder, in_currency in places:
             for name in _WHOLE_AMOUNTS:
                 value = holder.get(name)
                 if isinstance(value, float):
                     path = (*at, name)
                     found.add(path)
-                    reporter.add(path, _whole_amount_message(name, value, currency))
+                    reporter.add(path, _whole_amount_message(name, value, in_currency))
     return found
+
+
+def _amount_places(
+    at: Path, holder: dict[str, Any], currency: str
+) -> list[tuple[Path, dict[str, Any], str]]:
+    """A price (or currency option) and its tiers: where whole amounts are written."""
+    places: list[tuple[Path, dict[str, Any], str]] = [(at, holder, currency)]
+    tiers = holder.get("tiers")
+    for number, tier in enumerate(tiers if isinstance(tiers, list) else []):
+        if isinstance(tier, dict):
+            places.append(((*at, "tiers", number), tier, currency))
+    return places
 
 
 def _whole_amount_message(name: str, value: float, currency: str) -> str:
@@ -579,6 +594,8 @@ def _check_prices(desired: Desired, reporter: _Reporter) -> None:
             )
         _check_price_recurring(price, at, meters, reporter)
         _check_price_amounts(price, at, reporter)
+        _check_pay_what_you_want(price, at, reporter)
+        _check_currency_options(price, at, reporter)
         if price.default:
             if price.product in defaults:
                 reporter.add(
@@ -638,11 +655,14 @@ def _check_price_amounts(price: Price, at: Path, reporter: _Reporter) -> None:
             ("unit_amount", price.unit_amount),
             ("unit_amount_decimal", price.unit_amount_decimal),
             ("tiers", price.tiers or None),
+            ("custom_unit_amount", price.custom_unit_amount),
         )
         if value is not None
     ]
     if not given:
-        reporter.add(at, "needs one of unit_amount, unit_amount_decimal or tiers")
+        reporter.add(
+            at, "needs one of unit_amount, unit_amount_decimal, tiers or custom_unit_amount"
+        )
     elif len(given) > 1:
         reporter.add((*at, given[1]), f"give only one of {' and '.join(given)}")
     _check_decimal(price.unit_amount_decimal, (*at, "unit_amount_decimal"), reporter)
@@ -653,6 +673,98 @@ def _check_price_amounts(price: Price, at: Path, reporter: _Reporter) -> None:
     if price.tiers and price.transform_quantity is not None:
         reporter.add((*at, "transform_quantity"), "cannot be combined with tiers")
     _check_tiers(price.tiers, (*at, "tiers"), reporter)
+
+
+def _check_pay_what_you_want(price: Price, at: Path, reporter: _Reporter) -> None:
+    """Stripe lets the customer choose the amount only on a one-time price."""
+    if price.custom_unit_amount is None:
+        return
+    if price.recurring is not None:
+        reporter.add(
+            (*at, "custom_unit_amount"),
+            "pay what you want is only for one-time prices: Stripe refuses it on a recurring "
+            "price (remove recurring, or give unit_amount instead)",
+        )
+    _check_bounds(price.custom_unit_amount, (*at, "custom_unit_amount"), reporter)
+
+
+def _check_bounds(custom: CustomUnitAmount, at: Path, reporter: _Reporter) -> None:
+    low, high, preset = custom.minimum, custom.maximum, custom.preset
+    if low is not None and high is not None and low > high:
+        reporter.add((*at, "maximum"), f"maximum {high} is below minimum {low}")
+    if preset is not None and low is not None and preset < low:
+        reporter.add((*at, "preset"), f"preset {preset} is below minimum {low}")
+    if preset is not None and high is not None and preset > high:
+        reporter.add((*at, "preset"), f"preset {preset} is above maximum {high}")
+
+
+def _option_kind(price: Price) -> str:
+    """The amount a currency option of this price gives: the same kind as the price's."""
+    if price.custom_unit_amount is not None:
+        return "custom_unit_amount"
+    return "tiers" if price.tiers else "unit_amount"
+
+
+def _check_currency_options(price: Price, at: Path, reporter: _Reporter) -> None:
+    """Each option is another currency, with an amount of the price's own kind."""
+    wanted = _option_kind(price)
+    for code, option in price.currency_options.items():
+        here: Path = (*at, "currency_options", code)
+        if code == price.currency:
+            reporter.add(
+                here,
+                f"repeats the price's own currency ({price.currency}); currency_options "
+                "holds the amounts in other currencies",
+                key=True,
+            )
+            continue
+        given = _option_amounts(option)
+        if wanted == "unit_amount" and len(given) > 1 and set(given) <= _UNIT_FORMS:
+            reporter.add((*here, given[1]), f"give only one of {' and '.join(given)}")
+        elif any(name not in _FORMS[wanted] for name in given):
+            extra = next(name for name in given if name not in _FORMS[wanted])
+            reporter.add(
+                (*here, extra),
+                f"the price is priced by {_FORM_WORDS[wanted]}, so each currency option is too "
+                f"(give {_FORM_NAMES[wanted]}, not {extra})",
+            )
+        elif not given:
+            reporter.add(here, f"needs an amount ({_FORM_NAMES[wanted]}), like the price's own")
+        _check_decimal(option.unit_amount_decimal, (*here, "unit_amount_decimal"), reporter)
+        _check_tiers(option.tiers, (*here, "tiers"), reporter)
+        if option.custom_unit_amount is not None:
+            _check_bounds(option.custom_unit_amount, (*here, "custom_unit_amount"), reporter)
+
+
+_UNIT_FORMS = frozenset({"unit_amount", "unit_amount_decimal"})
+_FORMS = {
+    "unit_amount": _UNIT_FORMS,
+    "tiers": frozenset({"tiers"}),
+    "custom_unit_amount": frozenset({"custom_unit_amount"}),
+}
+_FORM_WORDS = {
+    "unit_amount": "a unit amount",
+    "tiers": "tiers",
+    "custom_unit_amount": "pay what you want",
+}
+_FORM_NAMES = {
+    "unit_amount": "unit_amount or unit_amount_decimal",
+    "tiers": "tiers",
+    "custom_unit_amount": "custom_unit_amount",
+}
+
+
+def _option_amounts(option: CurrencyOption) -> list[str]:
+    return [
+        name
+        for name, value in (
+            ("unit_amount", option.unit_amount),
+            ("unit_amount_decimal", option.unit_amount_decimal),
+            ("tiers", option.tiers or None),
+            ("custom_unit_amount", option.custom_unit_amount),
+        )
+        if value is not None
+    ]
 
 
 def _check_tiers(tiers: tuple[Tier, ...], at: Path, reporter: _Reporter) -> None:

@@ -1,8 +1,8 @@
 """Read the account into a Snapshot, in as few requests as the API allows.
 
 Each kind is one paged list (100 objects a request): products, meters,
-prices (with ``expand[]=data.tiers``, without which every tiered price
-would look changed) and alerts. A plan therefore costs
+prices (with ``expand[]=data.tiers`` and ``data.currency_options``, without
+which every tiered or multi-currency price would look changed) and alerts. A plan therefore costs
 ``ceil(products/100) + ceil(meters/100) + ceil(prices/100) + ceil(alerts/100)``
 requests (at least one each), whatever the number of declared objects.
 Migrations add their own reads (:func:`read_migrations`), and ``plan

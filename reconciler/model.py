@@ -19,6 +19,8 @@ __all__ = [
     "MANAGED_BY_KEY",
     "MANAGED_BY_VALUE",
     "Alert",
+    "CurrencyOption",
+    "CustomUnitAmount",
     "Desired",
     "Feature",
     "Meter",
@@ -58,6 +60,7 @@ Interval = Literal["day", "week", "month", "year"]
 Usage = Literal["metered", "licensed"]
 TiersMode = Literal["graduated", "volume"]
 Rounding = Literal["up", "down"]
+TaxBehavior = Literal["inclusive", "exclusive", "unspecified"]
 
 
 def id_of(value: Any) -> str | None:
@@ -200,8 +203,51 @@ class TransformQuantity:
 
 
 @dataclass(frozen=True)
+class CustomUnitAmount:
+    """Pay what you want: the customer enters the amount at checkout, within these
+    bounds (minor units, each optional). Only on a one-time price."""
+
+    minimum: int | None = None
+    maximum: int | None = None
+    preset: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        _put(out, "minimum", self.minimum)
+        _put(out, "maximum", self.maximum)
+        _put(out, "preset", self.preset)
+        return out
+
+
+@dataclass(frozen=True)
+class CurrencyOption:
+    """The price in one more currency: an amount of the same kind as the price's own
+    (a unit amount, tiers, or pay-what-you-want bounds), in that currency's minor units.
+    ``tax_behavior`` None: left as the account has it."""
+
+    unit_amount: int | None = None
+    unit_amount_decimal: Decimal | None = None
+    tiers: tuple[Tier, ...] = ()
+    custom_unit_amount: CustomUnitAmount | None = None
+    tax_behavior: TaxBehavior | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        _put(out, "unit_amount", self.unit_amount)
+        if self.unit_amount_decimal is not None:
+            out["unit_amount_decimal"] = decimal_text(self.unit_amount_decimal)
+        if self.tiers:
+            out["tiers"] = [tier.to_dict() for tier in self.tiers]
+        if self.custom_unit_amount is not None:
+            out["custom_unit_amount"] = self.custom_unit_amount.to_dict()
+        _put(out, "tax_behavior", self.tax_behavior)
+        return out
+
+
+@dataclass(frozen=True)
 class Price:
-    """A price, identified by its lookup key."""
+    """A price, identified by its lookup key. ``tax_behavior`` None: left as the
+    account has it (one set in the Dashboard is not undone)."""
 
     lookup_key: str
     product: str
@@ -218,6 +264,10 @@ class Price:
     tiers_mode: TiersMode | None = None
     tiers: tuple[Tier, ...] = ()
     transform_quantity: TransformQuantity | None = None
+    tax_behavior: TaxBehavior | None = None
+    currency_options: Mapping[str, CurrencyOption] = field(default_factory=dict)
+    """Amounts in other currencies, by lower-case currency code (not the price's own)."""
+    custom_unit_amount: CustomUnitAmount | None = None
 
     @property
     def address(self) -> str:
@@ -260,6 +310,14 @@ class Price:
             out["tiers"] = [tier.to_dict() for tier in self.tiers]
         if self.transform_quantity is not None:
             out["transform_quantity"] = self.transform_quantity.to_dict()
+        _put(out, "tax_behavior", self.tax_behavior)
+        if self.currency_options:
+            out["currency_options"] = {
+                code: self.currency_options[code].to_dict()
+                for code in sorted(self.currency_options)
+            }
+        if self.custom_unit_amount is not None:
+            out["custom_unit_amount"] = self.custom_unit_amount.to_dict()
         return out
 
 

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from reconciler.model import (
     Alert,
+    CurrencyOption,
+    CustomUnitAmount,
     Desired,
     Feature,
     Meter,
@@ -60,6 +62,47 @@ def tiers(draw: Any) -> tuple[Tier, ...]:
     return tuple(result)
 
 
+tax_behaviors = st.none() | st.sampled_from(["inclusive", "exclusive", "unspecified"])
+
+
+@st.composite
+def custom_amounts(draw: Any) -> CustomUnitAmount:
+    """Pay-what-you-want bounds with minimum <= preset <= maximum, each optional."""
+    low, middle, high = sorted(draw(st.lists(st.integers(0, 10**6), min_size=3, max_size=3)))
+    return CustomUnitAmount(
+        minimum=draw(st.none() | st.just(low)),
+        maximum=draw(st.none() | st.just(high)),
+        preset=draw(st.none() | st.just(middle)),
+    )
+
+
+@st.composite
+def currency_options(
+    draw: Any, own: str, form: str, bounds: tuple[int | None, ...]
+) -> dict[str, CurrencyOption]:
+    """Other currencies, each priced the way the price is (``form``; tiers keep the
+    price's bounds)."""
+    codes = draw(st.lists(st.sampled_from(["eur", "gbp", "jpy"]), max_size=2, unique=True))
+    options = {}
+    for code in (c for c in codes if c != own):
+        tax = draw(tax_behaviors)
+        if form == "custom":
+            option = CurrencyOption(custom_unit_amount=draw(custom_amounts()), tax_behavior=tax)
+        elif form == "tiers":
+            option = CurrencyOption(
+                tiers=tuple(
+                    Tier(up_to=up_to, unit_amount=draw(st.integers(0, 10**6))) for up_to in bounds
+                ),
+                tax_behavior=tax,
+            )
+        elif form == "decimal":
+            option = CurrencyOption(unit_amount_decimal=draw(decimals), tax_behavior=tax)
+        else:
+            option = CurrencyOption(unit_amount=draw(st.integers(0, 99999999)), tax_behavior=tax)
+        options[code] = option
+    return options
+
+
 @st.composite
 def desired_states(draw: Any) -> Desired:
     meters = tuple(
@@ -99,8 +142,10 @@ def desired_states(draw: Any) -> Desired:
         elif draw(st.booleans()):
             interval = draw(st.sampled_from(["day", "week", "month", "year"]))
             recurring = Recurring(interval=interval, interval_count=1)
-        forms = ["int", "decimal", "tiers"] if recurring else ["int", "decimal"]
+        forms = ["int", "decimal", "tiers"] if recurring else ["int", "decimal", "custom"]
         form = draw(st.sampled_from(forms))
+        currency = draw(st.sampled_from(["usd", "eur"]))
+        price_tiers = draw(tiers()) if form == "tiers" else ()
         default = product not in has_default and draw(st.booleans())
         if default:
             has_default.add(product)
@@ -108,7 +153,7 @@ def desired_states(draw: Any) -> Desired:
             Price(
                 lookup_key=key,
                 product=product,
-                currency=draw(st.sampled_from(["usd", "eur"])),
+                currency=currency,
                 nickname=draw(st.none() | label),
                 metadata=draw(metadata),
                 active=True,
@@ -118,12 +163,17 @@ def desired_states(draw: Any) -> Desired:
                 unit_amount=draw(st.integers(0, 99999999)) if form == "int" else None,
                 unit_amount_decimal=draw(decimals) if form == "decimal" else None,
                 tiers_mode=draw(tiers_modes) if form == "tiers" else None,
-                tiers=draw(tiers()) if form == "tiers" else (),
+                tiers=price_tiers,
                 transform_quantity=draw(
                     st.none() | st.builds(TransformQuantity, st.integers(1, 1000), roundings)
                 )
-                if form != "tiers"
+                if form in ("int", "decimal")
                 else None,
+                tax_behavior=draw(tax_behaviors),
+                currency_options=draw(
+                    currency_options(currency, form, tuple(t.up_to for t in price_tiers))
+                ),
+                custom_unit_amount=draw(custom_amounts()) if form == "custom" else None,
             )
         )
     alerts = tuple(

@@ -18,11 +18,14 @@ from reconciler.model import (
     MANAGED_BY_KEY,
     MANAGED_BY_VALUE,
     Alert,
+    CurrencyOption,
+    CustomUnitAmount,
     Desired,
     Feature,
     Meter,
     Price,
     Product,
+    Tier,
     decimal_text,
 )
 from reconciler.snapshot import LiveObject, Snapshot
@@ -81,14 +84,12 @@ def _amount_fields(integer: int | None, decimal: Any) -> tuple[int | None, str |
     return None, None
 
 
-def price_json(price: Price, price_id: str, meter_ids: dict[str, str]) -> dict[str, Any]:
-    unit_amount, unit_amount_decimal = _amount_fields(price.unit_amount, price.unit_amount_decimal)
-    recurring = price.recurring
-    tiers = []
-    for tier in price.tiers:
+def _tiers_json(tiers: tuple[Tier, ...]) -> list[dict[str, Any]]:
+    found = []
+    for tier in tiers:
         unit, unit_dec = _amount_fields(tier.unit_amount, tier.unit_amount_decimal)
         flat, flat_dec = _amount_fields(tier.flat_amount, tier.flat_amount_decimal)
-        tiers.append(
+        found.append(
             {
                 "up_to": tier.up_to,
                 "unit_amount": unit,
@@ -97,6 +98,41 @@ def price_json(price: Price, price_id: str, meter_ids: dict[str, str]) -> dict[s
                 "flat_amount_decimal": flat_dec,
             }
         )
+    return found
+
+
+def _custom_json(custom: CustomUnitAmount | None) -> dict[str, Any] | None:
+    if custom is None:
+        return None
+    return {"maximum": custom.maximum, "minimum": custom.minimum, "preset": custom.preset}
+
+
+def _option_json(option: CurrencyOption, tiered: bool) -> dict[str, Any]:
+    unit, unit_dec = _amount_fields(option.unit_amount, option.unit_amount_decimal)
+    found: dict[str, Any] = {
+        "custom_unit_amount": _custom_json(option.custom_unit_amount),
+        "tax_behavior": option.tax_behavior or "unspecified",
+        "unit_amount": unit,
+        "unit_amount_decimal": unit_dec,
+    }
+    if tiered:
+        found["tiers"] = _tiers_json(option.tiers)
+    return found
+
+
+def price_json(price: Price, price_id: str, meter_ids: dict[str, str]) -> dict[str, Any]:
+    """As a list with ``expand[]=data.tiers`` and ``data.currency_options`` returns it."""
+    unit_amount, unit_amount_decimal = _amount_fields(price.unit_amount, price.unit_amount_decimal)
+    recurring = price.recurring
+    tiers = _tiers_json(price.tiers)
+    own = CurrencyOption(
+        price.unit_amount,
+        price.unit_amount_decimal,
+        price.tiers,
+        price.custom_unit_amount,
+        price.tax_behavior,
+    )
+    options = {price.currency: own, **price.currency_options}
     return {
         "id": price_id,
         "object": "price",
@@ -104,7 +140,10 @@ def price_json(price: Price, price_id: str, meter_ids: dict[str, str]) -> dict[s
         "billing_scheme": "tiered" if price.tiers else "per_unit",
         "created": 1700000000,
         "currency": price.currency,
-        "custom_unit_amount": None,
+        "currency_options": {
+            code: _option_json(option, bool(price.tiers)) for code, option in options.items()
+        },
+        "custom_unit_amount": _custom_json(price.custom_unit_amount),
         "livemode": False,
         "lookup_key": price.lookup_key,
         "metadata": {**price.metadata, **MANAGED},
@@ -119,7 +158,7 @@ def price_json(price: Price, price_id: str, meter_ids: dict[str, str]) -> dict[s
             "usage_type": recurring.usage,
             "trial_period_days": None,
         },
-        "tax_behavior": "unspecified",
+        "tax_behavior": price.tax_behavior or "unspecified",
         "tiers_mode": price.tiers_mode,
         "tiers": tiers or None,
         "transform_quantity": None

@@ -208,6 +208,11 @@ class KindSpec(abc.ABC):
     def forces_replacement(self, root_field: str) -> bool:
         """Whether a change to this top-level field can only be made by replacing."""
 
+    def forces_replacement_of(self, change: ResourceChange, field_path: str) -> bool:
+        """Whether, in ``change``, the change of ``field_path`` is one only a replacement
+        makes (by default: whether its top-level field always is)."""
+        return self.forces_replacement(root(field_path))
+
     def param_field(self, param: str) -> tuple[str | int, ...] | None:
         """The billing.yaml field a refused Stripe parameter comes from, if any."""
         return self.param_fields.get(param)

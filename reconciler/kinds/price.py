@@ -1,11 +1,32 @@
 """Prices: identified by their lookup key; nickname, metadata and ``active`` change
-in place, anything else (amounts, tiers, recurrence, meter, currency, product) only
-by replacing: a new price takes the lookup key (``transfer_lookup_key``) and the
-default, then the old one is archived. Retired by archiving.
+in place, anything else (amounts, tiers, recurrence, meter, currency, product,
+pay-what-you-want bounds) only by replacing: a new price takes the lookup key
+(``transfer_lookup_key``) and the default, then the old one is archived. Retired by
+archiving.
 
 A price stripe-reconcile did not make is taken over only with ``adopt: true`` or
 when named by ``id`` (then it gets its lookup key). An active price it made that
 has no lookup key is a replace interrupted between the two writes: archived.
+
+Three fields follow Stripe's own update rules (the API reference's "Update a price"
+and the stripe SDK's ``PriceUpdateParams``, which list ``tax_behavior`` and
+``currency_options`` among the few parameters an update takes):
+
+- ``tax_behavior`` changes in place while the account's is ``unspecified``; once
+  ``inclusive`` or ``exclusive`` Stripe never changes it, so any other value is a
+  replacement. Left out of billing.yaml it is not managed: one set in the Dashboard
+  is kept (a replacement made for another reason carries it over).
+- ``currency_options`` (other currencies' amounts; Stripe leaves them out of a
+  response unless expanded, so prices are listed with ``expand[]=data.currency_options``):
+  an update takes whole options (amount, tiers, pay-what-you-want bounds, tax
+  behavior), so adding a currency and changing one's amount are made in place, each
+  changed currency sent whole. All of them removed is ``currency_options=""`` in
+  place (the SDK types it as emptyable). Removing one currency while others stay has
+  no documented form, so it replaces the price. A currency's ``tax_behavior`` follows
+  the price-level rule.
+- ``custom_unit_amount`` (pay what you want) is not an update parameter: fixed at
+  creation. Stripe allows it only on one-time prices (its Payment Links guide: a
+  customer-chosen price "doesn't support recurring payments"), instead of an amount.
 """
 
 from __future__ import annotations
@@ -37,6 +58,8 @@ from reconciler.kinds.base import (
     update_or_archive,
 )
 from reconciler.model import (
+    CurrencyOption,
+    CustomUnitAmount,
     Desired,
     Price,
     Recurring,
@@ -67,8 +90,15 @@ __all__ = [
     "price_essence_from_stripe",
 ]
 
-PRICE_UPDATABLE = frozenset({"nickname", "metadata", "active", "lookup_key"})
+PRICE_UPDATABLE = frozenset(
+    {"nickname", "metadata", "active", "lookup_key", "tax_behavior", "currency_options"}
+)
+"""Fields an update can change; ``tax_behavior`` and ``currency_options`` only some ways
+(see :func:`replaces`)."""
+_UNSPECIFIED = "unspecified"
+_BOUNDS = ("minimum", "maximum", "preset")
 _TIER_PARAM = re.compile(r"tiers\[(\d+)\]\[(\w+)\]")
+_OPTION_PARAM = re.compile(r"currency_options\[([a-z]{3})\](.*)")
 
 
 def _tier_essence(tier: Tier) -> Essence:
@@ -79,7 +109,42 @@ def _tier_essence(tier: Tier) -> Essence:
     }
 
 
+def _custom_essence(custom: CustomUnitAmount | None) -> Essence | None:
+    if custom is None:
+        return None
+    return {"minimum": custom.minimum, "maximum": custom.maximum, "preset": custom.preset}
+
+
+def _option_essence(option: CurrencyOption) -> Essence:
+    """One currency option; its ``tax_behavior`` only when declared (else not managed)."""
+    essence: Essence = {
+        "unit_amount": amount(option.unit_amount, option.unit_amount_decimal),
+        "tiers": [_tier_essence(t) for t in option.tiers] if option.tiers else None,
+        "custom_unit_amount": _custom_essence(option.custom_unit_amount),
+    }
+    if option.tax_behavior is not None:
+        essence["tax_behavior"] = option.tax_behavior
+    return essence
+
+
 def price_essence(price: Price) -> Essence:
+    """The declared price's managed fields. ``tax_behavior``, ``currency_options`` and
+    ``custom_unit_amount`` are present only when declared, so a price without them keeps
+    the essence (and the plan) it always had."""
+    essence = _base_essence(price)
+    if price.tax_behavior is not None:
+        essence["tax_behavior"] = price.tax_behavior
+    if price.currency_options:
+        essence["currency_options"] = {
+            code: _option_essence(price.currency_options[code])
+            for code in sorted(price.currency_options)
+        }
+    if price.custom_unit_amount is not None:
+        essence["custom_unit_amount"] = _custom_essence(price.custom_unit_amount)
+    return essence
+
+
+def _base_essence(price: Price) -> Essence:
     recurring = price.recurring
     transform = price.transform_quantity
     return {
@@ -105,8 +170,75 @@ def price_essence(price: Price) -> Essence:
     }
 
 
+def _tiers_from_stripe(tiers: Any) -> list[Essence] | None:
+    if not tiers:
+        return None
+    return [
+        {
+            "up_to": t.get("up_to"),
+            "unit_amount": amount(t.get("unit_amount"), t.get("unit_amount_decimal")),
+            "flat_amount": amount(t.get("flat_amount"), t.get("flat_amount_decimal")),
+        }
+        for t in tiers
+    ]
+
+
+def custom_from_stripe(obj: Mapping[str, Any], *, tiered: bool = False) -> Essence | None:
+    """A price's (or currency option's) pay-what-you-want bounds; None when it has a
+    fixed amount. Stripe may return the hash with every bound null on a fixed price
+    (its published example does): without an amount, it is pay what you want."""
+    custom = obj.get("custom_unit_amount")
+    if not isinstance(custom, Mapping):
+        return None
+    bounds = {name: custom.get(name) for name in _BOUNDS}
+    fixed = tiered or obj.get("unit_amount") is not None or obj.get("unit_amount_decimal")
+    if fixed and all(v is None for v in bounds.values()):
+        return None
+    return bounds
+
+
+def _options_from_stripe(obj: Mapping[str, Any], tiered: bool) -> dict[str, Essence]:
+    """Currency options (expanded) other than the price's own currency."""
+    options = obj.get("currency_options")
+    if not isinstance(options, Mapping):
+        return {}
+    own = obj.get("currency")
+    found: dict[str, Essence] = {}
+    for code in sorted(options):
+        option = options[code]
+        if code == own or not isinstance(option, Mapping):
+            continue
+        custom = custom_from_stripe(option, tiered=tiered)
+        found[str(code)] = {
+            "unit_amount": None
+            if tiered or custom is not None
+            else amount(option.get("unit_amount"), option.get("unit_amount_decimal")),
+            "tiers": _tiers_from_stripe(option.get("tiers")) if tiered else None,
+            "custom_unit_amount": custom,
+            "tax_behavior": option.get("tax_behavior") or _UNSPECIFIED,
+        }
+    return found
+
+
 def price_essence_from_stripe(obj: Mapping[str, Any], meter_names: Mapping[str, str]) -> Essence:
-    """``meter_names`` maps meter ids to event names (an unknown id stays an id)."""
+    """``meter_names`` maps meter ids to event names (an unknown id stays an id).
+    ``tax_behavior``, currency options and pay-what-you-want bounds are present only
+    when the price has them (a tax behavior other than ``unspecified``), so a price
+    without them reads as it always did."""
+    tiered = obj.get("billing_scheme") == "tiered"
+    essence = _base_essence_from_stripe(obj, meter_names)
+    if obj.get("tax_behavior") not in (None, _UNSPECIFIED):
+        essence["tax_behavior"] = obj["tax_behavior"]
+    options = _options_from_stripe(obj, tiered)
+    if options:
+        essence["currency_options"] = options
+    custom = custom_from_stripe(obj, tiered=tiered)
+    if custom is not None:
+        essence["custom_unit_amount"] = custom
+    return essence
+
+
+def _base_essence_from_stripe(obj: Mapping[str, Any], meter_names: Mapping[str, str]) -> Essence:
     recurring = obj.get("recurring")
     transform = obj.get("transform_quantity")
     tiers = obj.get("tiers")
@@ -129,16 +261,7 @@ def price_essence_from_stripe(obj: Mapping[str, Any], meter_names: Mapping[str, 
         if tiered
         else amount(obj.get("unit_amount"), obj.get("unit_amount_decimal")),
         "tiers_mode": obj.get("tiers_mode") if tiered else None,
-        "tiers": [
-            {
-                "up_to": t.get("up_to"),
-                "unit_amount": amount(t.get("unit_amount"), t.get("unit_amount_decimal")),
-                "flat_amount": amount(t.get("flat_amount"), t.get("flat_amount_decimal")),
-            }
-            for t in tiers
-        ]
-        if tiered and tiers
-        else None,
+        "tiers": _tiers_from_stripe(tiers) if tiered else None,
         "transform_quantity": None
         if not transform
         else {"divide_by": transform.get("divide_by"), "round": transform.get("round")},
@@ -153,30 +276,145 @@ def _meter_name(value: Any, meter_names: Mapping[str, str]) -> str | None:
     return meter_names.get(str(value), str(value))
 
 
+def _tier_params(tiers: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "up_to": "inf" if tier["up_to"] is None else tier["up_to"],
+            **(
+                {"unit_amount_decimal": tier["unit_amount"]}
+                if tier["unit_amount"] is not None
+                else {}
+            ),
+            **(
+                {"flat_amount_decimal": tier["flat_amount"]}
+                if tier["flat_amount"] is not None
+                else {}
+            ),
+        }
+        for tier in tiers
+    ]
+
+
+def _custom_params(custom: Mapping[str, Any]) -> dict[str, Any]:
+    return {"enabled": True, **{k: custom[k] for k in _BOUNDS if custom.get(k) is not None}}
+
+
 def amount_params(essence: Mapping[str, Any]) -> dict[str, Any]:
-    """The amount parameters of a price essence: tiers, or one unit amount."""
+    """The amount parameters of a price essence: pay-what-you-want bounds, tiers, or one
+    unit amount."""
+    if essence.get("custom_unit_amount") is not None:
+        return {"custom_unit_amount": _custom_params(essence["custom_unit_amount"])}
     if not essence.get("tiers"):
         return {"unit_amount_decimal": essence["unit_amount"]}
     return {
         "billing_scheme": "tiered",
         "tiers_mode": essence["tiers_mode"],
-        "tiers": [
-            {
-                "up_to": "inf" if tier["up_to"] is None else tier["up_to"],
-                **(
-                    {"unit_amount_decimal": tier["unit_amount"]}
-                    if tier["unit_amount"] is not None
-                    else {}
-                ),
-                **(
-                    {"flat_amount_decimal": tier["flat_amount"]}
-                    if tier["flat_amount"] is not None
-                    else {}
-                ),
-            }
-            for tier in essence["tiers"]
-        ],
+        "tiers": _tier_params(essence["tiers"]),
     }
+
+
+def option_params(option: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of one currency option, whole (create and update take the same)."""
+    params: dict[str, Any]
+    if option.get("custom_unit_amount") is not None:
+        params = {"custom_unit_amount": _custom_params(option["custom_unit_amount"])}
+    elif option.get("tiers"):
+        params = {"tiers": _tier_params(option["tiers"])}
+    else:
+        params = {"unit_amount_decimal": option["unit_amount"]}
+    if option.get("tax_behavior") is not None:
+        params["tax_behavior"] = option["tax_behavior"]
+    return params
+
+
+def _changed_options(change: ResourceChange) -> dict[str, Any] | str:
+    """``currency_options`` of an update: each added or changed currency whole, or
+    ``""`` when billing.yaml declares none any more."""
+    options: Mapping[str, Any] = (change.after or {}).get("currency_options") or {}
+    if not options:
+        return ""
+    codes: set[str] = set()
+    for field_change in change.changes:
+        parts = field_change.field.split(".")
+        if parts[0] == "currency_options":
+            codes |= set(options) if len(parts) == 1 else {parts[1].split("[")[0]}
+    return {code: option_params(options[code]) for code in sorted(codes) if code in options}
+
+
+def replaces(field_path: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether the change of ``field_path`` from the account's price (``before``) to the
+    declared one (``after``) can only be made by a new price."""
+    top = root(field_path)
+    if top == "tax_behavior":
+        return (before.get("tax_behavior") or _UNSPECIFIED) != _UNSPECIFIED
+    if top != "currency_options":
+        return top not in PRICE_UPDATABLE
+    parts = field_path.split(".")
+    if len(parts) == 1:  # options where there were none, or none left: in place
+        return False
+    code = parts[1].split("[")[0]
+    live: Mapping[str, Any] = (before.get("currency_options") or {}).get(code) or {}
+    if len(parts) == 2:  # one currency added (in place) or removed while others stay
+        return bool(live) and code not in (after.get("currency_options") or {})
+    if parts[2] == "tax_behavior":
+        return (live.get("tax_behavior") or _UNSPECIFIED) != _UNSPECIFIED
+    return False
+
+
+def _why_replaced(fields: list[str]) -> str:
+    """The reason of a replacement, each rule with the fields it holds."""
+    tax = [f for f in fields if f.endswith("tax_behavior")]
+    removed = [f for f in fields if root(f) == "currency_options" and f not in tax]
+    fixed = [f for f in fields if f not in tax and f not in removed]
+    parts = []
+    if fixed:
+        parts.append(f"fixed at creation: {', '.join(fixed)}")
+    if tax:
+        parts.append(
+            f"tax behavior is set once (Stripe changes it only from unspecified): {', '.join(tax)}"
+        )
+    if removed:
+        parts.append(f"a currency removed while others stay: {', '.join(removed)}")
+    return "; ".join(parts)
+
+
+def _compared(live: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """The account's price as billing.yaml can compare it: its tax behavior spelled out
+    (``unspecified`` when not read), and a currency option's ``tax_behavior`` that
+    billing.yaml leaves out not managed."""
+    compared = {**live, "tax_behavior": live.get("tax_behavior", _UNSPECIFIED)}
+    options = live.get("currency_options")
+    declared: Mapping[str, Any] = after.get("currency_options") or {}
+    if not options:
+        return compared
+    return {
+        **compared,
+        "currency_options": {
+            code: option
+            if "tax_behavior" in declared.get(code, {})
+            else {k: v for k, v in option.items() if k != "tax_behavior"}
+            for code, option in options.items()
+        },
+    }
+
+
+def _carried(after: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    """A replacement's new price keeps the tax behaviors billing.yaml does not manage
+    (the price's, and those of the currencies it keeps)."""
+    out = dict(after)
+    if "tax_behavior" not in out and live.get("tax_behavior", _UNSPECIFIED) != _UNSPECIFIED:
+        out["tax_behavior"] = live["tax_behavior"]
+    options = out.get("currency_options")
+    live_options: Mapping[str, Any] = live.get("currency_options") or {}
+    if options:
+        out["currency_options"] = {
+            code: option
+            if "tax_behavior" in option
+            or live_options.get(code, {}).get("tax_behavior", _UNSPECIFIED) == _UNSPECIFIED
+            else {**option, "tax_behavior": live_options[code]["tax_behavior"]}
+            for code, option in options.items()
+        }
+    return out
 
 
 def create_params(
@@ -207,6 +445,11 @@ def create_params(
     transform = after.get("transform_quantity")
     if transform is not None:
         params["transform_quantity"] = dict(transform)
+    if after.get("tax_behavior") is not None:
+        params["tax_behavior"] = after["tax_behavior"]
+    options = after.get("currency_options")
+    if options:
+        params["currency_options"] = {code: option_params(options[code]) for code in options}
     return params
 
 
@@ -289,8 +532,8 @@ class PriceSpec(KindSpec):
     section = "prices"
     list_path = "/v1/prices"
     list_params: ClassVar[Mapping[str, Any]] = {
-        "expand": ["data.tiers"]
-    }  # without it every tiered price looks changed
+        "expand": ["data.tiers", "data.currency_options"]
+    }  # includable: without them every tiered or multi-currency price looks changed
     read_after = (Kind.METER,)
     param_fields: ClassVar[Mapping[str, tuple[str | int, ...]]] = {
         "product": ("product",),
@@ -306,6 +549,11 @@ class PriceSpec(KindSpec):
         "recurring[meter]": ("recurring", "meter"),
         "transform_quantity[divide_by]": ("transform_quantity", "divide_by"),
         "transform_quantity[round]": ("transform_quantity", "round"),
+        "tax_behavior": ("tax_behavior",),
+        "custom_unit_amount": ("custom_unit_amount",),
+        "custom_unit_amount[minimum]": ("custom_unit_amount", "minimum"),
+        "custom_unit_amount[maximum]": ("custom_unit_amount", "maximum"),
+        "custom_unit_amount[preset]": ("custom_unit_amount", "preset"),
     }
     amounts = True
 
@@ -327,19 +575,16 @@ class PriceSpec(KindSpec):
             unit_amount=entry.get("unit_amount"),
             unit_amount_decimal=_decimal(entry.get("unit_amount_decimal")),
             tiers_mode=entry.get("tiers_mode"),
-            tiers=tuple(
-                Tier(
-                    up_to=None if t["up_to"] == "inf" else t["up_to"],
-                    unit_amount=t.get("unit_amount"),
-                    unit_amount_decimal=_decimal(t.get("unit_amount_decimal")),
-                    flat_amount=t.get("flat_amount"),
-                    flat_amount_decimal=_decimal(t.get("flat_amount_decimal")),
-                )
-                for t in entry.get("tiers", [])
-            ),
+            tiers=_build_tiers(entry.get("tiers", [])),
             transform_quantity=TransformQuantity(transform["divide_by"], transform["round"])
             if transform is not None
             else None,
+            **given(entry, "tax_behavior"),
+            currency_options={
+                code: _build_option(option)
+                for code, option in sorted((entry.get("currency_options") or {}).items())
+            },
+            custom_unit_amount=_build_custom(entry.get("custom_unit_amount")),
         )
 
     def identity(self, declared: Price) -> str:
@@ -348,7 +593,14 @@ class PriceSpec(KindSpec):
     def forces_replacement(self, root_field: str) -> bool:
         return root_field not in PRICE_UPDATABLE
 
+    def forces_replacement_of(self, change: ResourceChange, field_path: str) -> bool:
+        return replaces(field_path, change.before or {}, change.after or {})
+
     def param_field(self, param: str) -> tuple[str | int, ...] | None:
+        option = _OPTION_PARAM.fullmatch(param)
+        if option is not None:
+            inner = self.param_field(option.group(2).removeprefix("[").replace("]", "", 1))
+            return ("currency_options", option.group(1), *(inner or ()))
         tier = _TIER_PARAM.fullmatch(param)
         if tier is not None:
             return ("tiers", int(tier.group(1)), tier.group(2))
@@ -432,25 +684,29 @@ class PriceSpec(KindSpec):
             return None
         defaults = desired.default_prices()
         details = _details(price.product, price.lookup_key, live, snapshot, defaults)
-        diffs = field_changes(live.essence, after, after.keys())
+        # Options and bounds the account has are compared even when none are declared.
+        held = [k for k in ("currency_options", "custom_unit_amount") if k not in after]
+        compared = _compared(live.essence, after)
+        diffs = field_changes(compared, after, [*after.keys(), *held])
         if by_id:  # taken over by id: it gets its lookup key
             diffs = (FieldChange("lookup_key", None, price.lookup_key), *diffs)
-        fixed = [d.field for d in diffs if self.forces_replacement(root(d.field))]
+        fixed = [d.field for d in diffs if replaces(d.field, live.essence, after)]
         if price.active and fixed:
             return existing(
                 address,
                 self.kind,
                 Action.REPLACE,
-                f"fixed at creation: {', '.join(fixed)}",
+                _why_replaced(fixed),
                 ActionReason.CANNOT_UPDATE,
                 live=live,
-                after=marked(after),  # the new price is one stripe-reconcile creates
+                # the new price is one stripe-reconcile creates
+                after=marked(_carried(after, live.essence)),
                 diffs=diffs,
                 details=details,
             )
         if not price.active:
-            # An archived price is never replaced: only its updatable fields matter.
-            diffs = tuple(d for d in diffs if not self.forces_replacement(root(d.field)))
+            # An archived price is never replaced: only what changes in place matters.
+            diffs = tuple(d for d in diffs if d.field not in fixed)
         return update_or_archive(
             address, self.kind, live=live, after=after, diffs=diffs, details=details
         )
@@ -487,8 +743,10 @@ class PriceSpec(KindSpec):
                 if replace:
                     steps.append(_archive(address, "archive-old", old))
             case Action.UPDATE | Action.ARCHIVE:
-                fields = changed_params(change, ("nickname", "active"))
+                fields = changed_params(change, ("nickname", "active", "tax_behavior"))
                 fields.update({c.field: c.after for c in change.changes if c.field == "lookup_key"})
+                if any(root(c.field) == "currency_options" for c in change.changes):
+                    fields["currency_options"] = _changed_options(change)
                 if action is Action.ARCHIVE:
                     fields.pop("active", None)
                 if fields:
@@ -568,15 +826,6 @@ class PriceSpec(KindSpec):
                 "meter-backed price with migrations:"
             )
             return None
-        unsupported = []
-        custom = price.get("custom_unit_amount")
-        if isinstance(custom, Mapping) and any(v is not None for v in custom.values()):
-            unsupported.append("custom_unit_amount (pay what you want)")
-        if len(price.get("currency_options") or {}) > 1:
-            unsupported.append("currency_options")
-        if unsupported:
-            context.skipped.append(f"price {label} ({price['id']}): uses {', '.join(unsupported)}")
-            return None
         product = _text_id(price.get("product"))
         out: dict[str, Any] = {}
         key = price.get("lookup_key")
@@ -609,32 +858,81 @@ class PriceSpec(KindSpec):
                 rec["usage"] = "metered"
                 rec["meter"] = context.name(Kind.METER, str(recurring.get("meter")))
             out["recurring"] = rec
-        if price.get("billing_scheme") == "tiered":
+        tiered = price.get("billing_scheme") == "tiered"
+        if tiered:
             out["tiers_mode"] = price.get("tiers_mode")
-            tiers = []
-            for tier in price.get("tiers") or []:
-                entry: dict[str, Any] = {
-                    "up_to": "inf" if tier.get("up_to") is None else tier["up_to"]
-                }
-                _put_amount(
-                    entry, "unit_amount", tier.get("unit_amount"), tier.get("unit_amount_decimal")
-                )
-                _put_amount(
-                    entry, "flat_amount", tier.get("flat_amount"), tier.get("flat_amount_decimal")
-                )
-                tiers.append(entry)
-            out["tiers"] = tiers
-        else:
-            _put_amount(
-                out, "unit_amount", price.get("unit_amount"), price.get("unit_amount_decimal")
-            )
+        _import_amounts(out, price, tiered)
         transform = price.get("transform_quantity")
         if transform:
             out["transform_quantity"] = {
                 "divide_by": transform["divide_by"],
                 "round": transform["round"],
             }
+        if price.get("tax_behavior") not in (None, _UNSPECIFIED):
+            out["tax_behavior"] = price["tax_behavior"]
+        options = {
+            code: option
+            for code, option in sorted((price.get("currency_options") or {}).items())
+            if code != price.get("currency") and isinstance(option, Mapping)
+        }
+        if options:
+            out["currency_options"] = {}
+            for code, option in options.items():
+                entry: dict[str, Any] = {}
+                _import_amounts(entry, option, tiered)
+                if option.get("tax_behavior") not in (None, _UNSPECIFIED):
+                    entry["tax_behavior"] = option["tax_behavior"]
+                out["currency_options"][code] = entry
         return out
+
+
+def _import_amounts(out: dict[str, Any], obj: Mapping[str, Any], tiered: bool) -> None:
+    """The amount of a price or currency option as billing.yaml writes it: pay-what-you-want
+    bounds, tiers, or a unit amount."""
+    custom = custom_from_stripe(obj, tiered=tiered)
+    if custom is not None:
+        out["custom_unit_amount"] = {k: custom[k] for k in _BOUNDS if custom[k] is not None}
+    elif tiered:
+        tiers = []
+        for tier in obj.get("tiers") or []:
+            entry: dict[str, Any] = {"up_to": "inf" if tier.get("up_to") is None else tier["up_to"]}
+            _put_amount(
+                entry, "unit_amount", tier.get("unit_amount"), tier.get("unit_amount_decimal")
+            )
+            _put_amount(
+                entry, "flat_amount", tier.get("flat_amount"), tier.get("flat_amount_decimal")
+            )
+            tiers.append(entry)
+        out["tiers"] = tiers
+    else:
+        _put_amount(out, "unit_amount", obj.get("unit_amount"), obj.get("unit_amount_decimal"))
+
+
+def _build_tiers(entries: Iterable[Mapping[str, Any]]) -> tuple[Tier, ...]:
+    return tuple(
+        Tier(
+            up_to=None if t["up_to"] == "inf" else t["up_to"],
+            unit_amount=t.get("unit_amount"),
+            unit_amount_decimal=_decimal(t.get("unit_amount_decimal")),
+            flat_amount=t.get("flat_amount"),
+            flat_amount_decimal=_decimal(t.get("flat_amount_decimal")),
+        )
+        for t in entries
+    )
+
+
+def _build_custom(entry: Mapping[str, Any] | None) -> CustomUnitAmount | None:
+    return None if entry is None else CustomUnitAmount(**given(entry, *_BOUNDS))
+
+
+def _build_option(entry: Mapping[str, Any]) -> CurrencyOption:
+    return CurrencyOption(
+        unit_amount=entry.get("unit_amount"),
+        unit_amount_decimal=_decimal(entry.get("unit_amount_decimal")),
+        tiers=_build_tiers(entry.get("tiers", [])),
+        custom_unit_amount=_build_custom(entry.get("custom_unit_amount")),
+        **given(entry, "tax_behavior"),
+    )
 
 
 def _text_id(value: Any) -> str | None:

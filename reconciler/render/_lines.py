@@ -141,13 +141,29 @@ def _is_tier_list(path: str, value: Any) -> bool:
     )
 
 
+_BOUNDS = frozenset({"minimum", "maximum", "preset"})
+"""Pay-what-you-want bounds (under ``custom_unit_amount``): amounts too."""
+_OPTION_PATH = re.compile(r"(?:^|\.)currency_options\.([a-z]{3})(?=$|[.\[])")
+
+
 def _is_amount(path: str) -> bool:
-    return path.rsplit(".", maxsplit=1)[-1] in _AMOUNT_FIELDS
+    parts = path.split(".")
+    return parts[-1] in _AMOUNT_FIELDS or (
+        parts[-1] in _BOUNDS and len(parts) > 1 and parts[-2] == "custom_unit_amount"
+    )
+
+
+def _path_currency(path: str, currency: str | None) -> str | None:
+    """The currency of the amounts at ``path``: a currency option's own
+    (``currency_options.eur...``), else the object's."""
+    found = _OPTION_PATH.search(path)
+    return found.group(1) if found else currency
 
 
 def _leaves(path: str, value: Any, currency: str | None = None) -> dict[str, str | None]:
     """Flatten a value to ``{dotted.path: text}``; None stays None so callers can omit it.
     With a ``currency``, tiers show their amounts as money too."""
+    currency = _path_currency(path, currency)
     if isinstance(value, Mapping) and value:
         out: dict[str, str | None] = {}
         for key in sorted(value, key=str):
@@ -186,7 +202,7 @@ def created_fields(after: Mapping[str, Any] | None) -> tuple[FieldValue, ...]:
             FieldValue(
                 path,
                 text,
-                _money(raw.get(path), currency) if _is_amount(path) else None,
+                _money(raw.get(path), _path_currency(path, currency)) if _is_amount(path) else None,
             )
             for path, text in _leaves(str(name), after[name], currency).items()
             if text is not None
@@ -198,6 +214,12 @@ def forces_replacement(kind: Kind | str, field: str) -> bool:
     """Whether a change to ``field`` of a ``kind`` object can only be made by replacing it."""
     spec = spec_for(kind)
     return spec is not None and spec.forces_replacement(re.split(r"[.\[]", field, maxsplit=1)[0])
+
+
+def _forces_replacement_in(change: ResourceChange, field: str) -> bool:
+    """Whether, in this change, the change of ``field`` is one only a replacement makes."""
+    spec = spec_for(change.kind)
+    return spec is not None and spec.forces_replacement_of(change, field)
 
 
 def _shows_money(kind: Kind | str) -> bool:
@@ -215,8 +237,8 @@ def changed_fields(change: ResourceChange) -> tuple[FieldDiff, ...]:
     new_currency = new_currency or old_currency
     money = _shows_money(change.kind)
     for field_change in change.changes:
-        forced = change.why is ActionReason.CANNOT_UPDATE and forces_replacement(
-            change.kind, field_change.field
+        forced = change.why is ActionReason.CANNOT_UPDATE and _forces_replacement_in(
+            change, field_change.field
         )
         before = _leaves(field_change.field, field_change.before, old_currency)
         after = _leaves(field_change.field, field_change.after, new_currency)
@@ -230,8 +252,8 @@ def changed_fields(change: ResourceChange) -> tuple[FieldDiff, ...]:
                 forced,
                 *(
                     (
-                        _money(raw_before.get(path), old_currency),
-                        _money(raw_after.get(path), new_currency),
+                        _money(raw_before.get(path), _path_currency(path, old_currency)),
+                        _money(raw_after.get(path), _path_currency(path, new_currency)),
                     )
                     if money and _is_amount(path)
                     else (None, None)

@@ -152,7 +152,7 @@ def test_each_kind_comes_after_what_it_needs(order: tuple[object, ...], edges: s
         (Kind.METER, ["display_name", "active"], ["aggregation", "customer_key", "value_key"]),
         (
             Kind.PRICE,
-            ["nickname", "metadata", "active", "lookup_key"],
+            ["nickname", "metadata", "active", "lookup_key", "tax_behavior", "currency_options"],
             [
                 "unit_amount",
                 "tiers",
@@ -161,6 +161,7 @@ def test_each_kind_comes_after_what_it_needs(order: tuple[object, ...], edges: s
                 "currency",
                 "product",
                 "transform_quantity",
+                "custom_unit_amount",
             ],
         ),
         (Kind.ALERT, ["active"], ["threshold", "customer", "recurrence"]),
@@ -186,6 +187,25 @@ def test_refused_parameters_map_to_billing_yaml_fields() -> None:
         "unit_amount_decimal",
     )
     assert price.param_field("recurring[meter]") == ("recurring", "meter")
+    assert price.param_field("custom_unit_amount[preset]") == ("custom_unit_amount", "preset")
+    assert price.param_field("currency_options[eur][unit_amount]") == (
+        "currency_options",
+        "eur",
+        "unit_amount",
+    )
+    assert price.param_field("currency_options[eur][tiers][1][flat_amount]") == (
+        "currency_options",
+        "eur",
+        "tiers",
+        1,
+        "flat_amount",
+    )
+    assert price.param_field("currency_options[gbp][custom_unit_amount][minimum]") == (
+        "currency_options",
+        "gbp",
+        "custom_unit_amount",
+        "minimum",
+    )
     assert price.param_field("expand") is None
     assert alert.param_field("usage_threshold[filters][0][customer]") == ("customer",)
 
@@ -209,3 +229,56 @@ def test_readers_refuse_a_section_no_kind_has() -> None:
 def test_a_kind_not_listed_reads_as_none() -> None:
     assert snapshot_from_objects() == Snapshot()
     assert "products" not in import_account(mode="test").text
+
+
+@pytest.mark.parametrize(
+    ("field", "before", "after", "replaced"),
+    [
+        ("tax_behavior", {"tax_behavior": "unspecified"}, {"tax_behavior": "inclusive"}, False),
+        ("tax_behavior", {"tax_behavior": "inclusive"}, {"tax_behavior": "exclusive"}, True),
+        ("tax_behavior", {"tax_behavior": "exclusive"}, {"tax_behavior": "unspecified"}, True),
+        ("currency_options", {}, {"currency_options": {"eur": {}}}, False),
+        ("currency_options", {"currency_options": {"eur": {"unit_amount": "1"}}}, {}, False),
+        (
+            "currency_options.gbp",
+            {"currency_options": {"eur": {}, "gbp": {"unit_amount": "1"}}},
+            {"currency_options": {"eur": {}}},
+            True,
+        ),
+        (
+            "currency_options.gbp",
+            {"currency_options": {"eur": {"unit_amount": "1"}}},
+            {"currency_options": {"eur": {}, "gbp": {}}},
+            False,
+        ),
+        (
+            "currency_options.eur.unit_amount",
+            {"currency_options": {"eur": {"tax_behavior": "inclusive"}}},
+            {"currency_options": {"eur": {}}},
+            False,
+        ),
+        (
+            "currency_options.eur.tax_behavior",
+            {"currency_options": {"eur": {"tax_behavior": "unspecified"}}},
+            {"currency_options": {"eur": {"tax_behavior": "inclusive"}}},
+            False,
+        ),
+        (
+            "currency_options.eur.tax_behavior",
+            {"currency_options": {"eur": {"tax_behavior": "inclusive"}}},
+            {"currency_options": {"eur": {"tax_behavior": "exclusive"}}},
+            True,
+        ),
+        ("custom_unit_amount.minimum", {}, {}, True),
+    ],
+)
+def test_a_price_field_replaces_only_where_stripe_cannot_update_it(
+    field: str, before: dict[str, object], after: dict[str, object], replaced: bool
+) -> None:
+    """Whether a change to a price's field is a replacement depends on the account's value."""
+    price = spec_for(Kind.PRICE)
+    assert price is not None
+    change = ResourceChange(
+        "price.x", Kind.PRICE, Action.REPLACE, "edited", before=before, after=after
+    )
+    assert price.forces_replacement_of(change, field) is replaced

@@ -906,3 +906,36 @@ def test_control_characters_are_shown_not_sent(render: Any) -> None:
     assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", out)
     assert "price.a\\x1b[2J" in out
     assert "price.evil\\x1b]8;;x\\x07\\x0d" in out
+
+
+def test_amounts_in_other_currencies_show_as_their_own_money() -> None:
+    after = _price(
+        recurring=None,
+        unit_amount=None,
+        custom_unit_amount={"minimum": 500, "maximum": None, "preset": 2000},
+        currency_options={
+            "jpy": {
+                "unit_amount": None,
+                "tiers": None,
+                "custom_unit_amount": {"minimum": 100, "maximum": None, "preset": None},
+            }
+        },
+    )
+    created = ResourceChange(
+        "price.top_up", "price", Action.CREATE, "not in the account", after=after
+    )
+    before = _price(currency_options={"eur": {"unit_amount": "4500", "tiers": None}})
+    changed = ResourceChange(
+        "price.pro",
+        "price",
+        Action.UPDATE,
+        "changed: currency_options.eur.unit_amount",
+        before=before,
+        after=_price(currency_options={"eur": {"unit_amount": "4700", "tiers": None}}),
+        changes=(FieldChange("currency_options.eur.unit_amount", "4500", "4700"),),
+        stripe_id="price_1",
+    )
+    text = render_text(Plan("sha256:c", "sha256:s", (created, changed)), color=False)
+    assert re.search(r"currency_options\.jpy\.custom_unit_amount\.minimum\s+= 100 \(¥100\)", text)
+    assert re.search(r" custom_unit_amount\.preset\s+= 2000 \(\$20\.00\)", text)
+    assert '~ currency_options.eur.unit_amount: "4500" -> "4700" (€45.00 -> €47.00)' in text

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from reconciler.config import load_config
+from reconciler.config import load_config, load_text
 from reconciler.errors import ReconcileError
 from reconciler.kinds import Kind
 from reconciler.kinds.registry import spec_for
+from reconciler.model import CustomUnitAmount
 from reconciler.plan import Action, FieldChange, Plan, ResourceChange
 from reconciler.planner import build_plan
 from reconciler.snapshot import Snapshot
@@ -401,3 +402,167 @@ def test_a_migration_of_several_prices_puts_each_new_prices_id_in() -> None:
             }
         ]
     }
+
+
+OPTIONS = load_text(
+    """\
+version: 1
+mode: test
+products:
+  - {id: prod_pro, name: Pro}
+  - {id: prod_credits, name: Credits}
+prices:
+  - lookup_key: pro_monthly
+    product: prod_pro
+    currency: usd
+    unit_amount: 4900
+    recurring: {interval: month}
+    tax_behavior: exclusive
+    currency_options:
+      gbp: {unit_amount: 3900, tax_behavior: inclusive}
+      eur: {unit_amount_decimal: "4500.5"}
+  - lookup_key: pro_seats
+    product: prod_pro
+    currency: usd
+    recurring: {interval: month}
+    tiers_mode: volume
+    tiers:
+      - {up_to: 10, unit_amount: 1000}
+      - {up_to: inf, unit_amount: 800}
+    currency_options:
+      eur:
+        tiers:
+          - {up_to: 10, unit_amount: 900}
+          - {up_to: inf, flat_amount: 5000}
+  - lookup_key: credits_top_up
+    product: prod_credits
+    currency: usd
+    custom_unit_amount: {minimum: 500, preset: 2000}
+    currency_options:
+      eur: {custom_unit_amount: {maximum: 90000}}
+""",
+    "billing.yaml",
+)
+MARKER = {"managed_by": "stripe-reconcile"}
+
+
+def price_steps(live: Snapshot, address: str) -> list[tuple[str, str, dict[str, Any]]]:
+    steps = plan_steps(build_plan(OPTIONS, live))
+    return [(s.name, s.path(IDS), s.params(IDS)) for s in steps if s.address == address]
+
+
+def test_a_price_is_created_with_its_tax_behavior_currencies_and_bounds() -> None:
+    steps = plan_steps(build_plan(OPTIONS, Snapshot()))
+    assert step(steps, "price.pro_monthly", "create").params(IDS) == {
+        "product": "prod_pro",
+        "currency": "usd",
+        "lookup_key": "pro_monthly",
+        "metadata": MARKER,
+        "recurring": {"interval": "month", "interval_count": 1, "usage_type": "licensed"},
+        "unit_amount_decimal": "4900",
+        "tax_behavior": "exclusive",
+        "currency_options": {
+            "eur": {"unit_amount_decimal": "4500.5"},
+            "gbp": {"unit_amount_decimal": "3900", "tax_behavior": "inclusive"},
+        },
+    }
+    assert step(steps, "price.pro_seats", "create").params(IDS)["currency_options"] == {
+        "eur": {
+            "tiers": [
+                {"up_to": 10, "unit_amount_decimal": "900"},
+                {"up_to": "inf", "flat_amount_decimal": "5000"},
+            ]
+        }
+    }
+    top_up = step(steps, "price.credits_top_up", "create").params(IDS)
+    assert "unit_amount_decimal" not in top_up and "recurring" not in top_up
+    assert top_up["custom_unit_amount"] == {"enabled": True, "minimum": 500, "preset": 2000}
+    assert top_up["currency_options"] == {
+        "eur": {"custom_unit_amount": {"enabled": True, "maximum": 90000}}
+    }
+
+
+def test_an_account_holding_them_needs_no_write() -> None:
+    assert plan_steps(build_plan(OPTIONS, snapshot_matching(OPTIONS))) == []
+
+
+def test_a_tax_behavior_is_set_in_place_while_unspecified() -> None:
+    live = edit_live(
+        snapshot_matching(OPTIONS), "prices", "pro_monthly", tax_behavior="unspecified"
+    )
+    assert price_steps(live, "price.pro_monthly") == [
+        ("update", "/v1/prices/price_0", {"tax_behavior": "exclusive"})
+    ]
+
+
+def test_an_update_sends_each_changed_currency_whole() -> None:
+    matching = snapshot_matching(OPTIONS)
+    options = matching.prices["pro_monthly"].essence["currency_options"]
+    eur = {**options["eur"], "unit_amount": "4000"}
+    live = edit_live(matching, "prices", "pro_monthly", currency_options={"eur": eur})
+    assert price_steps(live, "price.pro_monthly") == [
+        (
+            "update",
+            "/v1/prices/price_0",
+            {
+                "currency_options": {
+                    "eur": {"unit_amount_decimal": "4500.5"},
+                    "gbp": {"unit_amount_decimal": "3900", "tax_behavior": "inclusive"},
+                }
+            },
+        )
+    ]
+    live = edit_live(matching, "prices", "pro_monthly", currency_options={**options, "eur": eur})
+    assert price_steps(live, "price.pro_monthly") == [
+        (
+            "update",
+            "/v1/prices/price_0",
+            {"currency_options": {"eur": {"unit_amount_decimal": "4500.5"}}},
+        )
+    ]
+
+
+def test_currencies_no_longer_declared_are_cleared_with_an_empty_value() -> None:
+    declared = dataclasses.replace(
+        OPTIONS,
+        prices=tuple(
+            dataclasses.replace(p, currency_options={}) if p.lookup_key == "pro_monthly" else p
+            for p in OPTIONS.prices
+        ),
+    )
+    steps = plan_steps(build_plan(declared, snapshot_matching(OPTIONS)))
+    assert [(s.name, s.params(IDS)) for s in steps if s.address == "price.pro_monthly"] == [
+        ("update", {"currency_options": ""})
+    ]
+
+
+def test_a_replacement_keeps_the_tax_behaviors_billing_yaml_leaves_out() -> None:
+    declared = dataclasses.replace(
+        OPTIONS,
+        prices=tuple(
+            dataclasses.replace(p, custom_unit_amount=CustomUnitAmount(minimum=800))
+            if p.lookup_key == "credits_top_up"
+            else p
+            for p in OPTIONS.prices
+        ),
+    )
+    matching = snapshot_matching(OPTIONS)
+    options = matching.prices["credits_top_up"].essence["currency_options"]
+    live = edit_live(
+        matching,
+        "prices",
+        "credits_top_up",
+        tax_behavior="inclusive",
+        currency_options={"eur": {**options["eur"], "tax_behavior": "exclusive"}},
+    )
+    plan = build_plan(declared, live)
+    change = next(c for c in plan.changes if c.address == "price.credits_top_up")
+    assert (change.action, change.reason) == (
+        Action.REPLACE,
+        "fixed at creation: custom_unit_amount.minimum, custom_unit_amount.preset",
+    )
+    create = step(plan_steps(plan), "price.credits_top_up", "create").params(IDS)
+    assert create["transfer_lookup_key"] is True
+    assert create["custom_unit_amount"] == {"enabled": True, "minimum": 800}
+    assert create["tax_behavior"] == "inclusive"
+    assert create["currency_options"]["eur"]["tax_behavior"] == "exclusive"

@@ -26,6 +26,8 @@ __all__ = [
     "build_price",
     "check_currency",
     "check_lookup_key",
+    "currency_option",
+    "custom_unit_amount",
     "make_product",
     "move_lookup_key",
     "plan_of",
@@ -324,6 +326,89 @@ def plan_of(price: JSON, api_version: str) -> JSON:
     return plan
 
 
+def custom_unit_amount(value: Any, param: str) -> JSON | None:
+    """Pay-what-you-want bounds as Stripe returns them (``enabled`` is only a request flag)."""
+    if value is None:
+        return None
+    if value.get("enabled") is not True:
+        raise invalid(
+            f"Pass `{param}[enabled]=true` to let the customer choose the amount, or omit "
+            f"`{param}`.",
+            param=f"{param}[enabled]",
+        )
+    bounds: JSON = {
+        name: None if value.get(name) is None else _amount(value[name], f"{param}[{name}]")
+        for name in ("maximum", "minimum", "preset")
+    }
+    low, high, preset = bounds["minimum"], bounds["maximum"], bounds["preset"]
+    if low is not None and high is not None and low > high:
+        raise invalid(
+            f"{param}[maximum] must be greater than or equal to {param}[minimum].",
+            param=f"{param}[maximum]",
+        )
+    if preset is not None and (
+        (low is not None and preset < low) or (high is not None and preset > high)
+    ):
+        raise invalid(
+            f"{param}[preset] must be between {param}[minimum] and {param}[maximum].",
+            param=f"{param}[preset]",
+        )
+    return bounds
+
+
+def currency_option(option: JSON, code: str, main: JSON, current: JSON | None = None) -> JSON:
+    """One currency option of ``main``, priced the way ``main`` is (a unit amount, tiers,
+    or pay what you want). ``current``: the option it updates, whose tax behavior stays
+    unless given, and once set cannot change."""
+    prefix = f"currency_options[{code}]"
+    custom = custom_unit_amount(option.get("custom_unit_amount"), f"{prefix}[custom_unit_amount]")
+    if (custom is None) != (main["custom_unit_amount"] is None):
+        raise invalid(
+            f"`{prefix}[custom_unit_amount]` is required exactly when the price has "
+            "`custom_unit_amount`.",
+            param=f"{prefix}[custom_unit_amount]",
+        )
+    tax = option.get("tax_behavior")
+    held = (current or {}).get("tax_behavior") or "unspecified"
+    if tax is not None and held not in ("unspecified", tax):
+        raise invalid(
+            f"{prefix}[tax_behavior] cannot be changed once it is {held}.",
+            param=f"{prefix}[tax_behavior]",
+        )
+    unit, unit_decimal = _amount_pair(option, "unit_amount", f"{prefix}[")
+    entry: JSON = {
+        "custom_unit_amount": custom,
+        "tax_behavior": tax or held,
+        "unit_amount": unit,
+        "unit_amount_decimal": unit_decimal,
+    }
+    if main["billing_scheme"] == "tiered":
+        if unit_decimal is not None:
+            raise invalid(
+                f"`{prefix}[unit_amount]` cannot be used with `billing_scheme=tiered`; give "
+                f"`{prefix}[tiers]`.",
+                param=f"{prefix}[unit_amount]",
+            )
+        entry["tiers"] = _tiers(option, prefix)
+    elif option.get("tiers") is not None:
+        raise invalid(
+            f"`{prefix}[tiers]` requires `billing_scheme=tiered`.", param=f"{prefix}[tiers]"
+        )
+    elif custom is None and unit_decimal is None:
+        raise missing_param(
+            f"{prefix}[unit_amount]",
+            f"Missing required param: {prefix}[unit_amount]. Each currency option needs an "
+            "amount, like the price's own.",
+        )
+    elif custom is not None and unit_decimal is not None:
+        raise invalid(
+            f"You may only specify one of these parameters: {prefix}[custom_unit_amount], "
+            f"{prefix}[unit_amount].",
+            param=f"{prefix}[unit_amount]",
+        )
+    return entry
+
+
 def _currency_options(params: JSON, currency: str, main: JSON) -> JSON:
     options: JSON = {
         currency: {
@@ -344,16 +429,7 @@ def _currency_options(params: JSON, currency: str, main: JSON) -> JSON:
                 "currency_options cannot repeat the price's own currency.",
                 param=f"currency_options[{code}]",
             )
-        unit, unit_decimal = _amount_pair(option, "unit_amount", f"currency_options[{code}][")
-        entry: JSON = {
-            "custom_unit_amount": option.get("custom_unit_amount"),
-            "tax_behavior": option.get("tax_behavior") or "unspecified",
-            "unit_amount": unit,
-            "unit_amount_decimal": unit_decimal,
-        }
-        if main["billing_scheme"] == "tiered":
-            entry["tiers"] = _tiers(option, f"currency_options[{code}]")
-        options[key] = entry
+        options[key] = currency_option(option, str(code), main)
     return options
 
 
@@ -401,7 +477,9 @@ def build_price(req: Request, params: JSON, product_id: str) -> tuple[JSON, JSON
         "billing_scheme": scheme,
         "created": req.now(),
         "currency": currency,
-        "custom_unit_amount": params.get("custom_unit_amount"),
+        "custom_unit_amount": custom_unit_amount(
+            params.get("custom_unit_amount"), "custom_unit_amount"
+        ),
         "livemode": False,
         "lookup_key": params.get("lookup_key"),
         "metadata": apply_metadata({}, params.get("metadata") or {}),
@@ -415,6 +493,24 @@ def build_price(req: Request, params: JSON, product_id: str) -> tuple[JSON, JSON
         "unit_amount": None,
         "unit_amount_decimal": None,
     }
+    if price["custom_unit_amount"] is not None:
+        if price["recurring"] is not None:
+            raise invalid(
+                "`custom_unit_amount` is only supported on one-time prices; it cannot be used "
+                "with `recurring`.",
+                param="custom_unit_amount",
+            )
+        if scheme == "tiered":
+            raise invalid(
+                "`custom_unit_amount` cannot be used with `billing_scheme=tiered`.",
+                param="custom_unit_amount",
+            )
+        for name in ("unit_amount", "unit_amount_decimal"):
+            if params.get(name) is not None:
+                raise invalid(
+                    f"You may only specify one of these parameters: custom_unit_amount, {name}.",
+                    param=name,
+                )
     if scheme == "tiered":
         for name in ("unit_amount", "unit_amount_decimal"):
             if params.get(name) is not None:

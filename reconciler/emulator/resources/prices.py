@@ -4,7 +4,13 @@ Only Stripe's updatable fields can change (the SDK's ``PriceUpdateParams``
 says which; anything else is ``parameter_unknown``). ``lookup_key`` is unique
 among active prices; ``transfer_lookup_key=true`` moves it atomically. The
 product's default price cannot be archived. ``tiers`` and
-``currency_options`` only appear when expanded. Legacy metered prices
+``currency_options`` only appear when expanded (the options include the price's
+own currency). ``tax_behavior`` changes only while ``unspecified``, on the price
+and on each currency option. An update's ``currency_options`` sets each currency
+it names whole (keeping its tax behavior unless given), removes one given empty,
+and ``currency_options=""`` removes all. ``custom_unit_amount`` (pay what you
+want) is only for one-time prices, instead of an amount, and its currency options
+give bounds too. Legacy metered prices
 (no meter, ``recurring.aggregate_usage``) exist only on API versions up to
 ``2025-02-24.acacia``: see :mod:`reconciler.emulator.versions`.
 """
@@ -20,7 +26,9 @@ from reconciler.emulator.resources.catalog import (
     PRICE,
     PRODUCT,
     build_price,
+    check_currency,
     check_lookup_key,
+    currency_option,
     make_product,
     move_lookup_key,
     product_for_price,
@@ -107,28 +115,7 @@ def update(req: Request) -> JSON:
             )
         price["tax_behavior"] = params["tax_behavior"]
     if "currency_options" in params:
-        options = dict(price.get("currency_options") or {})
-        for code, option in (params["currency_options"] or {}).items():
-            if code == price["currency"]:
-                raise invalid(
-                    "currency_options cannot change the price's own currency.",
-                    param=f"currency_options[{code}]",
-                )
-            if option is None:
-                options.pop(code, None)
-            else:
-                options[code] = {
-                    "custom_unit_amount": option.get("custom_unit_amount"),
-                    "tax_behavior": option.get("tax_behavior") or "unspecified",
-                    "unit_amount": option.get("unit_amount"),
-                    "unit_amount_decimal": option.get("unit_amount_decimal")
-                    or (
-                        str(option["unit_amount"])
-                        if option.get("unit_amount") is not None
-                        else None
-                    ),
-                }
-        price["currency_options"] = options
+        price["currency_options"] = _updated_options(price, params["currency_options"])
     if "nickname" in params:
         price["nickname"] = params["nickname"]
     if "metadata" in params:
@@ -139,6 +126,27 @@ def update(req: Request) -> JSON:
     req.store.put(PRICE, price)
     emit(req, "price.updated", price)
     return price
+
+
+def _updated_options(price: JSON, given: JSON | None) -> JSON:
+    """Currency options after an update: ``""`` (None) clears all but the price's own
+    currency, a currency given empty is removed, any other is set whole."""
+    own = price["currency"]
+    current = dict(price.get("currency_options") or {})
+    if given is None:
+        return {code: option for code, option in current.items() if code == own}
+    for code, option in given.items():
+        key = check_currency(code, f"currency_options[{code}]")
+        if key == own:
+            raise invalid(
+                "currency_options cannot change the price's own currency.",
+                param=f"currency_options[{code}]",
+            )
+        if option is None:
+            current.pop(key, None)
+        else:
+            current[key] = currency_option(option, str(code), price, current.get(key))
+    return current
 
 
 def list_(req: Request) -> JSON:
