@@ -500,6 +500,7 @@ def _build_migration(name: str, m: dict[str, Any]) -> Migration:
         require_usage_parity=Decimal(parity[:-1]) if parity is not None else None,
         paused=m.get("paused", False),
         quantity=m.get("quantity"),
+        allow_tax_behavior_change=m.get("allow_tax_behavior_change", False),
         defer_within=duration_seconds(m.get("defer_within", duration_text(DEFER_WITHIN_SECONDS))),
     )
 

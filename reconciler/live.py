@@ -153,6 +153,9 @@ def _read_pair(
     to_metered = target is None or target.is_metered
     live_target = snapshot.prices.get(to_price)
     to_price_id = live_target.stripe_id if live_target is not None else None
+    to_tax = (target.tax_behavior if target is not None else None) or (
+        live_target.essence.get("tax_behavior") if live_target is not None else None
+    )
     legacy = read_legacy_price(gateway, from_price)
     if legacy is None:
         return MigrationSnapshot(
@@ -174,8 +177,15 @@ def _read_pair(
         if recurring
         else None,
         to_terms=target.terms if target is not None else None,
+        from_tax_behavior=_specified(legacy.get("tax_behavior")),
+        to_tax_behavior=_specified(to_tax),
     )
     return read, legacy
+
+
+def _specified(tax_behavior: Any) -> str | None:
+    """A tax behaviour, or None when Stripe says ``unspecified`` (or nothing)."""
+    return str(tax_behavior) if tax_behavior not in (None, "", "unspecified") else None
 
 
 def _read_migration(

@@ -236,6 +236,10 @@ class MigrationSnapshot:
     subscriptions: tuple[LiveSubscription, ...] = ()
     moved: tuple[str, ...] = ()
     usage: Mapping[str, tuple[Decimal, Decimal] | None] = field(default_factory=dict)
+    from_tax_behavior: str | None = None
+    """The legacy price's tax behaviour, and the target's (declared, else as read): None
+    when unspecified."""
+    to_tax_behavior: str | None = None
     also: tuple[MigrationSnapshot, ...] = ()
     """The migration's further pairs (``Migration.also``), in order, each read like the
     first but without subscriptions: those holding any ``from`` price are in
@@ -270,6 +274,8 @@ class _Move:
     to_metered: bool
     to_price_id: str | None
     from_active: bool
+    tax_behaviors: tuple[str, str] | None = None
+    """(from, to) when both are specified and differ."""
 
 
 def to_price_placeholder(migration: Migration, to_price: str) -> str:
@@ -293,6 +299,11 @@ def _moves(migration: Migration, snap: MigrationSnapshot) -> dict[str, _Move]:
             to_metered=read.to_metered,
             to_price_id=read.to_price_id,
             from_active=read.from_price_active,
+            tax_behaviors=(read.from_tax_behavior, read.to_tax_behavior)
+            if read.from_tax_behavior
+            and read.to_tax_behavior
+            and read.from_tax_behavior != read.to_tax_behavior
+            else None,
         )
     return moves
 
@@ -519,6 +530,16 @@ def _decide(
             State.BLOCKED,
             blocker=f"the legacy price {archived} is archived, and a schedule phase may not "
             "name an inactive price: reactivate it until the migration is done",
+            switch_at=switch,
+        )
+    taxed = next((moves[i.price] for i in held if moves[i.price].tax_behaviors), None)
+    if taxed is not None and taxed.tax_behaviors and not migration.allow_tax_behavior_change:
+        old, new = taxed.tax_behaviors
+        return _Decision(
+            State.BLOCKED,
+            blocker=f"{taxed.from_id} is tax {old} and {taxed.to_price} tax {new}: what the "
+            "customer pays would change with the tax; declare allow_tax_behavior_change: "
+            "true to move it anyway",
             switch_at=switch,
         )
     metered = any(i.metered for i in held)

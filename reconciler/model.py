@@ -432,6 +432,10 @@ class Migration:
     """Seconds before a renewal within which a subscription is not scheduled to switch at
     that renewal (it waits for the next one): a schedule written as Stripe renews the
     subscription would race it."""
+    allow_tax_behavior_change: bool = False
+    """Move subscriptions between prices whose tax behaviours differ (inclusive and
+    exclusive): what the customer pays changes with the tax, so it is blocked unless
+    declared."""
     also: tuple[tuple[str, str], ...] = ()
     """Further ``(from_price, to_price)`` pairs moved in the same schedule write as the
     first (billing.yaml's ``prices:``): a subscription holding items on several of the
@@ -466,6 +470,8 @@ class Migration:
         _put(out, "quantity", self.quantity)
         if self.defer_within != DEFER_WITHIN_SECONDS:
             out["defer_within"] = duration_text(self.defer_within)
+        if self.allow_tax_behavior_change:
+            out["allow_tax_behavior_change"] = True
         return out
 
 

@@ -103,7 +103,7 @@ def _migration_evidence(migration: MigrationSnapshot) -> dict[str, Any]:
 
 
 def _pair_evidence(migration: MigrationSnapshot) -> dict[str, Any]:
-    return {
+    evidence: dict[str, Any] = {
         "from_price_id": migration.from_price_id,
         "from_price_active": migration.from_price_active,
         "from_aggregation": migration.from_aggregation,
@@ -116,3 +116,7 @@ def _pair_evidence(migration: MigrationSnapshot) -> dict[str, Any]:
             for sub, pair in sorted(migration.usage.items())
         },
     }
+    for side in ("from_tax_behavior", "to_tax_behavior"):  # when set: older fingerprints hold
+        if getattr(migration, side) is not None:
+            evidence[side] = getattr(migration, side)
+    return evidence

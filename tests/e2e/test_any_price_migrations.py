@@ -290,3 +290,24 @@ migrations:
         "raise-2026": 2,
         "raise-team": 2,
     }
+
+
+def test_a_move_between_tax_behaviours_is_blocked_until_allowed(
+    emulator: Emulator, gateway: Gateway
+) -> None:
+    taxed = CATALOG.replace(
+        "unit_amount: 1000,", "unit_amount: 1000, tax_behavior: exclusive,"
+    ).replace("unit_amount: 1200,", "unit_amount: 1200, tax_behavior: inclusive,")
+    assert not converge(load_text(taxed, "billing.yaml"), gateway).has_changes
+    _clock, _customer, sub = subscribe(gateway, "seat_2025", 2)
+    migrations = "migrations:\n  raise-2026:\n    from_price: seat_2025\n    to_price: seat_2026\n"
+    config = load_text(taxed + migrations, "billing.yaml")
+    blocked = converge(config, gateway)
+    (row,) = next(c for c in blocked.changes if c.kind == "migration").details["subscriptions"]
+    assert (row["subscription"], row["state"]) == (sub, "blocked")
+    assert "tax exclusive and seat_2026 tax inclusive" in row["blocker"]
+    allowed = load_text(taxed + migrations + "    allow_tax_behavior_change: true\n", "b.yaml")
+    after = converge(allowed, gateway)
+    assert next(c for c in after.changes if c.kind == "migration").details["counts"] == {
+        "scheduled": 1
+    }

@@ -896,3 +896,50 @@ def test_adopting_a_schedule_with_pairs_to_different_prices_restores_exactly() -
     restored = rows(paused, pairs_snapshot(two_item_sub("sub_1", schedule=live)))["sub_1"]
     assert restored["action"] == "restore_schedule"
     assert [p["items"] for p in restored["params"]["phases"]] == [p["items"] for p in phases]
+
+
+# --- tax behaviour --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "allowed", "state"),
+    [
+        ("exclusive", "inclusive", False, "blocked"),
+        ("exclusive", "inclusive", True, "pending"),
+        ("exclusive", "exclusive", False, "pending"),
+        (None, "inclusive", False, "pending"),  # unspecified: nothing to compare
+    ],
+)
+def test_a_move_between_tax_behaviours_is_blocked_unless_allowed(
+    old: str | None, new: str, allowed: bool, state: str
+) -> None:
+    migration = Migration(
+        name="raise",
+        from_price="seat_2025",
+        to_price="seat_2026",
+        allow_tax_behavior_change=allowed,
+    )
+    snap = licensed_snapshot(licensed_sub("sub_a"), from_tax_behavior=old, to_tax_behavior=new)
+    row = rows(migration, snap)["sub_a"]
+    assert row["state"] == state
+    if state == "blocked":
+        assert row["blocker"] == (
+            f"{SEAT_OLD} is tax exclusive and seat_2026 tax inclusive: what the customer pays "
+            "would change with the tax; declare allow_tax_behavior_change: true to move it anyway"
+        )
+
+
+def test_only_subscriptions_holding_the_pair_whose_tax_behaviour_changes_are_blocked() -> None:
+    snap = pairs_snapshot(
+        two_item_sub("sub_both"),
+        sub(
+            "sub_seat",
+            items=(SubscriptionItem(SEAT_OLD, 1, period_start=START, period_end=END, id="si"),),
+        ),
+    )
+    taxed = dataclasses.replace(
+        snap.also[0], from_tax_behavior="inclusive", to_tax_behavior="exclusive"
+    )
+    found = rows(consolidating(), dataclasses.replace(snap, also=(taxed,)))
+    assert (found["sub_both"]["state"], found["sub_seat"]["state"]) == ("blocked", "pending")
+    assert found["sub_both"]["blocker"].startswith(f"{ADDON_OLD} is tax inclusive and seat_2026")
