@@ -837,7 +837,7 @@ def _check_portal_switching(
             where: Path = (*here, "prices", k)
             if price is None:
                 reporter.add(where, f"'{key}' is not the lookup_key of a price declared in prices")
-            elif price.product != product_id:
+            elif product is not None and price.product != product_id:
                 reporter.add(
                     where, f"'{key}' is a price of product '{price.product}', not '{product_id}'"
                 )

@@ -13,6 +13,8 @@ out keeps Stripe's value (Stripe's default on create), so nothing flaps against
 the defaults Stripe fills in; ``null`` clears a nullable text. The lists of
 allowed updates and cancellation reasons are sets (compared in any order); the
 products a subscription may switch between, and their prices, are ordered.
+Cancelling at the period end is written with ``proration_behavior: none`` when
+billing.yaml leaves it out: the only one Stripe takes with that mode.
 
 ``features.subscription_update.products`` is includable: the list is read with
 ``expand[]=data.features.subscription_update.products``. Products are named by id,
@@ -63,7 +65,7 @@ _SETS = frozenset(
     }
 )
 """Lists whose order means nothing: compared sorted."""
-_LISTS = frozenset({"allowed_updates", "default_allowed_updates", "options", "products"})
+_LISTS = frozenset({"allowed_updates", "default_allowed_updates", "products"})
 """List parameters Stripe empties with ``""`` (an empty list sends nothing in a form)."""
 _PARAM_PART = re.compile(r"[^\[\]]+")
 _PROFILE = ("headline", "privacy_policy_url", "terms_of_service_url")
@@ -180,9 +182,10 @@ def _feature_params(name: str, stated: Mapping[str, Any], ids: Ids) -> dict[str,
             }
             for entry in params["products"]
         ]
-    reason = params.get("cancellation_reason")
-    if isinstance(reason, dict) and reason.get("options") == []:
-        reason["options"] = ""
+    if name == "subscription_cancel" and params.get("mode") == "at_period_end":
+        # The only proration Stripe takes with that mode: a stored create_prorations (set
+        # with mode immediately) would have the update refused.
+        params.setdefault("proration_behavior", "none")
     for key in _LISTS:
         if params.get(key) == []:
             params[key] = ""
@@ -402,11 +405,17 @@ def _import_one(
         for entry in switching.get("products") or []
         for price in entry.get("prices") or []
     ]
-    unnamed = sorted({price for price in offered if price not in keys or price not in active})
+    unnamed = sorted({price for price in offered if price not in keys})
     if unnamed:
         return None, (
-            f"offers {', '.join(unnamed)}, archived or without a lookup key; give each an active "
-            "lookup key (or take it out of the configuration) and import again"
+            f"offers {', '.join(unnamed)} without a lookup key: apply this file (it gives such "
+            "prices the lookup key it proposes), then import again"
+        )
+    archived = sorted({price for price in offered if price not in active})
+    if archived:
+        return None, (
+            f"offers archived {', '.join(archived)}: billing.yaml offers active prices only; "
+            "take it out of the configuration, then import again"
         )
     essence = portal_essence_from_stripe(config, keys)
     features = essence["features"]
@@ -414,6 +423,9 @@ def _import_one(
         return None, "lets customers switch subscriptions without naming a product to switch to"
     if not offered:
         features["subscription_update"].pop("products", None)  # said by leaving it out
+    cancel = features["subscription_cancel"]
+    if not cancel["cancellation_reason"]["options"]:
+        del cancel["cancellation_reason"]  # billing.yaml offers at least one reason
     entry: dict[str, Any] = {"name": essence["name"]}
     profile = {k: v for k, v in essence["business_profile"].items() if v is not None}
     if profile:
