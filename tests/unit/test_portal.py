@@ -4,10 +4,13 @@ import leaves out."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from reconciler.config import load_text
+from reconciler.config import load_text, locate_field
 from reconciler.importer import import_account
+from reconciler.kinds import Kind
+from reconciler.kinds.registry import spec_for
 from reconciler.live import snapshot_from_objects
 from reconciler.plan import Action
 from reconciler.planner import build_plan
@@ -151,3 +154,29 @@ def test_import_leaves_out_switching_enabled_with_nothing_to_switch_to() -> None
         "portal configuration Empty (bpc_1): lets customers switch subscriptions without naming "
         "a product to switch to"
     ]
+
+
+def test_a_refused_parameter_is_located_in_billing_yaml(tmp_path: Path) -> None:
+    """What apply prints beside a write Stripe refused for good: the field's place."""
+    config = tmp_path / "billing.yaml"
+    config.write_text(
+        "version: 1\nmode: test\nproducts:\n  - {id: prod_app, name: App}\nprices:\n"
+        "  - {lookup_key: app_monthly, product: prod_app, currency: usd, unit_amount: 100,"
+        " recurring: {interval: month}}\n"
+        "portal_configurations:\n"
+        "  - name: Self-serve\n"
+        "    features:\n"
+        "      subscription_update:\n"
+        "        enabled: true\n"
+        "        default_allowed_updates: [price]\n"
+        "        products: [{product: prod_app, prices: [app_monthly]}]\n",
+        encoding="utf-8",
+    )
+    spec = spec_for(Kind.PORTAL)
+    assert spec is not None
+    field = spec.param_field("features[subscription_update][products][0][prices][0]")
+    assert field is not None
+    assert locate_field(config, "portal.Self-serve", field) == (
+        f"{config}:13:49: portal_configurations[0].features.subscription_update.products[0]"
+        ".prices[0]"
+    )
