@@ -380,29 +380,34 @@ def test_plan_reads_configurations_only_when_billing_yaml_declares_one(
     assert emulator.stats()["by_route"][f"GET {PATH}"] == 1
 
 
+def refused(*edits: str, id: str) -> Any:
+    """A validate case: pairs of text in DOC and its replacement, then the error expected."""
+    return pytest.param(edits, id=id)
+
+
 REFUSED = [
-    pytest.param(
+    refused(
         "{product: prod_app, prices: [app_monthly, app_yearly]}",
         "{product: prod_gone, prices: [app_monthly]}",
         "billing.yaml:29:23: portal_configurations[0].features.subscription_update.products[0]"
         ".product: product 'prod_gone' is not declared in products",
         id="unknown-product",
     ),
-    pytest.param(
+    refused(
         "prices: [app_monthly, app_yearly]",
         "prices: [app_monthly, app_daily]",
         "billing.yaml:29:55: portal_configurations[0].features.subscription_update.products[0]"
         ".prices[1]: 'app_daily' is not the lookup_key of a price declared in prices",
         id="unknown-price",
     ),
-    pytest.param(
+    refused(
         "prices: [app_monthly, app_yearly]",
         "prices: [app_monthly, other_monthly]",
         "billing.yaml:29:55: portal_configurations[0].features.subscription_update.products[0]"
         ".prices[1]: 'other_monthly' is a price of product 'prod_other', not 'prod_app'",
         id="price-of-another-product",
     ),
-    pytest.param(
+    refused(
         "prices: [app_monthly, app_yearly]",
         "prices: [app_setup]",
         "billing.yaml:29:42: portal_configurations[0].features.subscription_update.products[0]"
@@ -410,21 +415,45 @@ REFUSED = [
         "recurring prices",
         id="one-time-price",
     ),
-    pytest.param(
+    refused(
         "recurring: {interval: year}}",
         "recurring: {interval: year}, active: false}",
         "billing.yaml:29:55: portal_configurations[0].features.subscription_update.products[0]"
         ".prices[1]: 'app_yearly' is declared archived; the portal offers active prices",
         id="archived-price",
     ),
-    pytest.param(
+    refused(
         "        products:\n          - {product: prod_app, prices: [app_monthly, app_yearly]}\n",
         "",
         "billing.yaml:25:9: portal_configurations[0].features.subscription_update: enabled "
         "subscription updates need products to switch between",
         id="switching-without-products",
     ),
-    pytest.param(
+    refused(
+        "        default_allowed_updates: [price]\n",
+        "",
+        "billing.yaml:25:9: portal_configurations[0].features.subscription_update: enabled "
+        "subscription updates need default_allowed_updates",
+        id="switching-without-allowed-updates",
+    ),
+    refused(
+        "{product: prod_app, prices: [app_monthly, app_yearly]}",
+        "{product: prod_app, prices: [app_monthly]}\n"
+        "          - {product: prod_app, prices: [app_yearly]}",
+        "billing.yaml:30:23: portal_configurations[0].features.subscription_update.products[1]"
+        ".product: product 'prod_app' is offered twice (also products[0])",
+        id="product-twice",
+    ),
+    refused(
+        "  - {id: prod_other, name: Other}\n",
+        "  - {id: prod_other, name: Other, active: false}\n",
+        "{product: prod_app, prices: [app_monthly, app_yearly]}",
+        "{product: prod_other, prices: [other_monthly]}",
+        "billing.yaml:29:23: portal_configurations[0].features.subscription_update.products[0]"
+        ".product: product 'prod_other' is declared inactive",
+        id="inactive-product",
+    ),
+    refused(
         "        mode: immediately\n",
         "",
         "billing.yaml:21:29: portal_configurations[0].features.subscription_cancel"
@@ -432,7 +461,7 @@ REFUSED = [
         "a cancellation made at once)",
         id="prorated-cancel-at-period-end",
     ),
-    pytest.param(
+    refused(
         "        proration_behavior: create_prorations\n        products:",
         "        proration_behavior: sometimes\n        products:",
         "billing.yaml:27:29: portal_configurations[0].features.subscription_update"
@@ -440,7 +469,7 @@ REFUSED = [
         "not 'sometimes'",
         id="schema",
     ),
-    pytest.param(
+    refused(
         "    metadata: {team: growth}\n",
         "    metadata: {managed_by: me}\n",
         "billing.yaml:30:16: portal_configurations[0].metadata.managed_by: 'managed_by' is "
@@ -450,13 +479,15 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(("old", "new", "expected"), REFUSED)
-def test_validate_refuses_what_a_configuration_cannot_offer(
-    old: str, new: str, expected: str
-) -> None:
-    assert old in DOC
+@pytest.mark.parametrize("edits", REFUSED)
+def test_validate_refuses_what_a_configuration_cannot_offer(edits: tuple[str, ...]) -> None:
+    *pairs, expected = edits
+    text = DOC
+    for old, new in zip(pairs[::2], pairs[1::2], strict=True):
+        assert old in text
+        text = text.replace(old, new)
     with pytest.raises(ConfigErrors) as caught:
-        load_text(DOC.replace(old, new), "billing.yaml")
+        load_text(text, "billing.yaml")
     assert expected in [str(error) for error in caught.value.errors]
 
 
