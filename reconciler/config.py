@@ -34,6 +34,7 @@ from reconciler.model import (
     Feature,
     Meter,
     Migration,
+    PortalConfiguration,
     Price,
     Product,
     SwitchAt,
@@ -115,11 +116,14 @@ def locate_field(
     except ConfigErrors:
         return None
     found: Path | None = None
-    sections: list[tuple[str, tuple[Product | Meter | Price | Alert, ...]]] = [
+    sections: list[
+        tuple[str, tuple[Product | Meter | Price | Alert | PortalConfiguration, ...]]
+    ] = [
         ("products", desired.products),
         ("meters", desired.meters),
         ("prices", desired.prices),
         ("alerts", desired.alerts),
+        ("portal_configurations", desired.portal_configurations),
     ]
     for section, items in sections:
         for index, item in enumerate(items):
@@ -179,7 +183,7 @@ def _check(located: Located, source: str) -> Desired:
     raise reporter.failure()
 
 
-_SECTIONS = ("products", "meters", "prices", "alerts", "migrations")
+_SECTIONS = ("products", "meters", "prices", "alerts", "portal_configurations", "migrations")
 _REFERENCES = {
     "products": ("is not declared in products",),
     "meters": ("is not declared in meters",),
@@ -538,6 +542,11 @@ def _check_identities(desired: Desired, reporter: _Reporter) -> None:
             ("features", i, "lookup_key"),
             f"duplicate feature lookup_key '{key}' (also features[{first}])",
         )
+    for i, key, first in _duplicates(enumerate(c.name for c in desired.portal_configurations)):
+        reporter.add(
+            ("portal_configurations", i, "name"),
+            f"duplicate portal configuration name '{key}' (also portal_configurations[{first}])",
+        )
     for i, key, first in _duplicates(enumerate((a.meter, a.title) for a in desired.alerts)):
         reporter.add(
             ("alerts", i, "title"),
@@ -546,11 +555,12 @@ def _check_identities(desired: Desired, reporter: _Reporter) -> None:
 
 
 def _check_metadata(desired: Desired, reporter: _Reporter) -> None:
-    owners: list[tuple[str, int, Product | Price | Feature]] = [
+    owners: list[tuple[str, int, Product | Price | Feature | PortalConfiguration]] = [
         ("products", i, p) for i, p in enumerate(desired.products)
     ]
     owners += [("prices", i, p) for i, p in enumerate(desired.prices)]
     owners += [("features", i, f) for i, f in enumerate(desired.features)]
+    owners += [("portal_configurations", i, c) for i, c in enumerate(desired.portal_configurations)]
     for section, index, owner in owners:
         if MANAGED_BY_KEY in owner.metadata:
             reporter.add(
@@ -932,10 +942,77 @@ def _check_migration_ends(
         )
 
 
+def _check_portal_configurations(desired: Desired, reporter: _Reporter) -> None:
+    """What a portal configuration may offer: declared products, and of each its own active
+    recurring prices; and the settings Stripe requires together."""
+    for i, config in enumerate(desired.portal_configurations):
+        at: Path = ("portal_configurations", i, "features")
+        features = config.settings["features"]
+        _check_portal_switching(desired, config, (*at, "subscription_update"), reporter)
+        cancel = features.get("subscription_cancel") or {}
+        if cancel.get("proration_behavior") == "create_prorations" and (
+            cancel.get("mode") != "immediately"
+        ):
+            reporter.add(
+                (*at, "subscription_cancel", "proration_behavior"),
+                "create_prorations needs mode: immediately (Stripe prorates only a cancellation "
+                "made at once)",
+            )
+
+
+def _check_portal_switching(
+    desired: Desired, config: PortalConfiguration, at: Path, reporter: _Reporter
+) -> None:
+    switching = config.settings["features"].get("subscription_update")
+    if switching is None:
+        return
+    if switching["enabled"]:  # Stripe refuses either left out (parameter_missing)
+        if "default_allowed_updates" not in switching:
+            reporter.add(at, "enabled subscription updates need default_allowed_updates")
+        if not switching.get("products"):
+            reporter.add(at, "enabled subscription updates need products to switch between")
+    products = {p.id: p for p in desired.products}
+    prices = {p.lookup_key: p for p in desired.prices}
+    offered: dict[str, int] = {}
+    for j, (product_id, keys) in enumerate(config.products):
+        here: Path = (*at, "products", j)
+        product = products.get(product_id)
+        if product_id in offered:
+            reporter.add(
+                (*here, "product"),
+                f"product '{product_id}' is offered twice (also products[{offered[product_id]}])",
+            )
+        offered.setdefault(product_id, j)
+        if product is None:
+            reporter.add((*here, "product"), f"product '{product_id}' is not declared in products")
+        elif not product.active:
+            reporter.add((*here, "product"), f"product '{product_id}' is declared inactive")
+        for k, key in enumerate(keys):
+            price = prices.get(key)
+            where: Path = (*here, "prices", k)
+            if price is None:
+                reporter.add(where, f"'{key}' is not the lookup_key of a price declared in prices")
+            elif product is not None and price.product != product_id:
+                reporter.add(
+                    where, f"'{key}' is a price of product '{price.product}', not '{product_id}'"
+                )
+            elif price.recurring is None:
+                reporter.add(
+                    where,
+                    f"'{key}' is a one-time price; the portal switches subscriptions between "
+                    "recurring prices",
+                )
+            elif not price.active:
+                reporter.add(
+                    where, f"'{key}' is declared archived; the portal offers active prices"
+                )
+
+
 _SEMANTIC_CHECKS: tuple[Callable[[Desired, _Reporter], None], ...] = (
     _check_identities,
     _check_metadata,
     _check_prices,
     _check_alerts,
+    _check_portal_configurations,
     _check_migrations,
 )

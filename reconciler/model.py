@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_VALUE_KEY",
     "MANAGED_BY_KEY",
     "MANAGED_BY_VALUE",
+    "PORTAL_SETTINGS",
     "Alert",
     "CurrencyOption",
     "CustomUnitAmount",
@@ -25,6 +26,7 @@ __all__ = [
     "Feature",
     "Meter",
     "Migration",
+    "PortalConfiguration",
     "Price",
     "Product",
     "Recurring",
@@ -377,6 +379,43 @@ class Feature:
         }
 
 
+PORTAL_SETTINGS = ("business_profile", "default_return_url", "login_page", "features")
+"""A portal configuration's settings other than its name, metadata and ``active``: each
+managed only when billing.yaml states it (and, in a hash, only the keys it states)."""
+
+
+@dataclass(frozen=True)
+class PortalConfiguration:
+    """A customer portal configuration (``/v1/billing_portal/configurations``), identified
+    by its name. ``settings`` holds the settings billing.yaml states, as stated (the
+    keys of ``PORTAL_SETTINGS``; ``features`` always): what it leaves out keeps Stripe's
+    value. Subscription updates name products by id and prices by lookup key."""
+
+    name: str
+    settings: Mapping[str, Any]
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    active: bool = True
+
+    @property
+    def address(self) -> str:
+        return f"portal.{self.name}"
+
+    @property
+    def products(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(product id, price lookup keys) a customer may switch between, as declared."""
+        update = self.settings.get("features", {}).get("subscription_update") or {}
+        return tuple(
+            (entry["product"], tuple(entry["prices"])) for entry in update.get("products") or ()
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        out.update({k: self.settings[k] for k in PORTAL_SETTINGS if k in self.settings})
+        out["metadata"] = dict(self.metadata)
+        out["active"] = self.active
+        return out
+
+
 @dataclass(frozen=True)
 class SwitchAt:
     """When a subscription switches price: ``period_end``, ``now`` or a fixed epoch time."""
@@ -485,6 +524,7 @@ class Desired:
     prices: tuple[Price, ...] = ()
     alerts: tuple[Alert, ...] = ()
     features: tuple[Feature, ...] = ()
+    portal_configurations: tuple[PortalConfiguration, ...] = ()
     migrations: tuple[Migration, ...] = ()
     version: int = 1
 
@@ -497,6 +537,8 @@ class Desired:
         out["alerts"] = [a.to_dict() for a in self.alerts]
         if self.features:  # absent when empty: a file without features keeps its hash
             out["features"] = [f.to_dict() for f in self.features]
+        if self.portal_configurations:  # likewise
+            out["portal_configurations"] = [c.to_dict() for c in self.portal_configurations]
         out["migrations"] = {m.name: m.to_dict() for m in self.migrations}
         return out
 
@@ -519,4 +561,6 @@ class Desired:
         ]
         if self.features:
             parts.insert(4, (len(self.features), "feature"))
+        if self.portal_configurations:
+            parts.insert(-1, (len(self.portal_configurations), "portal configuration"))
         return ", ".join(f"{n} {word}{'s' if n != 1 else ''}" for n, word in parts)

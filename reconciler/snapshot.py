@@ -2,7 +2,7 @@
 
 ``live.py`` fills a Snapshot through the gateway; tests build them by hand.
 Keys are identities: product id, meter event name, price lookup key, alert
-``(event name, title)``. Pure values, no I/O.
+``(event name, title)``, portal configuration name. Pure values, no I/O.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class Snapshot:
     prices: Mapping[str, LiveObject] = field(default_factory=dict)
     alerts: Mapping[tuple[str, str], LiveObject] = field(default_factory=dict)
     features: Mapping[str, LiveObject] = field(default_factory=dict)
+    portal_configurations: Mapping[str, LiveObject] = field(default_factory=dict)
     duplicate_alerts: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     anonymous_prices: tuple[str, ...] = ()
     orphan_prices: tuple[str, ...] = ()
@@ -91,6 +92,8 @@ class Snapshot:
         }
         if self.features:  # absent when there are none: older fingerprints stay the same
             evidence["features"] = section(self.features)
+        if self.portal_configurations:  # likewise
+            evidence["portal_configurations"] = section(self.portal_configurations)
         return evidence
 
 

@@ -16,6 +16,7 @@ from reconciler.model import (
     Feature,
     Meter,
     Migration,
+    PortalConfiguration,
     Price,
     Product,
     Recurring,
@@ -197,6 +198,12 @@ def desired_states(draw: Any) -> Desired:
             st.lists(st.sampled_from(["hd_export", "api.access", "sso"]), max_size=2, unique=True)
         )
     )
+    portal_configurations = tuple(
+        draw(portal_configuration_states(name, prices))
+        for name in draw(
+            st.lists(st.sampled_from(["Self-serve", "Team admins"]), max_size=2, unique=True)
+        )
+    )
     metered = [p for p in prices if p.is_metered]
     migrations = tuple(
         Migration(
@@ -227,5 +234,92 @@ def desired_states(draw: Any) -> Desired:
         prices=tuple(prices),
         alerts=alerts,
         features=features,
+        portal_configurations=portal_configurations,
         migrations=migrations,
+    )
+
+
+urls = st.sampled_from(["https://example.com/account", "http://localhost:8000/back"])
+
+
+@st.composite
+def portal_configuration_states(draw: Any, name: str, prices: list[Price]) -> PortalConfiguration:
+    """A valid configuration: it offers declared active recurring prices of their own
+    products, and states any part of the settings."""
+    offerable: dict[str, list[str]] = {}
+    for price in prices:
+        if price.recurring is not None and price.active:
+            offerable.setdefault(price.product, []).append(price.lookup_key)
+    features: dict[str, Any] = {}
+    if draw(st.booleans()):
+        features["invoice_history"] = {"enabled": draw(st.booleans())}
+    if draw(st.booleans()):
+        features["customer_update"] = {
+            "enabled": draw(st.booleans()),
+            "allowed_updates": draw(
+                st.lists(st.sampled_from(["email", "tax_id", "address"]), unique=True)
+            ),
+        }
+    if draw(st.booleans()):
+        features["payment_method_update"] = {"enabled": draw(st.booleans())}
+    if draw(st.booleans()):
+        cancel: dict[str, Any] = {"enabled": draw(st.booleans())}
+        mode = draw(st.sampled_from([None, "at_period_end", "immediately"]))
+        if mode is not None:
+            cancel["mode"] = mode
+        if mode == "immediately":
+            cancel["proration_behavior"] = draw(st.sampled_from(["none", "create_prorations"]))
+        if draw(st.booleans()):
+            cancel["cancellation_reason"] = {
+                "enabled": draw(st.booleans()),
+                "options": draw(
+                    st.lists(
+                        st.sampled_from(["other", "too_expensive", "unused"]),
+                        min_size=1,
+                        unique=True,
+                    )
+                ),
+            }
+        features["subscription_cancel"] = cancel
+    if offerable and draw(st.booleans()):
+        chosen = draw(st.lists(st.sampled_from(sorted(offerable)), min_size=1, unique=True))
+        features["subscription_update"] = {
+            "enabled": draw(st.booleans()),
+            "default_allowed_updates": draw(
+                st.lists(st.sampled_from(["price", "quantity"]), unique=True)
+            ),
+            "proration_behavior": draw(st.sampled_from(["none", "always_invoice"])),
+            "products": [
+                {
+                    "product": product,
+                    "prices": draw(
+                        st.lists(st.sampled_from(offerable[product]), min_size=1, unique=True)
+                    ),
+                }
+                for product in chosen
+            ],
+        }
+    elif draw(st.booleans()):
+        features["subscription_update"] = {"enabled": False}
+    if not features:
+        features["invoice_history"] = {"enabled": True}
+    settings: dict[str, Any] = {"features": features}
+    if draw(st.booleans()):
+        settings["business_profile"] = draw(
+            st.sampled_from(
+                [
+                    {"headline": "Manage your plan"},
+                    {"headline": None, "privacy_policy_url": "https://example.com/privacy"},
+                ]
+            )
+        )
+    if draw(st.booleans()):
+        settings["default_return_url"] = draw(st.none() | urls)
+    if draw(st.booleans()):
+        settings["login_page"] = {"enabled": draw(st.booleans())}
+    return PortalConfiguration(
+        name=name,
+        settings=settings,
+        metadata=draw(st.sampled_from([{}, {"team": "growth"}])),
+        active=draw(st.booleans()),
     )

@@ -7,11 +7,13 @@ prove those never show as drift.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from reconciler.kinds.alert import alert_essence_from_stripe
 from reconciler.kinds.feature import feature_essence_from_stripe
 from reconciler.kinds.meter import meter_essence_from_stripe
+from reconciler.kinds.portal import portal_essence_from_stripe
 from reconciler.kinds.price import price_essence_from_stripe
 from reconciler.kinds.product import product_essence_from_stripe
 from reconciler.model import (
@@ -23,6 +25,7 @@ from reconciler.model import (
     Desired,
     Feature,
     Meter,
+    PortalConfiguration,
     Price,
     Product,
     Tier,
@@ -204,6 +207,83 @@ def feature_json(feature: Feature, feature_id: str) -> dict[str, Any]:
     }
 
 
+def _merged(base: dict[str, Any], stated: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with the hashes and values of ``stated`` laid over it."""
+    out = dict(base)
+    for key, value in stated.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def portal_json(
+    config: PortalConfiguration, config_id: str, price_ids: Mapping[str, str]
+) -> dict[str, Any]:
+    """Stripe's configuration with what ``config`` states over Stripe's defaults, its
+    products expanded (``price_ids``: lookup key -> price id)."""
+    stated = dict(config.settings)
+    switching = stated.get("features", {}).get("subscription_update")
+    if switching is not None and "products" in switching:
+        products = [
+            {
+                "adjustable_quantity": {"enabled": False, "maximum": None, "minimum": 1},
+                "prices": [price_ids[key] for key in entry["prices"]],
+                "product": entry["product"],
+            }
+            for entry in switching["products"]
+        ]
+        stated["features"] = {
+            **stated["features"],
+            "subscription_update": {**switching, "products": products},
+        }
+    defaults: dict[str, Any] = {
+        "id": config_id,
+        "object": "billing_portal.configuration",
+        "active": config.active,
+        "application": None,
+        "business_profile": {
+            "headline": None,
+            "privacy_policy_url": None,
+            "terms_of_service_url": None,
+        },
+        "created": 1700000000,
+        "default_return_url": None,
+        "features": {
+            "customer_update": {"allowed_updates": [], "enabled": False},
+            "invoice_history": {"enabled": False},
+            "payment_method_update": {"enabled": False, "payment_method_configuration": None},
+            "subscription_cancel": {
+                "cancellation_reason": {
+                    "enabled": False,
+                    "options": ["too_expensive", "missing_features", "switched_service"],
+                },
+                "enabled": False,
+                "mode": "at_period_end",
+                "proration_behavior": "none",
+            },
+            "subscription_pause": {"enabled": False},
+            "subscription_update": {
+                "billing_cycle_anchor": None,
+                "default_allowed_updates": [],
+                "enabled": False,
+                "products": [],
+                "proration_behavior": "none",
+                "schedule_at_period_end": {"conditions": []},
+                "trial_update_behavior": "end_trial",
+            },
+        },
+        "is_default": False,
+        "livemode": False,
+        "login_page": {"enabled": False, "url": None},
+        "metadata": {**config.metadata, **MANAGED},
+        "name": config.name,
+        "updated": 1700000000,
+    }
+    return _merged(defaults, stated)
+
+
 def snapshot_matching(desired: Desired) -> Snapshot:
     """The snapshot of an account that already holds exactly what ``desired`` declares."""
     meter_ids = {m.event_name: f"mtr_{i}" for i, m in enumerate(desired.meters)}
@@ -246,5 +326,14 @@ def snapshot_matching(desired: Desired) -> Snapshot:
             )
             for i, f in enumerate(desired.features)
             if f.active
+        },
+        portal_configurations={
+            c.name: LiveObject(
+                f"bpc_{i}",
+                portal_essence_from_stripe(
+                    portal_json(c, f"bpc_{i}", price_ids), {v: k for k, v in price_ids.items()}
+                ),
+            )
+            for i, c in enumerate(desired.portal_configurations)
         },
     )

@@ -2,10 +2,10 @@
 
 This package's top level holds only the ``Kind`` enum, so that the plan can be
 typed by it without importing the specs (which build plan values). Each kind's
-module (``product``, ``meter``, ``price``, ``alert``, ``feature``) says everything about
-that kind: identity, essences, updatable and fixed fields, how it is listed,
-how it is planned, its steps per action, how it is imported and how it
-renders. The core iterates the registry and names no kind itself.
+module (``product``, ``meter``, ``price``, ``alert``, ``feature``,
+``portal``) says everything about that kind: identity, essences, updatable and
+fixed fields, how it is listed, how it is planned, its steps per action, how it
+is imported and how it renders. The core iterates the registry and names no kind itself.
 """
 
 from __future__ import annotations
@@ -24,4 +24,5 @@ class Kind(enum.StrEnum):
     PRICE = "price"
     ALERT = "alert"
     FEATURE = "feature"
+    PORTAL = "portal"
     MIGRATION = "migration"

@@ -15,6 +15,7 @@ from reconciler.kinds.alert import AlertSpec
 from reconciler.kinds.base import KindSpec
 from reconciler.kinds.feature import FeatureSpec
 from reconciler.kinds.meter import MeterSpec
+from reconciler.kinds.portal import PortalSpec
 from reconciler.kinds.price import PriceSpec
 from reconciler.kinds.product import ProductSpec
 
@@ -26,6 +27,7 @@ REGISTRY: tuple[KindSpec, ...] = (
     PriceSpec(),
     AlertSpec(),
     FeatureSpec(),
+    PortalSpec(),
 )
 
 _BY_KIND = {spec.kind: spec for spec in REGISTRY}

@@ -299,3 +299,41 @@ def test_configuration_events(emu: Emulator) -> None:
     previous = events[0].data.previous_attributes
     assert previous is not None
     assert previous.to_dict()["name"] == "Evented"
+
+
+def test_cancel_prorations_only_when_cancelling_at_once(client: stripe.StripeClient) -> None:
+    param = "features[subscription_cancel][proration_behavior]"
+    for cancel in (
+        {"enabled": True, "mode": "immediately", "proration_behavior": "always_invoice"},
+        {"enabled": True, "mode": "at_period_end", "proration_behavior": "create_prorations"},
+        {"enabled": True, "proration_behavior": "create_prorations"},  # at period end by default
+    ):
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            _create(client, features={"subscription_cancel": cancel})
+        assert (caught.value.http_status, caught.value.param) == (400, param)
+    config = _create(
+        client,
+        features={
+            "subscription_cancel": {
+                "enabled": True,
+                "mode": "immediately",
+                "proration_behavior": "create_prorations",
+            }
+        },
+    )
+    assert config.features.subscription_cancel.proration_behavior == "create_prorations"
+    # The stored proration behaviour holds against a later change of mode alone.
+    with pytest.raises(stripe.InvalidRequestError) as later:
+        client.v1.billing_portal.configurations.update(
+            config.id, params={"features": {"subscription_cancel": {"mode": "at_period_end"}}}
+        )
+    assert later.value.param == param
+    moved = client.v1.billing_portal.configurations.update(
+        config.id,
+        params={
+            "features": {
+                "subscription_cancel": {"mode": "at_period_end", "proration_behavior": "none"}
+            }
+        },
+    )
+    assert moved.features.subscription_cancel.mode == "at_period_end"

@@ -129,6 +129,7 @@ def test_registry_order_is_apply_order() -> None:
         Kind.PRICE,
         Kind.ALERT,
         Kind.FEATURE,
+        Kind.PORTAL,
     ]
 
 
@@ -166,6 +167,18 @@ def test_each_kind_comes_after_what_it_needs(order: tuple[object, ...], edges: s
         ),
         (Kind.ALERT, ["active"], ["threshold", "customer", "recurrence"]),
         (Kind.FEATURE, ["name", "metadata", "active"], []),
+        (
+            Kind.PORTAL,
+            [
+                "business_profile",
+                "default_return_url",
+                "login_page",
+                "features",
+                "metadata",
+                "active",
+            ],
+            [],
+        ),
     ],
 )
 def test_what_changes_in_place_and_what_replaces(
@@ -208,6 +221,18 @@ def test_refused_parameters_map_to_billing_yaml_fields() -> None:
     )
     assert price.param_field("expand") is None
     assert alert.param_field("usage_threshold[filters][0][customer]") == ("customer",)
+    portal = spec_for(Kind.PORTAL)
+    assert portal is not None
+    assert portal.param_field("features[subscription_update][products][0][prices][1]") == (
+        "features",
+        "subscription_update",
+        "products",
+        0,
+        "prices",
+        1,
+    )
+    assert portal.param_field("business_profile[headline]") == ("business_profile", "headline")
+    assert portal.param_field("expand[0]") is None
 
 
 def test_a_change_keeps_its_kind_typed_whether_given_as_text_or_member() -> None:

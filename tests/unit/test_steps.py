@@ -8,6 +8,7 @@ objects made in the same apply resolve against the ids known when they run.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ import pytest
 from reconciler.config import load_config, load_text
 from reconciler.errors import ReconcileError
 from reconciler.kinds import Kind
+from reconciler.kinds.portal import portal_essence
 from reconciler.kinds.registry import spec_for
-from reconciler.model import CustomUnitAmount
+from reconciler.model import CustomUnitAmount, PortalConfiguration
 from reconciler.plan import Action, FieldChange, Plan, ResourceChange
 from reconciler.planner import build_plan
 from reconciler.snapshot import Snapshot
@@ -248,7 +250,9 @@ def test_switching_meters_and_alerts_off_and_on() -> None:
     ]
 
 
-@pytest.mark.parametrize("kind", [Kind.PRODUCT, Kind.METER, Kind.PRICE, Kind.ALERT, Kind.FEATURE])
+@pytest.mark.parametrize(
+    "kind", [Kind.PRODUCT, Kind.METER, Kind.PRICE, Kind.ALERT, Kind.FEATURE, Kind.PORTAL]
+)
 def test_an_action_a_kind_cannot_take_is_refused_before_any_write(kind: Kind) -> None:
     spec = spec_for(kind)
     assert spec is not None
@@ -566,3 +570,221 @@ def test_a_replacement_keeps_the_tax_behaviors_billing_yaml_leaves_out() -> None
     assert create["custom_unit_amount"] == {"enabled": True, "minimum": 800}
     assert create["tax_behavior"] == "inclusive"
     assert create["currency_options"]["eur"]["tax_behavior"] == "exclusive"
+
+
+PORTAL = PortalConfiguration(
+    name="Self-serve",
+    settings={
+        "business_profile": {"headline": "Manage your plan", "privacy_policy_url": None},
+        "default_return_url": None,
+        "login_page": {"enabled": True},
+        "features": {
+            "customer_update": {"enabled": False, "allowed_updates": []},
+            "subscription_cancel": {"enabled": True, "mode": "at_period_end"},
+            "subscription_update": {
+                "enabled": True,
+                "default_allowed_updates": ["quantity", "price"],
+                "products": [
+                    {"product": "prod_pro_plan", "prices": ["pro_monthly_base", "pro_yearly"]}
+                ],
+            },
+        },
+    },
+    metadata={"team": "growth"},
+)
+YEARLY = dataclasses.replace(
+    next(p for p in EXAMPLE.prices if p.lookup_key == "pro_monthly_base"),
+    lookup_key="pro_yearly",
+    default=False,
+    unit_amount=99000,
+)
+WITH_PORTAL = dataclasses.replace(
+    EXAMPLE, prices=(*EXAMPLE.prices, YEARLY), portal_configurations=(PORTAL,)
+)
+PORTAL_PATH = "/v1/billing_portal/configurations"
+
+
+def test_a_portal_configuration_is_created_once_prices_exist_naming_them_by_id() -> None:
+    steps = plan_steps(build_plan(WITH_PORTAL, snapshot_matching(EXAMPLE)))
+    assert [(s.phase, s.address, s.name) for s in steps] == [
+        (PHASE_PRICES, "price.pro_yearly", "create"),
+        (PHASE_DEFAULTS, "portal.Self-serve", "create"),
+    ]
+    create = step(steps, "portal.Self-serve", "create")
+    assert create.path(IDS) == PORTAL_PATH
+    with pytest.raises(KeyError):  # the new price's id is known only once it is made
+        create.params(IDS)
+    ids = Ids(IDS.known)
+    ids.remember("price", "pro_yearly", "price_y")  # what apply does when the price is made
+    assert create.params(ids) == {
+        "name": "Self-serve",
+        "metadata": {"team": "growth", "managed_by": "stripe-reconcile"},
+        "business_profile": {"headline": "Manage your plan"},
+        "login_page": {"enabled": True},
+        "features": {
+            "customer_update": {"enabled": False, "allowed_updates": ""},
+            "subscription_cancel": {
+                "enabled": True,
+                "mode": "at_period_end",
+                "proration_behavior": "none",  # the only one Stripe takes at the period end
+            },
+            "subscription_update": {
+                "enabled": True,
+                "default_allowed_updates": ["price", "quantity"],
+                "products": [{"product": "prod_pro_plan", "prices": ["price_p", "price_y"]}],
+            },
+        },
+    }
+
+
+def test_a_portal_update_sends_the_changed_settings_and_the_archive_comes_last() -> None:
+    spec = spec_for(Kind.PORTAL)
+    assert spec is not None
+    live = snapshot_matching(WITH_PORTAL)
+    edited = edit_live(
+        live,
+        "portal_configurations",
+        "Self-serve",
+        business_profile={"headline": "Old", "privacy_policy_url": "https://example.com/p"},
+        metadata={"team": "ops", "managed_by": "stripe-reconcile"},
+    )
+    retired = dataclasses.replace(
+        WITH_PORTAL, portal_configurations=(dataclasses.replace(PORTAL, active=False),)
+    )
+    change = next(
+        c for c in build_plan(retired, edited).changes if c.address == "portal.Self-serve"
+    )
+    assert change.action is Action.ARCHIVE
+    assert [c.field for c in change.changes] == [
+        "business_profile.headline",
+        "business_profile.privacy_policy_url",
+        "metadata.team",
+        "active",
+    ]
+    path = f"{PORTAL_PATH}/bpc_0"
+    assert [(s.phase, s.name, s.path(IDS), s.params(IDS)) for s in spec.steps(change)] == [
+        (
+            PHASE_DEFAULTS,
+            "update",
+            path,
+            {
+                "metadata": {"team": "growth"},
+                "business_profile": {"headline": "Manage your plan", "privacy_policy_url": ""},
+            },
+        ),
+        (PHASE_RETIRE, "archive", path, {"active": False}),
+    ]
+
+
+def test_a_portal_update_sends_whole_only_the_feature_hashes_that_changed() -> None:
+    spec = spec_for(Kind.PORTAL)
+    assert spec is not None
+    live = snapshot_matching(WITH_PORTAL)
+    features = copy.deepcopy(dict(live.portal_configurations["Self-serve"].essence["features"]))
+    features["subscription_update"]["products"][0]["prices"] = ["pro_monthly_base"]
+    features["invoice_history"]["enabled"] = True  # not stated: not compared, not written
+    edited = edit_live(live, "portal_configurations", "Self-serve", features=features)
+    change = next(
+        c for c in build_plan(WITH_PORTAL, edited).changes if c.address == "portal.Self-serve"
+    )
+    assert change.action is Action.UPDATE
+    assert [(c.field, c.before, c.after) for c in change.changes] == [
+        ("features.subscription_update.products[0].prices[1]", None, "pro_yearly")
+    ]
+    (update,) = spec.steps(change)
+    assert update.params(
+        Ids({"price": {"pro_monthly_base": "price_p", "pro_yearly": "price_y"}})
+    ) == {
+        "features": {
+            "subscription_update": {
+                "enabled": True,
+                "default_allowed_updates": ["price", "quantity"],
+                "products": [{"product": "prod_pro_plan", "prices": ["price_p", "price_y"]}],
+            }
+        }
+    }
+
+
+def test_a_configuration_offering_a_replaced_price_is_pointed_at_its_replacement() -> None:
+    raised = dataclasses.replace(
+        WITH_PORTAL,
+        prices=tuple(
+            dataclasses.replace(p, unit_amount=129000) if p.lookup_key == "pro_yearly" else p
+            for p in WITH_PORTAL.prices
+        ),
+    )
+    plan = build_plan(raised, snapshot_matching(WITH_PORTAL))
+    assert {c.address: c.action for c in plan.actionable} == {"price.pro_yearly": Action.REPLACE}
+    steps = plan_steps(plan)
+    assert [(s.phase, s.address, s.name) for s in steps] == [
+        (PHASE_PRICES, "price.pro_yearly", "create"),
+        (PHASE_DEFAULTS, "portal.Self-serve", "switch-prices"),
+        (PHASE_RETIRE, "price.pro_yearly", "archive-old"),
+    ]
+    switch = step(steps, "portal.Self-serve", "switch-prices")
+    ids = Ids({"price": {"pro_monthly_base": "price_p", "pro_yearly": "price_old"}})
+    ids.remember("price", "pro_yearly", "price_new")  # the replacement, made in phase 2
+    assert switch.path(ids) == f"{PORTAL_PATH}/bpc_0"
+    assert switch.params(ids) == {
+        "features": {
+            "subscription_update": {
+                "enabled": True,
+                "default_allowed_updates": ["price", "quantity"],
+                "products": [{"product": "prod_pro_plan", "prices": ["price_p", "price_new"]}],
+            }
+        }
+    }
+    # A configuration whose own update sends its products needs no second write.
+    renamed = dataclasses.replace(
+        raised,
+        portal_configurations=(
+            dataclasses.replace(
+                PORTAL,
+                settings={
+                    **PORTAL.settings,
+                    "features": {
+                        **PORTAL.settings["features"],
+                        "subscription_update": {
+                            **PORTAL.settings["features"]["subscription_update"],
+                            "proration_behavior": "always_invoice",
+                        },
+                    },
+                },
+            ),
+        ),
+    )
+    names = [
+        (s.address, s.name) for s in plan_steps(build_plan(renamed, snapshot_matching(WITH_PORTAL)))
+    ]
+    assert ("portal.Self-serve", "update") in names
+    assert ("portal.Self-serve", "switch-prices") not in names
+
+
+def test_a_saved_plan_owes_pointing_a_configuration_at_a_replacement() -> None:
+    spec = spec_for(Kind.PORTAL)
+    assert spec is not None
+    raised = dataclasses.replace(
+        WITH_PORTAL,
+        prices=tuple(
+            dataclasses.replace(p, unit_amount=129000) if p.lookup_key == "pro_yearly" else p
+            for p in WITH_PORTAL.prices
+        ),
+    )
+    saved = build_plan(raised, snapshot_matching(WITH_PORTAL))
+    tail = ResourceChange(
+        "portal.Self-serve",
+        Kind.PORTAL,
+        Action.UPDATE,
+        "changed",
+        after=portal_essence(PORTAL),
+        changes=(
+            FieldChange(
+                "features.subscription_update.products[0].prices[1]", "price_old", "pro_yearly"
+            ),
+        ),
+        stripe_id="bpc_0",
+    )
+    assert spec.owed(None, tail, saved)
+    other = dataclasses.replace(tail, changes=(FieldChange("metadata.team", "ops", "growth"),))
+    assert not spec.owed(None, other, saved)
+    assert not spec.owed(None, tail, Plan("sha256:c", "sha256:s", ()))

@@ -23,6 +23,11 @@ Follows docs.stripe.com/api/customer_portal/configurations and the SDK's
   ``expand[]=features.subscription_update.products`` (stripe-node types it
   ``products?:`` like a price's ``tiers?:``, and Stripe's example objects
   leave it out), see :mod:`._includable`;
+- ``features.subscription_cancel.proration_behavior``: "Possible values are
+  ``none`` and ``create_prorations``, which is only compatible with
+  ``mode=immediately``. Passing ``always_invoice`` will result in an error"
+  (the SDK's ``ConfigurationCreateParamsFeaturesSubscriptionCancel``): both
+  are refused, on create and on update (where the mode may be the stored one);
 - ``business_profile.headline``: "The maximum length is 60 characters";
   URLs (``default_return_url``, the business profile's) must be http(s);
 - ``login_page.enabled`` gives the configuration a login ``url``;
@@ -210,6 +215,7 @@ def _apply_features(req: Request, features: JSON, given: JSON, *, creating: bool
             target["enabled"] = bool(reason["enabled"])
             if "options" in reason:
                 target["options"] = list(reason["options"] or [])
+        _check_cancel_prorations(features["subscription_cancel"])
     if "subscription_pause" in given:
         pause = given["subscription_pause"]
         _set(features["subscription_pause"], pause, ("enabled",), defaults["subscription_pause"])
@@ -257,6 +263,24 @@ def _apply_features(req: Request, features: JSON, given: JSON, *, creating: bool
                     {"type": condition["type"]} for condition in schedule.get("conditions") or []
                 ]
             }
+
+
+def _check_cancel_prorations(cancel: JSON) -> None:
+    """Cancelling prorates only when it cancels at once; ``always_invoice`` is refused."""
+    param = f"{_FEATURES}[subscription_cancel][proration_behavior]"
+    behavior = cancel["proration_behavior"]
+    if behavior == "always_invoice":
+        raise invalid(
+            "features[subscription_cancel][proration_behavior] cannot be always_invoice: "
+            "use none or create_prorations.",
+            param=param,
+        )
+    if behavior == "create_prorations" and cancel["mode"] != "immediately":
+        raise invalid(
+            "features[subscription_cancel][proration_behavior] create_prorations is only "
+            "compatible with features[subscription_cancel][mode] immediately.",
+            param=param,
+        )
 
 
 def _business_profile(current: JSON, given: Any) -> JSON:
