@@ -31,6 +31,7 @@ from reconciler.migrations import (
     parity_blocker,
     parity_candidates,
     subscription_from_stripe,
+    to_price_placeholder,
 )
 from reconciler.model import Desired, Migration, Price
 from reconciler.plan import IDEMPOTENCY_PREFIX, Plan, ResourceChange, gc_paused
@@ -430,27 +431,41 @@ def _migration_revenue(
     found = MigrationRevenue(change.address, currency, len(rows), customers_of(rows))
     if not rows or snap is None or snap.from_price_id is None:
         return found
-    if snap.to_price_id is None:
+    first = str(change.details.get("to_price"))
+    to_prices = [first, *(str(p["to_price"]) for p in change.details.get("also") or ())]
+    reads = (snap, *snap.also)
+    missing = sorted(
+        {key for key, read in zip(to_prices, reads, strict=False) if not read.to_price_id}
+    )
+    if missing:
+        names = ", ".join(f"'{key}'" for key in missing)
         return dataclasses.replace(
             found,
-            unavailable=f"to_price '{change.details.get('to_price')}' is not in the account "
-            "yet: once apply has created it, plan --revenue previews the move",
+            unavailable=f"to_price {names} is not in the account yet: once apply has "
+            "created it, plan --revenue previews the move",
         )
     intervals: dict[str, Interval] = {}
-    for price, terms in ((snap.from_price_id, snap.from_terms), (snap.to_price_id, snap.to_terms)):
-        if terms is not None:
-            intervals[price] = (terms[1], terms[2])
+    targets: dict[str, tuple[str, str]] = {}
+    for key, read in zip(to_prices, reads, strict=False):
+        for price, terms in (
+            (read.from_price_id, read.from_terms),
+            (read.to_price_id, read.to_terms),
+        ):
+            if price is not None and terms is not None:
+                intervals[price] = (terms[1], terms[2])
+        if read.from_price_id is not None and read.to_price_id is not None:
+            placeholder = to_price_placeholder(first, key)
+            targets.setdefault(read.from_price_id, (read.to_price_id, placeholder))
     default = intervals.get(snap.from_price_id, ("month", 1))
     subscriptions = {sub.id: sub for sub in snap.subscriptions}
-    from_price, to_price = snap.from_price_id, snap.to_price_id
 
     def preview(row: Mapping[str, Any]) -> SubscriptionRevenue:
         sub_id, customer = str(row["subscription"]), str(row["customer"])
         sub = subscriptions.get(sub_id)
-        item = next((i for i in sub.items if i.price == from_price), None) if sub else None
-        if item is None or item.id is None:
+        items = [(i.id, i.price) for i in sub.items if i.price in targets] if sub else []
+        if not items or any(item_id is None for item_id, _price in items):
             return SubscriptionRevenue(sub_id, customer, refused="its item was not read")
-        before, after = preview_params(row, item.id, to_price)
+        before, after = preview_params(row, [(str(i), p) for i, p in items], targets)
         invoices: list[dict[str, Any]] = []
         for label, params in (("as is", before), ("on the new price", after)):
             try:

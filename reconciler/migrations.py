@@ -65,6 +65,7 @@ __all__ = [
     "schedule_from_stripe",
     "subscription_evidence",
     "subscription_from_stripe",
+    "to_price_placeholder",
 ]
 
 MAX_PHASES = 10
@@ -278,10 +279,10 @@ class _Move:
     """(from, to) when both are specified and differ."""
 
 
-def to_price_placeholder(migration: Migration, to_price: str) -> str:
-    """What planned phases name ``to_price`` by: ``TO_PRICE`` for the first pair's, and
-    ``TO_PRICE:<lookup key>`` for another pair's."""
-    return TO_PRICE if to_price == migration.to_price else f"{TO_PRICE}:{to_price}"
+def to_price_placeholder(first: str, to_price: str) -> str:
+    """What planned phases name ``to_price`` by, in a migration whose first pair moves to
+    ``first``: ``TO_PRICE`` for that price, ``TO_PRICE:<lookup key>`` for another."""
+    return TO_PRICE if to_price == first else f"{TO_PRICE}:{to_price}"
 
 
 def _moves(migration: Migration, snap: MigrationSnapshot) -> dict[str, _Move]:
@@ -294,7 +295,7 @@ def _moves(migration: Migration, snap: MigrationSnapshot) -> dict[str, _Move]:
         moves[read.from_price_id] = _Move(
             from_id=read.from_price_id,
             to_price=to_price,
-            placeholder=to_price_placeholder(migration, to_price),
+            placeholder=to_price_placeholder(migration.to_price, to_price),
             from_metered=read.from_metered,
             to_metered=read.to_metered,
             to_price_id=read.to_price_id,

@@ -317,29 +317,47 @@ def sample(details: Mapping[str, Any], limit: int) -> list[Mapping[str, Any]]:
     return to_schedule(details)[:limit]
 
 
-def planned_quantity(row: Mapping[str, Any]) -> int | None:
-    """The new price's quantity in the row's planned phases (None: metered, or none)."""
+def planned_quantity(row: Mapping[str, Any], placeholder: str = TO_PRICE) -> int | None:
+    """A new price's quantity in the row's planned phases (None: metered, or none);
+    ``placeholder`` is what the phases name that price by (see ``to_price_placeholder``)."""
     for phase in (row.get("params") or {}).get("phases") or ():
         for item in phase.get("items") or ():
-            if item.get("price") == TO_PRICE:
+            if item.get("price") == placeholder:
                 quantity = item.get("quantity")
                 return int(quantity) if quantity is not None else None
     return None
 
 
 def preview_params(
-    row: Mapping[str, Any], item: str, to_price: str
+    row: Mapping[str, Any],
+    items: Sequence[tuple[str, str]],
+    targets: Mapping[str, tuple[str, str]],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The two ``create_preview`` requests for a plan row: the subscription as is, and the
-    subscription with its old price's item (``item``) on ``to_price``, unprorated."""
+    subscription with its old prices' items moved, unprorated.
+
+    ``items`` are the subscription's items on old prices, ``(item id, old price id)``;
+    ``targets`` maps an old price id to ``(new price id, the phases' placeholder for
+    it)``. The first item moving to a new price takes it, with the planned quantity;
+    others moving to the same price are deleted, as the planned phases merge them.
+    """
     subscription = str(row["subscription"])
-    moved: dict[str, Any] = {"id": item, "price": to_price}
-    quantity = planned_quantity(row)
-    if quantity is not None:
-        moved["quantity"] = quantity
+    moved: list[dict[str, Any]] = []
+    taken: set[str] = set()
+    for item, old_price in items:
+        new_price, placeholder = targets[old_price]
+        if placeholder in taken:
+            moved.append({"id": item, "deleted": True})
+            continue
+        taken.add(placeholder)
+        entry: dict[str, Any] = {"id": item, "price": new_price}
+        quantity = planned_quantity(row, placeholder)
+        if quantity is not None:
+            entry["quantity"] = quantity
+        moved.append(entry)
     after = {
         "subscription": subscription,
-        "subscription_details": {"items": [moved], "proration_behavior": "none"},
+        "subscription_details": {"items": moved, "proration_behavior": "none"},
     }
     return {"subscription": subscription}, after
 

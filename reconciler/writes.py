@@ -31,7 +31,7 @@ from typing import Any
 from reconciler.errors import ReconcileError
 from reconciler.kinds import Kind
 from reconciler.kinds.registry import REGISTRY, spec_for
-from reconciler.migrations import TO_PRICE
+from reconciler.migrations import to_price_placeholder
 from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.snapshot import Snapshot
 from reconciler.steps import PHASE_MIGRATIONS, SCHEDULE, Ids, Resolver, Step, at, const
@@ -78,12 +78,8 @@ def _with_to_price(params: Mapping[str, Any], targets: Mapping[str, str]) -> Res
 def _targets(details: Mapping[str, Any]) -> dict[str, str]:
     """Placeholder -> lookup key of every price a migration's phases move items to."""
     first = str(details["to_price"])
-    targets = {TO_PRICE: first}
-    for pair in details.get("also") or ():
-        to_price = str(pair["to_price"])
-        if to_price != first:
-            targets[f"{TO_PRICE}:{to_price}"] = to_price
-    return targets
+    keys = [first, *(str(pair["to_price"]) for pair in details.get("also") or ())]
+    return {to_price_placeholder(first, key): key for key in keys}
 
 
 def _schedule_path(subscription: str, known: str | None, suffix: str = "") -> Callable[[Ids], str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from reconciler.config import load_text
 from reconciler.emulator import Emulator
 from reconciler.gateway import Gateway
-from reconciler.live import read_snapshot
+from reconciler.live import read_revenue, read_snapshot
 from reconciler.planner import build_plan
 from reconciler.scenario import advance_clock
 from tests.e2e.conftest import stripe_reconcile
@@ -149,3 +149,18 @@ def test_a_further_pair_not_in_the_account_is_a_plan_error_naming_it(
         "Error: billing.yaml:18:13: migrations.one-plan.prices.gone: price 'gone' is not in "
         "the account; nothing would migrate."
     )
+
+
+def test_the_revenue_preview_of_a_consolidation_merges_the_items_as_the_switch_will(
+    emulator: Emulator, gateway: Gateway
+) -> None:
+    assert not converge(load_text(CATALOG, "billing.yaml"), gateway).has_changes
+    _clock, customer, sub = subscribe(gateway, {"basic_2025": 3, "addon_2025": 2})
+    config = load_text(CONSOLIDATE, "billing.yaml")
+    snapshot = read_snapshot(gateway, config)
+    preview = read_revenue(gateway, build_plan(config, snapshot), snapshot)
+    (migration,) = preview.migrations
+    (row,) = migration.subscriptions
+    # Worked by hand: 3 x $10.00 + 2 x $3.00 = 3,600 a month as is; one item of 5 x $11.00.
+    assert (row.subscription, row.customer, row.refused) == (sub, customer, None)
+    assert (row.before, row.after, row.change) == (3600, 5500, 1900)

@@ -303,7 +303,9 @@ def test_preview_params_swap_the_old_item_for_the_planned_quantity() -> None:
     ]
     row = _plan_row("sub_1", "create_schedule", params={"phases": phases})
     assert planned_quantity(row) == 3
-    before, after = preview_params(row, "si_old", "price_new")
+    before, after = preview_params(
+        row, [("si_old", "price_old")], {"price_old": ("price_new", TO_PRICE)}
+    )
     assert before == {"subscription": "sub_1"}
     assert after == {
         "subscription": "sub_1",
@@ -316,9 +318,10 @@ def test_preview_params_swap_the_old_item_for_the_planned_quantity() -> None:
         "sub_2", "create_schedule", params={"phases": [{"items": [{"price": TO_PRICE}]}]}
     )
     assert planned_quantity(metered) is None
-    assert preview_params(metered, "si_2", "price_new")[1]["subscription_details"]["items"] == [
-        {"id": "si_2", "price": "price_new"}
-    ]
+    targets = {"price_old": ("price_new", TO_PRICE)}
+    assert preview_params(metered, [("si_2", "price_old")], targets)[1]["subscription_details"][
+        "items"
+    ] == [{"id": "si_2", "price": "price_new"}]
 
 
 # --- the document -----------------------------------------------------------------------------
@@ -360,3 +363,27 @@ def test_a_plan_carries_the_preview_beside_it_in_its_schema() -> None:
     assert "revenue" not in json.loads(plan.without_revenue().dumps())
     document["revenue"]["migrations"][0]["colour"] = "red"
     assert not validator.is_valid(document)
+
+
+def test_preview_params_of_a_consolidation_move_each_item_and_delete_the_merged_ones() -> None:
+    phases = [
+        {
+            "items": [
+                {"price": TO_PRICE, "quantity": 5},
+                {"price": f"{TO_PRICE}:extra", "quantity": 2},
+            ]
+        }
+    ]
+    row = _plan_row("sub_1", "create_schedule", params={"phases": phases})
+    targets = {
+        "price_basic": ("price_team", TO_PRICE),
+        "price_addon": ("price_team", TO_PRICE),
+        "price_old_extra": ("price_extra", f"{TO_PRICE}:extra"),
+    }
+    items = [("si_a", "price_basic"), ("si_b", "price_addon"), ("si_c", "price_old_extra")]
+    _before, after = preview_params(row, items, targets)
+    assert after["subscription_details"]["items"] == [
+        {"id": "si_a", "price": "price_team", "quantity": 5},
+        {"id": "si_b", "deleted": True},
+        {"id": "si_c", "price": "price_extra", "quantity": 2},
+    ]
