@@ -607,6 +607,17 @@ def _check_prices(desired: Desired, reporter: _Reporter) -> None:
         _check_price_amounts(price, at, reporter)
         _check_pay_what_you_want(price, at, reporter)
         _check_currency_options(price, at, reporter)
+        if price.existing_subscriptions == "migrate" and not price.active:
+            reporter.add(
+                (*at, "existing_subscriptions"),
+                "migrate moves subscriptions to this price, which is declared archived: "
+                "use grandfather, or declare the price that takes them",
+            )
+        elif price.existing_subscriptions == "migrate" and price.recurring is None:
+            reporter.add(
+                (*at, "existing_subscriptions"),
+                "migrate moves subscriptions, and a one-time price has none",
+            )
         if price.default:
             if price.product in defaults:
                 reporter.add(

@@ -35,6 +35,7 @@ from reconciler.migrations import (
 )
 from reconciler.model import Desired, Migration, Price
 from reconciler.plan import IDEMPOTENCY_PREFIX, Plan, ResourceChange, gc_paused
+from reconciler.planner import every_migration
 from reconciler.revenue import (
     DEFAULT_LIMIT,
     Interval,
@@ -73,10 +74,26 @@ def read_snapshot(
     # Without billing.yaml, every kind: a plan built on this snapshot must not take an
     # add-on kind's objects for absent.
     snapshot = snapshot_from_objects(**list_objects(gateway, desired, every_kind=desired is None))
-    if desired is None or not desired.migrations:
+    if desired is None:
+        return snapshot
+    counted = [i for spec in REGISTRY for i in spec.subscribed_ids(desired, snapshot)]
+    if counted:
+        subscribers = {price: _subscribers(gateway, price) for price in dict.fromkeys(counted)}
+        snapshot = dataclasses.replace(
+            snapshot, subscribers={k: n for k, n in sorted(subscribers.items()) if n}
+        )
+    if not every_migration(desired, snapshot):
         return snapshot
     migrations = read_migrations(gateway, desired, snapshot, every_usage=every_usage)
     return dataclasses.replace(snapshot, migrations=migrations)
+
+
+def _subscribers(gateway: Gateway, price: str) -> int:
+    """How many subscriptions hold ``price`` and have not ended (Stripe's list leaves out
+    canceled ones unless asked): one request per 100."""
+    ended = ("canceled", "incomplete_expired")
+    listed = gateway.list_all("/v1/subscriptions", {"price": price})
+    return sum(1 for sub in listed if sub.get("status") not in ended)
 
 
 def list_objects(
@@ -136,7 +153,7 @@ def read_migrations(
         m.name: _read_migration(
             gateway, m, snapshot, declared=declared, every_usage=every_usage, clocks=clocks
         )
-        for m in desired.migrations
+        for m in every_migration(desired, snapshot)
     }
 
 
@@ -158,6 +175,8 @@ def _read_pair(
         live_target.essence.get("tax_behavior") if live_target is not None else None
     )
     legacy = read_legacy_price(gateway, from_price)
+    if legacy is not None and legacy["id"] == to_price_id:  # replaced now: not made yet
+        to_price_id = None
     if legacy is None:
         return MigrationSnapshot(
             from_price_id=None, to_price_id=to_price_id, to_metered=to_metered

@@ -63,6 +63,7 @@ Usage = Literal["metered", "licensed"]
 TiersMode = Literal["graduated", "volume"]
 Rounding = Literal["up", "down"]
 TaxBehavior = Literal["inclusive", "exclusive", "unspecified"]
+ExistingSubscriptions = Literal["grandfather", "migrate"]
 
 
 def id_of(value: Any) -> str | None:
@@ -270,6 +271,10 @@ class Price:
     currency_options: Mapping[str, CurrencyOption] = field(default_factory=dict)
     """Amounts in other currencies, by lower-case currency code (not the price's own)."""
     custom_unit_amount: CustomUnitAmount | None = None
+    existing_subscriptions: ExistingSubscriptions | None = None
+    """What becomes of the subscriptions on the account's price when this declaration
+    replaces or archives it: ``grandfather`` (they stay on it) or ``migrate`` (moved to
+    the new price at their period end). None: they stay, and plan says so."""
 
     @property
     def address(self) -> str:
@@ -313,6 +318,7 @@ class Price:
         if self.transform_quantity is not None:
             out["transform_quantity"] = self.transform_quantity.to_dict()
         _put(out, "tax_behavior", self.tax_behavior)
+        _put(out, "existing_subscriptions", self.existing_subscriptions)
         if self.currency_options:
             out["currency_options"] = {
                 code: self.currency_options[code].to_dict()

@@ -107,6 +107,11 @@ class ActionReason(enum.Enum):
     """archive: a replace stopped between making the new object and retiring the old."""
     DUPLICATE = "duplicate"
     """archive: a second object under one identity (two writers made one each)."""
+    REPLACED_EARLIER = "replaced-earlier"
+    """archive: a replaced price kept active while its subscriptions moved to its
+    successor, now that none is left on it (or they are no longer to move)."""
+    KEPT_FOR_SUBSCRIBERS = "kept-for-subscribers"
+    """no-op: a replaced price kept active until its subscriptions have moved."""
     MIGRATION = "migration"
     """a migration's subscriptions: the change's details hold each one's state."""
     NOT_READ = "not-read"
@@ -132,6 +137,8 @@ class ActionReason(enum.Enum):
                     return cls.INTERRUPTED_REPLACE
                 if first.startswith(_DUPLICATE):
                     return cls.DUPLICATE
+                if first.startswith(_REPLACED_EARLIER):
+                    return cls.REPLACED_EARLIER
                 return cls.DECLARED_INACTIVE
             case Action.NOOP:
                 return {
@@ -139,7 +146,7 @@ class ActionReason(enum.Enum):
                     "declared inactive and absent": cls.ABSENT_AND_INACTIVE,
                     "inactive; not replaced": cls.INACTIVE_NOT_REPLACED,
                     "not read": cls.NOT_READ,
-                }.get(first, cls.MATCHES)
+                }.get(first, cls.KEPT_FOR_SUBSCRIBERS if first.startswith(_KEPT) else cls.MATCHES)
             case Action.MIGRATE:
                 return cls.MIGRATION
 
@@ -148,6 +155,8 @@ _KINDS = frozenset(kind.value for kind in Kind)
 _ADOPTED = "(adopted: not created by stripe-reconcile)"
 _INTERRUPTED = "left over from an interrupted replace"
 _DUPLICATE = "a second alert under the declared title"
+_REPLACED_EARLIER = "replaced earlier by"
+_KEPT = "kept active until"
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from reconciler.snapshot import Snapshot
 from reconciler.yamlsource import Path as YamlPath
 from reconciler.yamlsource import format_path
 
-__all__ = ["SourcePlanError", "build_plan"]
+__all__ = ["SourcePlanError", "build_plan", "every_migration"]
 
 
 class SourcePlanError(PlanError):
@@ -70,6 +70,13 @@ def _missing_source(migration: Migration, from_price: str) -> tuple[YamlPath, st
     )
 
 
+def every_migration(desired: Desired, snapshot: Snapshot) -> tuple[Migration, ...]:
+    """billing.yaml's migrations, then those its kinds ask for (a price moving the
+    subscriptions of the price it replaces)."""
+    generated = tuple(m for spec in REGISTRY for m in spec.migrations(desired, snapshot))
+    return (*desired.migrations, *generated)
+
+
 def build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
     """Compare desired with live; raise PlanError on conflicts needing a human decision."""
     with gc_paused():
@@ -82,7 +89,7 @@ def _build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
     for spec in REGISTRY:
         changes += spec.plan(desired, snapshot, conflicts)
     missing: list[tuple[YamlPath, str]] = []
-    for migration in desired.migrations:
+    for migration in every_migration(desired, snapshot):
         read = snapshot.migrations.get(migration.name)
         if read is None:
             changes.append(

@@ -43,6 +43,10 @@ class Snapshot:
     make: a replace moves the lookup key to the new price before archiving
     the old, so an orphan is a replace interrupted between the two.
     ``unkeyed`` holds both kinds by id, for prices billing.yaml adopts by id.
+    ``predecessors`` are replaced prices kept active, by the lookup key that
+    replaced them, while their subscriptions move (``existing_subscriptions:
+    migrate``); ``subscribers`` counts the live subscriptions on each price a plan
+    would retire, or keeps for them.
     """
 
     products: Mapping[str, LiveObject] = field(default_factory=dict)
@@ -55,6 +59,8 @@ class Snapshot:
     anonymous_prices: tuple[str, ...] = ()
     orphan_prices: tuple[str, ...] = ()
     unkeyed: Mapping[str, LiveObject] = field(default_factory=dict)
+    predecessors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    subscribers: Mapping[str, int] = field(default_factory=dict)
     migrations: Mapping[str, MigrationSnapshot] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
@@ -94,6 +100,10 @@ class Snapshot:
             evidence["features"] = section(self.features)
         if self.portal_configurations:  # likewise
             evidence["portal_configurations"] = section(self.portal_configurations)
+        if self.predecessors:  # likewise
+            evidence["predecessors"] = {k: list(v) for k, v in sorted(self.predecessors.items())}
+        if self.subscribers:  # likewise
+            evidence["subscribers"] = dict(sorted(self.subscribers.items()))
         return evidence
 
 

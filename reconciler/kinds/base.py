@@ -23,6 +23,7 @@ from reconciler.model import (
     MANAGED_BY_KEY,
     MANAGED_BY_VALUE,
     Desired,
+    Migration,
     carries_marker,
     decimal_text,
     id_of,
@@ -254,6 +255,16 @@ class KindSpec(abc.ABC):
     def plan_steps(self, plan: Plan) -> list[Step]:
         """Writes that follow from several changes at once (none by default)."""
         return []
+
+    def subscribed_ids(self, desired: Desired, snapshot: Snapshot) -> tuple[str, ...]:
+        """Ids of this kind's objects whose live subscriptions the plan must count (the
+        account is read for them before planning); none by default."""
+        return ()
+
+    def migrations(self, desired: Desired, snapshot: Snapshot) -> tuple[Migration, ...]:
+        """Migrations this kind's declarations ask for, planned like declared ones (a
+        price's ``existing_subscriptions: migrate``); none by default."""
+        return ()
 
     def known_ids(self, snapshot: Snapshot, plan: Plan) -> dict[str, str]:
         """Ids later steps name this kind's objects by, known before apply writes."""

@@ -31,6 +31,7 @@ and the stripe SDK's ``PriceUpdateParams``, which list ``tax_behavior`` and
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -61,6 +62,7 @@ from reconciler.model import (
     CurrencyOption,
     CustomUnitAmount,
     Desired,
+    Migration,
     Price,
     Recurring,
     Tier,
@@ -468,6 +470,88 @@ def _unset_default(address: str, product: str) -> Step:
     )
 
 
+REPLACED_BY_KEY = "stripe_reconcile_replaced_by"
+"""Metadata of a replaced price kept active while its subscriptions move: the lookup key
+that replaced it. Written before the key moves, so a crash never leaves it an orphan."""
+
+
+def existing_migration(lookup_key: str) -> str:
+    """The name of the migration ``existing_subscriptions: migrate`` generates."""
+    return f"{lookup_key}.existing"
+
+
+def _subscriptions(count: int) -> str:
+    return f"{count} subscription{'s' if count != 1 else ''}"
+
+
+def _with_subscribers(change: ResourceChange, price: Price, snapshot: Snapshot) -> ResourceChange:
+    """A replace or archive of a price subscriptions hold, saying what becomes of them."""
+    if change.action not in (Action.REPLACE, Action.ARCHIVE) or change.stripe_id is None:
+        return change
+    count = snapshot.subscribers.get(change.stripe_id, 0)
+    if not count:
+        return change
+    decision = price.existing_subscriptions
+    details: dict[str, Any] = {
+        **change.details,
+        "subscribers": count,
+        "existing_subscriptions": decision,
+    }
+    if change.action is Action.REPLACE and decision == "migrate":
+        fate = (
+            f"move to the new price at their period end "
+            f"(migration.{existing_migration(price.lookup_key)}); the old price stays active "
+            "until none is left on it"
+        )
+        details["keep_old"] = True
+    elif decision == "grandfather":
+        fate = "stay on the archived price (grandfathered)"
+    else:
+        fate = (
+            "stay on the archived price: declare existing_subscriptions (grandfather to keep "
+            "them there, or migrate to move them) to decide"
+        )
+    reason = f"{change.reason}; {_subscriptions(count)} {fate}"
+    return dataclasses.replace(change, reason=reason, details=details)
+
+
+def _predecessor_change(address: str, old: str, price: Price, snapshot: Snapshot) -> ResourceChange:
+    """A replaced price kept active for its subscriptions: kept while some are left to
+    move, archived once none is (or once they are no longer to move)."""
+    count = snapshot.subscribers.get(old, 0)
+    live = {"active": True}
+    if count and price.existing_subscriptions == "migrate" and price.active:
+        return ResourceChange(
+            address,
+            Kind.PRICE,
+            Action.NOOP,
+            f"kept active until its {_subscriptions(count)} have moved to {price.lookup_key} "
+            f"(migration.{existing_migration(price.lookup_key)})",
+            live,
+            live,
+            (),
+            old,
+            {"subscribers": count},
+            ActionReason.KEPT_FOR_SUBSCRIBERS,
+        )
+    if count:
+        why = f"{_subscriptions(count)} stay on it (existing_subscriptions is no longer migrate)"
+    else:
+        why = "none of its subscriptions is left on it"
+    return ResourceChange(
+        address,
+        Kind.PRICE,
+        Action.ARCHIVE,
+        f"replaced earlier by {price.lookup_key}; {why}",
+        live,
+        {"active": False},
+        (FieldChange("active", True, False),),
+        old,
+        {"subscribers": count} if count else {},
+        ActionReason.REPLACED_EARLIER,
+    )
+
+
 def _archive(address: str, name: str, old: str | None) -> Step:
     return Step(PHASE_RETIRE, address, name, at(f"/v1/prices/{old}"), const({"active": False}))
 
@@ -579,7 +663,7 @@ class PriceSpec(KindSpec):
             transform_quantity=TransformQuantity(transform["divide_by"], transform["round"])
             if transform is not None
             else None,
-            **given(entry, "tax_behavior"),
+            **given(entry, "tax_behavior", "existing_subscriptions"),
             currency_options={
                 code: _build_option(option)
                 for code, option in sorted((entry.get("currency_options") or {}).items())
@@ -613,8 +697,13 @@ class PriceSpec(KindSpec):
         orphans: list[str] = []
         unkeyed: dict[str, LiveObject] = {}
         lookup_key_of: dict[str, str] = {}
+        predecessors: dict[str, list[str]] = {}
         for price in objects:
             key = price.get("lookup_key")
+            successor = (price.get("metadata") or {}).get(REPLACED_BY_KEY)
+            if not key and successor and price.get("active", True) and is_managed(price):
+                predecessors.setdefault(str(successor), []).append(price["id"])
+                continue
             if not key:
                 if price.get("active", True):
                     (orphans if is_managed(price) else anonymous).append(price["id"])
@@ -636,6 +725,7 @@ class PriceSpec(KindSpec):
             "anonymous_prices": tuple(sorted(anonymous)),
             "orphan_prices": tuple(sorted(orphans)),
             "unkeyed": unkeyed,
+            "predecessors": {key: tuple(sorted(ids)) for key, ids in sorted(predecessors.items())},
         }
 
     def plan(
@@ -647,6 +737,11 @@ class PriceSpec(KindSpec):
             if (change := self._plan_one(price, desired, snapshot, conflicts)) is not None
         ]
         adopted = {p.id for p in desired.prices if p.id is not None}
+        changes += [
+            _predecessor_change(self.address_of(old), old, price, snapshot)
+            for price in desired.prices
+            for old in snapshot.predecessors.get(price.lookup_key, ())
+        ]
         return changes + [
             ResourceChange(
                 self.address_of(price_id),
@@ -692,7 +787,7 @@ class PriceSpec(KindSpec):
             diffs = (FieldChange("lookup_key", None, price.lookup_key), *diffs)
         fixed = [d.field for d in diffs if replaces(d.field, live.essence, after)]
         if price.active and fixed:
-            return existing(
+            replace = existing(
                 address,
                 self.kind,
                 Action.REPLACE,
@@ -704,20 +799,73 @@ class PriceSpec(KindSpec):
                 diffs=diffs,
                 details=details,
             )
+            return _with_subscribers(replace, price, snapshot)
         if not price.active:
             # An archived price is never replaced: only what changes in place matters.
             diffs = tuple(d for d in diffs if d.field not in fixed)
-        return update_or_archive(
+        change = update_or_archive(
             address, self.kind, live=live, after=after, diffs=diffs, details=details
         )
+        return _with_subscribers(change, price, snapshot)
 
     def unmanaged(self, desired: Desired, snapshot: Snapshot) -> list[str]:
         adopted = {p.id for p in desired.prices if p.id is not None}
-        return super().unmanaged(desired, snapshot) + [
-            f"price {price_id} (no lookup key)"
-            for price_id in snapshot.anonymous_prices
-            if price_id not in adopted
+        declared = {p.lookup_key for p in desired.prices}
+        return (
+            super().unmanaged(desired, snapshot)
+            + [
+                f"price {price_id} (no lookup key)"
+                for price_id in snapshot.anonymous_prices
+                if price_id not in adopted
+            ]
+            + [
+                f"price {price_id} (replaced by {key}, which billing.yaml no longer declares)"
+                for key, ids in snapshot.predecessors.items()
+                if key not in declared
+                for price_id in ids
+            ]
+        )
+
+    def subscribed_ids(self, desired: Desired, snapshot: Snapshot) -> tuple[str, ...]:
+        """Prices whose subscriptions a plan must count: those it would replace or archive,
+        and replaced ones kept active while their subscriptions move."""
+        retiring = [
+            change.stripe_id
+            for price in desired.prices
+            if (change := self._plan_one(price, desired, snapshot, [])) is not None
+            and change.action in (Action.REPLACE, Action.ARCHIVE)
+            and change.stripe_id is not None
         ]
+        kept = [
+            old
+            for price in desired.prices
+            for old in snapshot.predecessors.get(price.lookup_key, ())
+        ]
+        return tuple(dict.fromkeys([*retiring, *kept]))
+
+    def migrations(self, desired: Desired, snapshot: Snapshot) -> tuple[Migration, ...]:
+        """For each price declaring ``existing_subscriptions: migrate``: one migration
+        (``<lookup key>.existing``) moving the subscriptions of every price it replaces now
+        or replaced earlier, at their period end."""
+        found: list[Migration] = []
+        for price in desired.prices:
+            if price.existing_subscriptions != "migrate" or not price.active:
+                continue
+            olds = list(snapshot.predecessors.get(price.lookup_key, ()))
+            change = self._plan_one(price, desired, snapshot, [])
+            if change is not None and change.action is Action.REPLACE and change.stripe_id:
+                olds.append(change.stripe_id)
+            olds = [old for old in dict.fromkeys(olds) if snapshot.subscribers.get(old)]
+            if olds:
+                found.append(
+                    Migration(
+                        name=existing_migration(price.lookup_key),
+                        from_price=olds[0],
+                        to_price=price.lookup_key,
+                        also=tuple((old, price.lookup_key) for old in olds[1:]),
+                    )
+                )
+        return tuple(found)
 
     def steps(self, change: ResourceChange) -> list[Step]:
         address, action, old = change.address, change.action, change.stripe_id
@@ -738,9 +886,16 @@ class PriceSpec(KindSpec):
                         (self.kind.value, lookup_key),
                     )
                 )
-                if replace and details.get("unset_default_of"):
-                    steps.append(_unset_default(address, str(details["unset_default_of"])))
-                if replace:
+                if replace and details.get("keep_old"):
+                    # Marked before the key moves: a crash in between leaves no orphan.
+                    marker = {"metadata": {REPLACED_BY_KEY: lookup_key}}
+                    mark = Step(
+                        PHASE_PRICES, address, "mark-old", at(f"/v1/prices/{old}"), const(marker)
+                    )
+                    steps.insert(0, mark)
+                elif replace:
+                    if details.get("unset_default_of"):
+                        steps.append(_unset_default(address, str(details["unset_default_of"])))
                     steps.append(_archive(address, "archive-old", old))
             case Action.UPDATE | Action.ARCHIVE:
                 fields = changed_params(change, ("nickname", "active", "tax_behavior"))

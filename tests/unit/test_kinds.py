@@ -43,6 +43,7 @@ MIGRATION_READS = {
     "read_migrations",
     "_read_migration",
     "_read_pair",
+    "_subscribers",
     "_with_unfinished_schedules",
     "read_legacy_price",
     "_gate_usage",
