@@ -309,7 +309,12 @@ def _minute(timestamp: int) -> int:
 def _usage_pair(
     gateway: Gateway, sub: LiveSubscription, legacy_price: str, meter_id: str | None
 ) -> tuple[Decimal, Decimal] | None:
-    """(usage records, meter events) of the subscription's last complete period, if any."""
+    """(usage records, meter events) of the subscription's last complete period, if any.
+
+    The meter side is Stripe's event summary for the customer: the meter's own formula,
+    over the events its own payload keys named the customer in, with its own
+    ``event_time_window`` applied (only the latest event sent in each window counts), so
+    the gate compares what the meter will bill, whatever its settings."""
     item = next((i for i in sub.items if i.price == legacy_price), None)
     if item is None or item.id is None or meter_id is None or item.period_start is None:
         return None

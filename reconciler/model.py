@@ -53,6 +53,7 @@ def carries_marker(metadata: Any) -> bool:
 
 Mode = Literal["test", "live"]
 Aggregation = Literal["sum", "count", "last"]
+EventTimeWindow = Literal["day", "hour"]
 Interval = Literal["day", "week", "month", "year"]
 Usage = Literal["metered", "licensed"]
 TiersMode = Literal["graduated", "volume"]
@@ -121,13 +122,16 @@ class Meter:
     customer_key: str = DEFAULT_CUSTOMER_KEY
     value_key: str = DEFAULT_VALUE_KEY
     active: bool = True
+    event_time_window: EventTimeWindow | None = None
+    """``hour`` or ``day``: events arrive pre-aggregated per window, and only the latest
+    one sent for a window counts; None: every event counts (Stripe's default)."""
 
     @property
     def address(self) -> str:
         return f"meter.{self.event_name}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "event_name": self.event_name,
             "display_name": self.display_name,
             "aggregation": self.aggregation,
@@ -135,6 +139,8 @@ class Meter:
             "value_key": self.value_key,
             "active": self.active,
         }
+        _put(out, "event_time_window", self.event_time_window)  # absent: the hash stays
+        return out
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ def desired_states(draw: Any) -> Desired:
             customer_key=draw(st.sampled_from(["stripe_customer_id", "customer"])),
             value_key=draw(st.sampled_from(["value", "seconds"])),
             active=True,
+            event_time_window=draw(st.sampled_from([None, "hour", "day"])),
         )
         for name in draw(st.lists(ident, max_size=3, unique=True))
     )

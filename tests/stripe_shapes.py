@@ -39,7 +39,7 @@ def meter_json(meter: Meter, meter_id: str) -> dict[str, Any]:
         "default_aggregation": {"formula": meter.aggregation},
         "display_name": meter.display_name,
         "event_name": meter.event_name,
-        "event_time_window": None,
+        "event_time_window": meter.event_time_window,
         "livemode": False,
         "status": "active" if meter.active else "inactive",
         "status_transitions": {"deactivated_at": None},

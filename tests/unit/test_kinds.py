@@ -148,7 +148,11 @@ def test_each_kind_comes_after_what_it_needs(order: tuple[object, ...], edges: s
     ("kind", "in_place", "replaced"),
     [
         (Kind.PRODUCT, ["name", "description", "metadata", "active", "default_price"], []),
-        (Kind.METER, ["display_name", "active"], ["aggregation", "customer_key", "value_key"]),
+        (
+            Kind.METER,
+            ["display_name", "active"],
+            ["aggregation", "customer_key", "value_key", "event_time_window"],
+        ),
         (
             Kind.PRICE,
             ["nickname", "metadata", "active", "lookup_key"],

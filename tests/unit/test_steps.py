@@ -247,6 +247,35 @@ def test_switching_meters_and_alerts_off_and_on() -> None:
     ]
 
 
+def test_a_meter_is_created_with_its_own_keys_and_time_window() -> None:
+    spec = spec_for(Kind.METER)
+    assert spec is not None
+    after = {
+        "display_name": "Tokens",
+        "aggregation": "last",
+        "customer_key": "account",
+        "value_key": "tokens",
+        "active": True,
+        "event_time_window": "hour",
+    }
+    created = ResourceChange("meter.tokens", Kind.METER, Action.CREATE, "absent", after=after)
+    (create,) = spec.steps(created)
+    assert (create.phase, create.path(IDS), create.params(IDS), create.remember) == (
+        PHASE_CATALOG,
+        "/v1/billing/meters",
+        {
+            "event_name": "tokens",
+            "display_name": "Tokens",
+            "default_aggregation": {"formula": "last"},
+            "customer_mapping": {"type": "by_id", "event_payload_key": "account"},
+            "value_settings": {"event_payload_key": "tokens"},
+            "event_time_window": "hour",
+        },
+        ("meter", "tokens"),
+    )
+    assert spec.param_field("event_time_window") == ("event_time_window",)
+
+
 @pytest.mark.parametrize("kind", [Kind.PRODUCT, Kind.METER, Kind.PRICE, Kind.ALERT, Kind.FEATURE])
 def test_an_action_a_kind_cannot_take_is_refused_before_any_write(kind: Kind) -> None:
     spec = spec_for(kind)
