@@ -4,7 +4,10 @@ Each kind is one paged list (100 objects a request): products, meters,
 prices (with ``expand[]=data.tiers``, without which every tiered price
 would look changed) and alerts. A plan therefore costs
 ``ceil(products/100) + ceil(meters/100) + ceil(prices/100) + ceil(alerts/100)``
-requests (at least one each), whatever the number of declared objects.
+requests (at least one each), whatever the number of declared objects. An
+add-on kind costs nothing unless billing.yaml declares one; a kind listed per
+object of another (each product's attached features) says how it is listed
+(``KindSpec.listing``).
 """
 
 from __future__ import annotations
@@ -69,13 +72,14 @@ def list_objects(
     declares one, or for ``every_kind`` (import), where a key that may not read it
     (403) or an account without it (404) gives an empty list."""
     listed: dict[str, Iterator[dict[str, Any]]] = {}
+    wanted = None if every_kind else desired
     for spec in REGISTRY:
         if not spec.add_on:
-            listed[spec.section] = gateway.list_all(spec.list_path, spec.list_params)
+            listed[spec.section] = spec.listing(gateway.list_all, wanted)
         elif every_kind:
-            listed[spec.section] = _if_readable(gateway.list_all(spec.list_path, spec.list_params))
-        elif desired is not None and spec.declared(desired):
-            listed[spec.section] = gateway.list_all(spec.list_path, spec.list_params)
+            listed[spec.section] = _if_readable(spec.listing(gateway.list_all, None))
+        elif desired is not None and spec.reads(desired):
+            listed[spec.section] = spec.listing(gateway.list_all, desired)
     return listed
 
 

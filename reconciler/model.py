@@ -25,6 +25,7 @@ __all__ = [
     "Migration",
     "Price",
     "Product",
+    "ProductFeature",
     "Recurring",
     "SwitchAt",
     "Terms",
@@ -92,13 +93,16 @@ def _put(target: dict[str, Any], key: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class Product:
-    """A product, identified by its Stripe id."""
+    """A product, identified by its Stripe id. ``features``: the lookup keys of the
+    entitlement features it grants; None (the key absent) leaves its attached features
+    as the account has them."""
 
     id: str
     name: str
     description: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     active: bool = True
+    features: tuple[str, ...] | None = None
 
     @property
     def address(self) -> str:
@@ -109,6 +113,8 @@ class Product:
         _put(out, "description", self.description)
         out["metadata"] = dict(self.metadata)
         out["active"] = self.active
+        if self.features is not None:  # absent when not declared: the hash stays
+            out["features"] = list(self.features)
         return out
 
 
@@ -312,6 +318,24 @@ class Feature:
             "metadata": dict(self.metadata),
             "active": self.active,
         }
+
+
+@dataclass(frozen=True)
+class ProductFeature:
+    """An entitlement feature attached to a product (``/v1/products/{id}/features``),
+    declared by the product's ``features:``; identified by the two."""
+
+    product: str
+    feature: str
+    """The feature's lookup key."""
+
+    @property
+    def identity(self) -> str:
+        return f"{self.product}/{self.feature}"
+
+    @property
+    def address(self) -> str:
+        return f"product_feature.{self.identity}"
 
 
 @dataclass(frozen=True)

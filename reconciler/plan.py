@@ -110,6 +110,9 @@ class ActionReason(enum.Enum):
     """a migration's subscriptions: the change's details hold each one's state."""
     NOT_READ = "not-read"
     """no-op: the account was not read for it."""
+    UNDECLARED = "undeclared"
+    """archive: a part of a declared object that it no longer declares (a feature attached
+    to a product whose ``features:`` leaves it out), taken away."""
 
     @classmethod
     def of(cls, kind: str, action: Action, reason: str) -> ActionReason:
@@ -131,6 +134,8 @@ class ActionReason(enum.Enum):
                     return cls.INTERRUPTED_REPLACE
                 if first.startswith(_DUPLICATE):
                     return cls.DUPLICATE
+                if first.startswith(_UNDECLARED):
+                    return cls.UNDECLARED
                 return cls.DECLARED_INACTIVE
             case Action.NOOP:
                 return {
@@ -147,6 +152,7 @@ _KINDS = frozenset(kind.value for kind in Kind)
 _ADOPTED = "(adopted: not created by stripe-reconcile)"
 _INTERRUPTED = "left over from an interrupted replace"
 _DUPLICATE = "a second alert under the declared title"
+_UNDECLARED = "not among "
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,10 @@ class Snapshot:
     prices: Mapping[str, LiveObject] = field(default_factory=dict)
     alerts: Mapping[tuple[str, str], LiveObject] = field(default_factory=dict)
     features: Mapping[str, LiveObject] = field(default_factory=dict)
+    product_features: Mapping[str, LiveObject] = field(default_factory=dict)
+    """Features attached to products, by ``<product id>/<feature lookup key>`` (the
+    feature's id when it is not an active feature): read for products that declare
+    ``features:`` only."""
     duplicate_alerts: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     anonymous_prices: tuple[str, ...] = ()
     orphan_prices: tuple[str, ...] = ()
@@ -91,6 +95,8 @@ class Snapshot:
         }
         if self.features:  # absent when there are none: older fingerprints stay the same
             evidence["features"] = section(self.features)
+        if self.product_features:  # likewise
+            evidence["product_features"] = section(self.product_features)
         return evidence
 
 

@@ -148,6 +148,18 @@ def desired_states(draw: Any) -> Desired:
             st.lists(st.sampled_from(["hd_export", "api.access", "sso"]), max_size=2, unique=True)
         )
     )
+    grantable = [f.lookup_key for f in features if f.active]
+    products = tuple(  # each active product may declare the active features it grants
+        dataclasses.replace(
+            product,
+            features=draw(
+                st.none() | st.lists(st.sampled_from(grantable), unique=True).map(tuple)
+                if grantable and product.active
+                else st.none() | st.just(())
+            ),
+        )
+        for product in products
+    )
     metered = [p for p in prices if p.is_metered]
     migrations = tuple(
         Migration(

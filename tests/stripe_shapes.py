@@ -14,6 +14,7 @@ from reconciler.kinds.feature import feature_essence_from_stripe
 from reconciler.kinds.meter import meter_essence_from_stripe
 from reconciler.kinds.price import price_essence_from_stripe
 from reconciler.kinds.product import product_essence_from_stripe
+from reconciler.kinds.product_feature import attachment_essence
 from reconciler.model import (
     MANAGED_BY_KEY,
     MANAGED_BY_VALUE,
@@ -207,5 +208,10 @@ def snapshot_matching(desired: Desired) -> Snapshot:
             )
             for i, f in enumerate(desired.features)
             if f.active
+        },
+        product_features={
+            f"{p.id}/{key}": LiveObject(f"prodft_{p.id}_{key}", attachment_essence(p.id, key))
+            for p in desired.products
+            for key in p.features or ()
         },
     )

@@ -17,6 +17,7 @@ from reconciler.kinds.feature import FeatureSpec
 from reconciler.kinds.meter import MeterSpec
 from reconciler.kinds.price import PriceSpec
 from reconciler.kinds.product import ProductSpec
+from reconciler.kinds.product_feature import ProductFeatureSpec
 
 __all__ = ["IMPORT_ORDER", "READ_ORDER", "REGISTRY", "spec_for"]
 
@@ -26,6 +27,7 @@ REGISTRY: tuple[KindSpec, ...] = (
     PriceSpec(),
     AlertSpec(),
     FeatureSpec(),
+    ProductFeatureSpec(),  # after the products and features it attaches
 )
 
 _BY_KIND = {spec.kind: spec for spec in REGISTRY}

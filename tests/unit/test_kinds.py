@@ -128,6 +128,7 @@ def test_registry_order_is_apply_order() -> None:
         Kind.PRICE,
         Kind.ALERT,
         Kind.FEATURE,
+        Kind.PRODUCT_FEATURE,
     ]
 
 
@@ -168,6 +169,7 @@ def test_each_kind_comes_after_what_it_needs(order: tuple[object, ...], edges: s
         ),
         (Kind.ALERT, ["active"], ["threshold", "customer", "recurrence"]),
         (Kind.FEATURE, ["name", "metadata", "active"], []),
+        (Kind.PRODUCT_FEATURE, ["attached"], []),
     ],
 )
 def test_what_changes_in_place_and_what_replaces(
