@@ -473,6 +473,7 @@ def _build(data: dict[str, Any]) -> Desired:
     catalog = {
         spec.section: tuple(spec.build(entry) for entry in data.get(spec.section, []))
         for spec in REGISTRY
+        if not spec.nested
     }
     migrations = tuple(_build_migration(name, m) for name, m in data.get("migrations", {}).items())
     return Desired(mode=data["mode"], **catalog, migrations=migrations, version=data["version"])
@@ -1019,11 +1020,36 @@ def _check_portal_switching(
                 )
 
 
+def _check_product_features(desired: Desired, reporter: _Reporter) -> None:
+    """A product's ``features:`` name declared features, active ones: Stripe attaches no
+    archived feature, and one being archived is detached first. An archived product
+    grants nothing new (``features: []`` still detaches what it has)."""
+    features = {f.lookup_key: f for f in desired.features}
+    for i, product in enumerate(desired.products):
+        for j, key in enumerate(product.features or ()):
+            at: Path = ("products", i, "features", j)
+            if not product.active:
+                reporter.add(
+                    at,
+                    f"product '{product.id}' is declared inactive: a feature cannot be "
+                    "attached to it (an empty list detaches what it has)",
+                )
+            elif key not in features:
+                reporter.add(at, f"feature '{key}' is not declared in features")
+            elif not features[key].active:
+                reporter.add(
+                    at,
+                    f"feature '{key}' is declared active: false; an archived feature cannot "
+                    "be attached (take it out of this list: it is detached before the archive)",
+                )
+
+
 _SEMANTIC_CHECKS: tuple[Callable[[Desired, _Reporter], None], ...] = (
     _check_identities,
     _check_metadata,
     _check_prices,
     _check_alerts,
     _check_portal_configurations,
+    _check_product_features,
     _check_migrations,
 )

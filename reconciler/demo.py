@@ -11,7 +11,9 @@ one. Each step returns data; ``cli.py`` prints it.
 Any billing.yaml with a migration off a legacy price can tell the story
 (:func:`prepare`): the seeded legacy price takes the migration's
 ``from_price`` lookup key, meter events go to the ``to_price``'s meter under
-that meter's payload keys, and the invoices are checked against
+that meter's payload keys (one a day, so each is its own window on a
+pre-aggregated meter, and the expected quantity counts what that meter's
+``event_time_window`` lets count), and the invoices are checked against
 :mod:`reconciler.expected_invoice` (Stripe's documented rules), whatever
 the prices charge. What cannot work on the seeded account (another currency
 or interval, a ``from_price`` that is itself a meter price, a meter that
@@ -39,6 +41,7 @@ from reconciler.expected_invoice import (
     coupon_from_stripe,
     expected_invoice,
     expected_line,
+    metered_quantity,
     money,
     tax_rate_from_stripe,
 )
@@ -188,7 +191,8 @@ class Demo:
         self.gateway = Gateway(DEMO_KEY, api_base=emulator.url)
         self.account: SeededAccount | None = None
         self.records: dict[str, dict[int, int]] = {}  # customer -> period start -> seconds
-        self.events: dict[str, dict[int, list[int]]] = {}  # customer -> period start -> values
+        # customer -> period start -> (timestamp, value) of each meter event, as sent
+        self.events: dict[str, dict[int, list[tuple[int, int]]]] = {}
 
     @property
     def customers(self) -> tuple[SeededCustomer, ...]:
@@ -235,7 +239,7 @@ class Demo:
             customer_key=meter.customer_key,
             value_key=meter.value_key,
         )
-        self.events[customer.customer].setdefault(period, []).append(seconds)
+        self.events[customer.customer].setdefault(period, []).append((at, seconds))
 
     @staticmethod
     def _daily(customer: SeededCustomer, day: int) -> int:
@@ -311,7 +315,12 @@ class Demo:
             if legacy:
                 quantity = self.records[customer.customer].get(period[0], 0)
             else:
-                quantity = sum(self.events[customer.customer].get(period[0], []))  # a sum meter
+                meter = self.rehearsal.meter
+                quantity = metered_quantity(
+                    meter.aggregation,
+                    self.events[customer.customer].get(period[0], []),
+                    meter.event_time_window,
+                )
             price = self.gateway.get(
                 f"/v1/prices/{line['price']['id']}",
                 {"expand": ["tiers"]},

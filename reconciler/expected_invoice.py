@@ -10,6 +10,16 @@ the same arithmetic. Each result says why, in words a reviewer can check.
 
 The rules, with where Stripe states them:
 
+- **Meter formulas** (docs.stripe.com/api/billing/meter/create,
+  ``default_aggregation.formula``): ``count`` counts the events, ``sum`` sums
+  their values, ``last`` takes "the last event's value in the window" (the
+  latest timestamp; among equal ones, the one sent last). There is no other.
+- **Pre-aggregated meters** (docs.stripe.com/billing/subscriptions/usage-based/
+  recording-usage, the meter's ``event_time_window``): "Stripe only uses the
+  most recent meter event within the hourly or daily window for aggregation. A
+  newer event sent within the same hourly or daily window overwrites the
+  previous one." Windows are taken as UTC hours and days (the boundaries event
+  summaries group by; Stripe's page names none), one customer's at a time.
 - **Decimal amounts** (docs.stripe.com/billing/subscriptions/decimal-amounts):
   ``unit_amount_decimal`` is in the currency's minor unit (``0.35`` is 0.35
   cents) with up to 12 decimal places. "Rounding occurs on the line item
@@ -58,9 +68,11 @@ __all__ = [
     "ExpectedInvoice",
     "ExpectedLine",
     "TaxRate",
+    "counted_events",
     "coupon_from_stripe",
     "expected_invoice",
     "expected_line",
+    "metered_quantity",
     "money",
     "tax_rate_from_stripe",
 ]
@@ -76,6 +88,40 @@ _SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
 def _half_up(amount: Decimal) -> int:
     """The nearest whole minor unit, halves away from zero (1.5 -> 2, Stripe's example)."""
     return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+WINDOW_SECONDS = {"hour": 3600, "day": 86400}
+"""A pre-aggregated meter's ``event_time_window`` in seconds."""
+
+
+def counted_events(events: Sequence[tuple[int, int]], window: str | None) -> list[tuple[int, int]]:
+    """The ``(timestamp, value)`` events of one customer that a meter counts, given in the
+    order they were sent: all of them, or with an ``event_time_window`` the last one sent
+    in each window."""
+    if window is None:
+        return list(events)
+    size = WINDOW_SECONDS[window]
+    last_sent = {at // size: index for index, (at, _value) in enumerate(events)}
+    kept = set(last_sent.values())
+    return [event for index, event in enumerate(events) if index in kept]
+
+
+def metered_quantity(
+    formula: str, events: Sequence[tuple[int, int]], window: str | None = None
+) -> int:
+    """The quantity a meter bills for one customer's ``(timestamp, value)`` events of a
+    period, given in the order they were sent (see the module doc for the rules)."""
+    counted = counted_events(events, window)
+    match formula:
+        case "count":
+            return len(counted)
+        case "sum":
+            return sum(value for _at, value in counted)
+        case "last":
+            latest = max(enumerate(counted), key=lambda pair: (pair[1][0], pair[0]), default=None)
+            return 0 if latest is None else latest[1][1]
+        case _:
+            raise ValueError(f"meters aggregate with sum, count or last, not {formula!r}")
 
 
 def money(minor: Decimal | int, currency: str = "usd") -> str:

@@ -4,9 +4,12 @@ Each kind is one paged list (100 objects a request): products, meters,
 prices (with ``expand[]=data.tiers`` and ``data.currency_options``, without
 which every tiered or multi-currency price would look changed) and alerts. A plan therefore costs
 ``ceil(products/100) + ceil(meters/100) + ceil(prices/100) + ceil(alerts/100)``
-requests (at least one each), whatever the number of declared objects.
-Migrations add their own reads (:func:`read_migrations`), and ``plan
---revenue`` two invoice previews per subscription previewed (:func:`read_revenue`).
+requests (at least one each), whatever the number of declared objects. An
+add-on kind costs nothing unless billing.yaml declares one; a kind listed per
+object of another (each product's attached features) says how it is listed
+(``KindSpec.listing``). Migrations add their own reads (:func:`read_migrations`),
+and ``plan --revenue`` two invoice previews per subscription previewed
+(:func:`read_revenue`).
 """
 
 from __future__ import annotations
@@ -104,13 +107,14 @@ def list_objects(
     declares one, or for ``every_kind`` (import), where a key that may not read it
     (403) or an account without it (404) gives an empty list."""
     listed: dict[str, Iterator[dict[str, Any]]] = {}
+    wanted = None if every_kind else desired
     for spec in REGISTRY:
         if not spec.add_on:
-            listed[spec.section] = gateway.list_all(spec.list_path, spec.list_params)
+            listed[spec.section] = spec.listing(gateway.list_all, wanted)
         elif every_kind:
-            listed[spec.section] = _if_readable(gateway.list_all(spec.list_path, spec.list_params))
-        elif desired is not None and spec.declared(desired):
-            listed[spec.section] = gateway.list_all(spec.list_path, spec.list_params)
+            listed[spec.section] = _if_readable(spec.listing(gateway.list_all, None))
+        elif desired is not None and spec.reads(desired):
+            listed[spec.section] = spec.listing(gateway.list_all, desired)
     return listed
 
 
@@ -387,7 +391,12 @@ def _minute(timestamp: int) -> int:
 def _usage_pair(
     gateway: Gateway, sub: LiveSubscription, legacy_price: str, meter_id: str | None
 ) -> tuple[Decimal, Decimal] | None:
-    """(usage records, meter events) of the subscription's last complete period, if any."""
+    """(usage records, meter events) of the subscription's last complete period, if any.
+
+    The meter side is Stripe's event summary for the customer: the meter's own formula,
+    over the events its own payload keys named the customer in, with its own
+    ``event_time_window`` applied (only the latest event sent in each window counts), so
+    the gate compares what the meter will bill, whatever its settings."""
     item = next((i for i in sub.items if i.price == legacy_price), None)
     if item is None or item.id is None or meter_id is None or item.period_start is None:
         return None

@@ -29,6 +29,7 @@ __all__ = [
     "PortalConfiguration",
     "Price",
     "Product",
+    "ProductFeature",
     "Recurring",
     "SwitchAt",
     "Terms",
@@ -58,6 +59,7 @@ def carries_marker(metadata: Any) -> bool:
 
 Mode = Literal["test", "live"]
 Aggregation = Literal["sum", "count", "last"]
+EventTimeWindow = Literal["day", "hour"]
 Interval = Literal["day", "week", "month", "year"]
 Usage = Literal["metered", "licensed"]
 TiersMode = Literal["graduated", "volume"]
@@ -108,13 +110,16 @@ def _put(target: dict[str, Any], key: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class Product:
-    """A product, identified by its Stripe id."""
+    """A product, identified by its Stripe id. ``features``: the lookup keys of the
+    entitlement features it grants; None (the key absent) leaves its attached features
+    as the account has them."""
 
     id: str
     name: str
     description: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     active: bool = True
+    features: tuple[str, ...] | None = None
 
     @property
     def address(self) -> str:
@@ -125,6 +130,8 @@ class Product:
         _put(out, "description", self.description)
         out["metadata"] = dict(self.metadata)
         out["active"] = self.active
+        if self.features is not None:  # absent when not declared: the hash stays
+            out["features"] = list(self.features)
         return out
 
 
@@ -138,13 +145,16 @@ class Meter:
     customer_key: str = DEFAULT_CUSTOMER_KEY
     value_key: str = DEFAULT_VALUE_KEY
     active: bool = True
+    event_time_window: EventTimeWindow | None = None
+    """``hour`` or ``day``: events arrive pre-aggregated per window, and only the latest
+    one sent for a window counts; None: every event counts (Stripe's default)."""
 
     @property
     def address(self) -> str:
         return f"meter.{self.event_name}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "event_name": self.event_name,
             "display_name": self.display_name,
             "aggregation": self.aggregation,
@@ -152,6 +162,8 @@ class Meter:
             "value_key": self.value_key,
             "active": self.active,
         }
+        _put(out, "event_time_window", self.event_time_window)  # absent: the hash stays
+        return out
 
 
 @dataclass(frozen=True)
@@ -420,6 +432,24 @@ class PortalConfiguration:
         out["metadata"] = dict(self.metadata)
         out["active"] = self.active
         return out
+
+
+@dataclass(frozen=True)
+class ProductFeature:
+    """An entitlement feature attached to a product (``/v1/products/{id}/features``),
+    declared by the product's ``features:``; identified by the two."""
+
+    product: str
+    feature: str
+    """The feature's lookup key."""
+
+    @property
+    def identity(self) -> str:
+        return f"{self.product}/{self.feature}"
+
+    @property
+    def address(self) -> str:
+        return f"product_feature.{self.identity}"
 
 
 @dataclass(frozen=True)

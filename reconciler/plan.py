@@ -116,6 +116,9 @@ class ActionReason(enum.Enum):
     """a migration's subscriptions: the change's details hold each one's state."""
     NOT_READ = "not-read"
     """no-op: the account was not read for it."""
+    UNDECLARED = "undeclared"
+    """archive: a part of a declared object that it no longer declares (a feature attached
+    to a product whose ``features:`` leaves it out), taken away."""
 
     @classmethod
     def of(cls, kind: str, action: Action, reason: str) -> ActionReason:
@@ -139,6 +142,8 @@ class ActionReason(enum.Enum):
                     return cls.DUPLICATE
                 if first.startswith(_REPLACED_EARLIER):
                     return cls.REPLACED_EARLIER
+                if first.startswith(_UNDECLARED):
+                    return cls.UNDECLARED
                 return cls.DECLARED_INACTIVE
             case Action.NOOP:
                 return {
@@ -157,6 +162,7 @@ _INTERRUPTED = "left over from an interrupted replace"
 _DUPLICATE = "a second alert under the declared title"
 _REPLACED_EARLIER = "replaced earlier by"
 _KEPT = "kept active until"
+_UNDECLARED = "not among "
 
 
 @dataclass(frozen=True)

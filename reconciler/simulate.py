@@ -18,7 +18,10 @@ emulator bills with: the quantity follows the meter's formula (``sum``,
 legacy aggregation a meter can match), the line amount follows the price
 read back from the account, and each check says which price it billed and
 why. Meter events carry the meter's own payload keys, read from the meter
-itself. What simulate makes up is reported through ``say``: when the
+itself, and a meter's ``event_time_window`` is honoured: its events go out an
+hour apart (so each of an hourly meter's is a window's figure), and the
+expected quantity counts only the latest event sent in each window, as Stripe
+does. What simulate makes up is reported through ``say``: when the
 account has no ``from_price`` (the embedded emulator starts empty) a legacy
 usage-record price with ``to_price``'s amounts stands in for it.
 """
@@ -34,7 +37,14 @@ from typing import Any
 
 from reconciler.apply import apply_plan
 from reconciler.errors import ReconcileError
-from reconciler.expected_invoice import ExpectedLine, expected_invoice, expected_line, money
+from reconciler.expected_invoice import (
+    ExpectedLine,
+    counted_events,
+    expected_invoice,
+    expected_line,
+    metered_quantity,
+    money,
+)
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
 from reconciler.kinds.price import amount_params, price_essence
 from reconciler.live import read_legacy_price, read_snapshot
@@ -138,6 +148,10 @@ class SimulationResult:
         return self.legacy.ok and self.metered.ok
 
 
+Events = Sequence[tuple[int, int]]
+"""Usage sent, in order: ``(timestamp, value)`` each."""
+
+
 @dataclass(frozen=True)
 class _Usage:
     """How one side of the switch takes usage: a meter, or usage records."""
@@ -154,17 +168,25 @@ class _Usage:
     def usage_records(self) -> bool:
         return self.meter is None and not self.licensed
 
-    def expected(self, values: Sequence[int]) -> int:
-        """The quantity Stripe should bill for ``values`` sent in order, one per timestamp."""
-        match self.aggregation:
-            case "count":
-                return len(values)
-            case "last":
-                return values[-1] if values else 0
-            case _:
-                return sum(values)
+    @property
+    def window(self) -> str | None:
+        """The meter's ``event_time_window`` (``hour`` or ``day``), if it has one."""
+        found = (self.meter or {}).get("event_time_window")
+        return str(found) if found else None
 
-    def describe(self, values: Sequence[int]) -> str:
+    def step(self, usual: int) -> int:
+        """Seconds between the events sent: an hour on a pre-aggregated meter, so an hourly
+        one gets one event a window; ``usual`` otherwise."""
+        return HOUR if self.window is not None else usual
+
+    def expected(self, events: Events) -> int:
+        """The quantity Stripe should bill for ``events``, sent in order."""
+        if self.meter is None:
+            return sum(value for _at, value in events)  # usage records: aggregate_usage sum
+        return metered_quantity(self.aggregation, events, self.window)
+
+    def describe(self, events: Events) -> str:
+        values = [value for _at, value in events]
         if self.licensed:
             return "licensed: no usage, billed by quantity"
         if self.meter is None:
@@ -173,9 +195,16 @@ class _Usage:
                 f"(aggregate_usage {self.aggregation})"
             )
         name = str(self.meter.get("display_name") or self.meter["event_name"])
-        return (
+        told = (
             f"{len(values)} meter events on meter {self.meter['event_name']} ({name}, "
             f"{self.aggregation}) with values {', '.join(f'{v:,}' for v in values)}"
+        )
+        if self.window is None:
+            return told
+        counted = [value for _at, value in counted_events(events, self.window)]
+        return (
+            f"{told}, pre-aggregated per {self.window}: the latest event sent in each "
+            f"{self.window} counts ({', '.join(f'{v:,}' for v in counted)})"
         )
 
 
@@ -264,19 +293,21 @@ def _name(price: Mapping[str, Any]) -> str:
     return str(price.get("lookup_key") or price["id"])
 
 
+def _timeline(values: Sequence[int], first_at: int, step: int) -> tuple[tuple[int, int], ...]:
+    """``values`` sent ``step`` seconds apart from ``first_at``: ``(timestamp, value)`` each."""
+    return tuple((first_at + n * step, value) for n, value in enumerate(values))
+
+
 def _report(
     gateway: Gateway,
     usage: _Usage,
     *,
     item: str,
     customer: str,
-    values: Sequence[int],
-    first_at: int,
-    step: int,
+    events: Events,
     tag: str,
 ) -> None:
-    for n, value in enumerate(values):
-        at = first_at + n * step
+    for n, (at, value) in enumerate(events):
         if usage.meter is None:
             report_usage(gateway, item, value, at)
             continue
@@ -382,24 +413,22 @@ def simulate_migration(
     # Usage an hour apart from one minute in; the clock moves past it but stays well inside
     # the first period (a daily price's included).
     advance_clock(gateway, clock["id"], begin + len(LEGACY_USAGE) * HOUR)
-    old_values = () if old_usage.licensed else LEGACY_USAGE
+    old_events = _timeline(() if old_usage.licensed else LEGACY_USAGE, begin + 60, HOUR)
     _report(
         gateway,
         old_usage,
         item=item["id"],
         customer=customer["id"],
-        values=old_values,
-        first_at=begin + 60,
-        step=HOUR,
+        events=old_events,
         tag=f"sim-{sub['id']}-old",
     )
-    say(f"period 1: {old_usage.describe(old_values)}")
+    say(f"period 1: {old_usage.describe(old_events)}")
     _wait_for_meter(
         gateway,
         old_usage,
         customer["id"],
         (period_start, period_end),
-        old_usage.expected(old_values),
+        old_usage.expected(old_events),
     )
     only_this = dataclasses.replace(
         migration,
@@ -421,28 +450,29 @@ def simulate_migration(
         )
     apply_plan(plan, snapshot, gateway)
     say(f"migration applied: {sub['id']} switches to {_name(new)} on {day(period_end)}")
-    advance_clock(gateway, clock["id"], period_end + HOUR)
+    new_events = _timeline(
+        () if new_usage.licensed else METERED_USAGE, period_end + 60, new_usage.step(60)
+    )
+    # Past the switch, and past the last event (Stripe takes none more than 5 minutes ahead).
+    advance_clock(gateway, clock["id"], max([period_end + HOUR, *(at for at, _v in new_events)]))
     next_end = int(
         gateway.get(f"/v1/subscriptions/{sub['id']}")["items"]["data"][0]["current_period_end"]
     )
-    new_values = () if new_usage.licensed else METERED_USAGE
     _report(
         gateway,
         new_usage,
         item="",
         customer=customer["id"],
-        values=new_values,
-        first_at=period_end + 60,
-        step=60,
+        events=new_events,
         tag=f"sim-{sub['id']}-new",
     )
-    say(f"period 2: {new_usage.describe(new_values)}")
+    say(f"period 2: {new_usage.describe(new_events)}")
     _wait_for_meter(
         gateway,
         new_usage,
         customer["id"],
         (period_end, next_end),
-        new_usage.expected(new_values),
+        new_usage.expected(new_events),
     )
     advance_clock(gateway, clock["id"], next_end + HOUR)
     checks = _invoice_checks(
@@ -451,7 +481,7 @@ def simulate_migration(
         {
             old["id"]: (
                 old,
-                SEATS if old_usage.licensed else old_usage.expected(old_values),
+                SEATS if old_usage.licensed else old_usage.expected(old_events),
                 _source(old_usage, "old"),
                 (period_start, period_end),
             ),
@@ -459,7 +489,7 @@ def simulate_migration(
                 new,
                 _moved_seats(migration, old_usage)
                 if new_usage.licensed
-                else new_usage.expected(new_values),
+                else new_usage.expected(new_events),
                 _source(new_usage, "new"),
                 (period_end, next_end),
             ),

@@ -55,6 +55,10 @@ class Snapshot:
     alerts: Mapping[tuple[str, str], LiveObject] = field(default_factory=dict)
     features: Mapping[str, LiveObject] = field(default_factory=dict)
     portal_configurations: Mapping[str, LiveObject] = field(default_factory=dict)
+    product_features: Mapping[str, LiveObject] = field(default_factory=dict)
+    """Features attached to products, by ``<product id>/<feature lookup key>`` (the
+    feature's id when it is not an active feature): read for products that declare
+    ``features:`` only."""
     duplicate_alerts: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     anonymous_prices: tuple[str, ...] = ()
     orphan_prices: tuple[str, ...] = ()
@@ -104,6 +108,8 @@ class Snapshot:
             evidence["predecessors"] = {k: list(v) for k, v in sorted(self.predecessors.items())}
         if self.subscribers:  # likewise
             evidence["subscribers"] = dict(sorted(self.subscribers.items()))
+        if self.product_features:  # likewise
+            evidence["product_features"] = section(self.product_features)
         return evidence
 
 

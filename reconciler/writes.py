@@ -7,16 +7,18 @@ price exists) come from the specs' ``plan_steps``. Steps run in phases, so
 nothing is left pointing at an archived object:
 
 1. products (create, update), meters (create, update, reactivate, replace),
+   entitlement features (create, update),
 2. prices (create, update, replace: the new price takes the lookup key),
 3. default prices (products point at their declared default), portal
    configurations (created or updated naming prices by id; one offering a
-   replaced price is pointed at its replacement),
+   replaced price is pointed at its replacement), features attached to products,
 4. alerts (create, reactivate, replace),
 5. subscription migrations (one group per subscription, so no two workers
    ever write one subscription or its schedule),
-6. products losing a default price that is being archived let go of it,
-7. retirements last: archive prices (and replaced ones), archive products,
-   deactivate meters and alerts, retire portal configurations.
+6. products losing a default price that is being archived let go of it, and
+   features no longer declared are detached from products,
+7. retirements last: archive prices (and replaced ones), archive products and
+   features, deactivate meters and alerts, retire portal configurations.
 
 No I/O: ``apply.py`` runs the steps.
 """

@@ -114,6 +114,7 @@ def desired_states(draw: Any) -> Desired:
             customer_key=draw(st.sampled_from(["stripe_customer_id", "customer"])),
             value_key=draw(st.sampled_from(["value", "seconds"])),
             active=True,
+            event_time_window=draw(st.sampled_from([None, "hour", "day"])),
         )
         for name in draw(st.lists(ident, max_size=3, unique=True))
     )
@@ -203,6 +204,18 @@ def desired_states(draw: Any) -> Desired:
         for name in draw(
             st.lists(st.sampled_from(["Self-serve", "Team admins"]), max_size=2, unique=True)
         )
+    )
+    grantable = [f.lookup_key for f in features if f.active]
+    products = tuple(  # each active product may declare the active features it grants
+        dataclasses.replace(
+            product,
+            features=draw(
+                st.none() | st.lists(st.sampled_from(grantable), unique=True).map(tuple)
+                if grantable and product.active
+                else st.none() | st.just(())
+            ),
+        )
+        for product in products
     )
     metered = [p for p in prices if p.is_metered]
     migrations = tuple(

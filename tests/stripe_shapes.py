@@ -16,6 +16,7 @@ from reconciler.kinds.meter import meter_essence_from_stripe
 from reconciler.kinds.portal import portal_essence_from_stripe
 from reconciler.kinds.price import price_essence_from_stripe
 from reconciler.kinds.product import product_essence_from_stripe
+from reconciler.kinds.product_feature import attachment_essence
 from reconciler.model import (
     MANAGED_BY_KEY,
     MANAGED_BY_VALUE,
@@ -45,7 +46,7 @@ def meter_json(meter: Meter, meter_id: str) -> dict[str, Any]:
         "default_aggregation": {"formula": meter.aggregation},
         "display_name": meter.display_name,
         "event_name": meter.event_name,
-        "event_time_window": None,
+        "event_time_window": meter.event_time_window,
         "livemode": False,
         "status": "active" if meter.active else "inactive",
         "status_transitions": {"deactivated_at": None},
@@ -335,5 +336,10 @@ def snapshot_matching(desired: Desired) -> Snapshot:
                 ),
             )
             for i, c in enumerate(desired.portal_configurations)
+        },
+        product_features={
+            f"{p.id}/{key}": LiveObject(f"prodft_{p.id}_{key}", attachment_essence(p.id, key))
+            for p in desired.products
+            for key in p.features or ()
         },
     )

@@ -3,9 +3,10 @@
 This package's top level holds only the ``Kind`` enum, so that the plan can be
 typed by it without importing the specs (which build plan values). Each kind's
 module (``product``, ``meter``, ``price``, ``alert``, ``feature``,
-``portal``) says everything about that kind: identity, essences, updatable and
-fixed fields, how it is listed, how it is planned, its steps per action, how it
-is imported and how it renders. The core iterates the registry and names no kind itself.
+``portal``, ``product_feature``) says everything about that kind: identity,
+essences, updatable and fixed fields, how it is listed, how it is planned, its
+steps per action, how it is imported and how it renders. The core iterates the
+registry and names no kind itself.
 """
 
 from __future__ import annotations
@@ -25,4 +26,5 @@ class Kind(enum.StrEnum):
     ALERT = "alert"
     FEATURE = "feature"
     PORTAL = "portal"
+    PRODUCT_FEATURE = "product_feature"
     MIGRATION = "migration"

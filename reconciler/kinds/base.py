@@ -10,7 +10,7 @@ switch on and off). Pure: no I/O.
 from __future__ import annotations
 
 import abc
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -36,6 +36,7 @@ __all__ = [
     "Essence",
     "ImportContext",
     "KindSpec",
+    "Lister",
     "ReadContext",
     "absent",
     "amount",
@@ -61,6 +62,9 @@ __all__ = [
 
 Essence = dict[str, Any]
 StripeObject = Mapping[str, Any]
+Lister = Callable[[str, Mapping[str, Any]], Iterator[dict[str, Any]]]
+"""A paged list request (the gateway's ``list_all``): a path and its parameters in, every
+object listed out. Specs compose these; they never reach the gateway themselves."""
 
 
 def amount(integer: Any, decimal: Any) -> str | None:
@@ -145,6 +149,13 @@ class ImportContext:
     used: dict[Kind, set[str]] = field(default_factory=dict)
     proposed_lookup_keys: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    fields: dict[Kind, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """billing.yaml fields a kind declared inside another's entries adds to them, per kind
+    and identity (a product's ``features:``)."""
+
+    def fields_of(self, kind: Kind, identity: str) -> dict[str, Any]:
+        """The fields other kinds add to the entry of ``identity`` (none by default)."""
+        return dict(self.fields.get(kind, {}).get(identity, {}))
 
     def name(self, kind: Kind, stripe_id: str) -> str:
         """The identity of a Stripe id of ``kind`` (an unknown id stays an id)."""
@@ -177,11 +188,23 @@ class KindSpec(abc.ABC):
     """Read only when billing.yaml declares one (a restricted key kept for the rest of
     billing may not read it, and an account that uses none pays no request for it);
     ``import`` reads it when the key can."""
+    nested: ClassVar[bool] = False
+    """Declared inside another kind's entries (a product's ``features:``), not as a
+    billing.yaml section of its own: ``section`` names its part of the snapshot only."""
 
     def declared(self, desired: Desired) -> Sequence[Any]:
         """The declared objects of this kind, in declaration order."""
         objects: Sequence[Any] = getattr(desired, self.section)
         return objects
+
+    def reads(self, desired: Desired) -> bool:
+        """Whether planning ``desired`` reads this add-on kind: when it declares one."""
+        return bool(self.declared(desired))
+
+    def listing(self, list_all: Lister, desired: Desired | None) -> Iterator[dict[str, Any]]:
+        """This kind's objects in the account: one paged list of ``list_path`` by default.
+        ``desired`` None asks for every object (import, a read without billing.yaml)."""
+        return list_all(self.list_path, self.list_params)
 
     def live(self, snapshot: Snapshot) -> Mapping[Any, LiveObject]:
         """The account's objects of this kind, by identity."""

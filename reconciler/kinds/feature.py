@@ -7,7 +7,9 @@ update; ``active: false`` archives it, and an archived feature cannot be
 reactivated. Its lookup key is then free again, so a feature declared active
 after it was archived is created anew. The list leaves archived features
 out, which is why an archived one reads as absent. An add-on kind: features
-are read only when billing.yaml declares one.
+are read only when billing.yaml declares one. The lookup keys of the features
+read name their ids for the features attached to products, and a feature
+created by an apply is remembered for the attachments that follow it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from reconciler.kinds.base import (
     update_then_archive,
 )
 from reconciler.model import Desired, Feature, given
-from reconciler.plan import Action, ResourceChange
+from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.snapshot import LiveObject, Snapshot
 from reconciler.steps import PHASE_CATALOG, PHASE_RETIRE, Step, at, const
 
@@ -76,6 +78,7 @@ class FeatureSpec(KindSpec):
 
     def read(self, objects: Iterable[StripeObject], context: ReadContext) -> dict[str, Any]:
         by_key = by_identity(objects, "lookup_key")
+        context.names[self.kind] = {f["id"]: key for key, f in by_key.items()}
         return {
             self.section: {
                 key: LiveObject(f["id"], feature_essence_from_stripe(f), is_managed(f))
@@ -106,7 +109,8 @@ class FeatureSpec(KindSpec):
                     "name": after["name"],
                     "metadata": dict(after["metadata"]),
                 }
-                return [Step(PHASE_CATALOG, address, "create", at(PATH), const(params))]
+                made = (self.kind.value, self.named(address))
+                return [Step(PHASE_CATALOG, address, "create", at(PATH), const(params), made)]
             case Action.UPDATE | Action.ARCHIVE:
                 return update_then_archive(
                     change, f"{PATH}/{old}", ("name",), phases=(PHASE_CATALOG, PHASE_RETIRE)
@@ -115,6 +119,17 @@ class FeatureSpec(KindSpec):
                 return []
             case _:
                 return unknown_action(change)
+
+    def known_ids(self, snapshot: Snapshot, plan: Plan) -> dict[str, str]:
+        return {key: obj.stripe_id for key, obj in snapshot.features.items()}
+
+    def prepare_import(self, context: ImportContext) -> None:
+        """Every active feature's lookup key by id (an archived one names nothing)."""
+        context.names[self.kind] = {
+            f["id"]: f["lookup_key"]
+            for f in context.listed.get(self.kind, ())
+            if f.get("active", True)
+        }
 
     def import_entries(self, context: ImportContext) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = []

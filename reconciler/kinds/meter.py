@@ -1,9 +1,16 @@
 """Meters: identified by their event name; only the display name changes in place.
 
-A meter cannot be replaced: its formula and payload keys are fixed at creation
-and an event name belongs to one meter for good, so a change to a fixed field
-of an active meter is a conflict that names the way out. Retired by
+A meter cannot be replaced: its formula (``sum``, ``count`` or ``last``), its
+payload keys and its event time window are fixed at creation
+(docs.stripe.com/api/billing/meter/create; update takes ``display_name``
+alone) and an event name belongs to one meter for good, so a change to a fixed
+field of an active meter is a conflict that names the way out. Retired by
 deactivating (and brought back by reactivating).
+
+``event_time_window`` (``hour`` or ``day``, or none) says events arrive
+pre-aggregated per window: Stripe uses only the latest event sent for a
+customer in each window. It is in a meter's essence only when set, so a
+meter without one reads and plans as it always has.
 """
 
 from __future__ import annotations
@@ -30,21 +37,24 @@ from reconciler.steps import PHASE_CATALOG, PHASE_RETIRE, Step, at, const
 
 __all__ = ["METER_FIXED", "MeterSpec", "meter_essence", "meter_essence_from_stripe"]
 
-METER_FIXED = ("aggregation", "customer_key", "value_key")
+METER_FIXED = ("aggregation", "customer_key", "value_key", "event_time_window")
 
 
 def meter_essence(meter: Meter) -> Essence:
-    return {
+    essence: Essence = {
         "display_name": meter.display_name,
         "aggregation": meter.aggregation,
         "customer_key": meter.customer_key,
         "value_key": meter.value_key,
         "active": meter.active,
     }
+    if meter.event_time_window is not None:
+        essence["event_time_window"] = meter.event_time_window
+    return essence
 
 
 def meter_essence_from_stripe(obj: Mapping[str, Any]) -> Essence:
-    return {
+    essence: Essence = {
         "display_name": obj.get("display_name"),
         "aggregation": (obj.get("default_aggregation") or {}).get("formula"),
         "customer_key": (obj.get("customer_mapping") or {}).get(
@@ -53,17 +63,23 @@ def meter_essence_from_stripe(obj: Mapping[str, Any]) -> Essence:
         "value_key": (obj.get("value_settings") or {}).get("event_payload_key", DEFAULT_VALUE_KEY),
         "active": obj.get("status", "active") == "active",
     }
+    if obj.get("event_time_window"):
+        essence["event_time_window"] = obj["event_time_window"]
+    return essence
 
 
 def create_params(event_name: str, after: Mapping[str, Any]) -> dict[str, Any]:
     """The parameters that create a meter of this essence."""
-    return {
+    params: dict[str, Any] = {
         "event_name": event_name,
         "display_name": after["display_name"],
         "default_aggregation": {"formula": after["aggregation"]},
         "customer_mapping": {"type": "by_id", "event_payload_key": after["customer_key"]},
         "value_settings": {"event_payload_key": after["value_key"]},
     }
+    if after.get("event_time_window"):
+        params["event_time_window"] = after["event_time_window"]
+    return params
 
 
 def _rename(address: str, meter_id: str | None, after: Mapping[str, Any]) -> Step:
@@ -85,6 +101,7 @@ class MeterSpec(KindSpec):
         "default_aggregation[formula]": ("aggregation",),
         "customer_mapping[event_payload_key]": ("customer_key",),
         "value_settings[event_payload_key]": ("value_key",),
+        "event_time_window": ("event_time_window",),
     }
 
     def build(self, entry: Mapping[str, Any]) -> Meter:
@@ -92,7 +109,7 @@ class MeterSpec(KindSpec):
             event_name=entry["event_name"],
             display_name=entry["display_name"],
             aggregation=entry["aggregation"],
-            **given(entry, "customer_key", "value_key", "active"),
+            **given(entry, "customer_key", "value_key", "active", "event_time_window"),
         )
 
     def identity(self, declared: Meter) -> str:
@@ -123,17 +140,18 @@ class MeterSpec(KindSpec):
             if live is None:
                 changes.append(absent(meter.address, self.kind, meter.active, after))
                 continue
-            fixed = [
-                f"{name} {live.essence.get(name)!r} -> {after[name]!r}"
+            fixed = [  # a window absent on either side is None: none
+                f"{name} {live.essence.get(name)!r} -> {after.get(name)!r}"
                 for name in METER_FIXED
-                if live.essence.get(name) != after[name]
+                if live.essence.get(name) != after.get(name)
             ]
             if fixed and meter.active:
                 conflicts.append(
-                    f"{meter.address}: {', '.join(fixed)}: a meter's formula and payload keys "
-                    f"are fixed at creation, and an event name belongs to one meter for good "
-                    f"({live.stripe_id}). Declare a new meter with a new event_name, point the "
-                    f"prices and alerts at it, and mark '{meter.event_name}' active: false"
+                    f"{meter.address}: {', '.join(fixed)}: a meter's formula, payload keys and "
+                    f"event time window are fixed at creation, and an event name belongs to "
+                    f"one meter for good ({live.stripe_id}). Declare a new meter with a new "
+                    f"event_name, point the prices and alerts at it, and mark "
+                    f"'{meter.event_name}' active: false"
                 )
             else:
                 changes.append(
@@ -213,6 +231,8 @@ class MeterSpec(KindSpec):
             value_key = (meter.get("value_settings") or {}).get("event_payload_key")
             if value_key and value_key != DEFAULT_VALUE_KEY:
                 entry["value_key"] = value_key
+            if meter.get("event_time_window"):
+                entry["event_time_window"] = meter["event_time_window"]
             if not active:
                 entry["active"] = False
             entries.append(entry)

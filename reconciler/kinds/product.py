@@ -3,7 +3,9 @@ adopt); everything billing.yaml manages changes in place; retired by archiving.
 
 A product also points at its default price: once every price exists, each
 product whose declared default moved is pointed at it, and before a default
-price is archived its product lets go of it.
+price is archived its product lets go of it. The features it grants
+(``features:``) are planned as their own kind (``product_feature.py``); import
+writes them into its entry.
 """
 
 from __future__ import annotations
@@ -90,10 +92,12 @@ class ProductSpec(KindSpec):
     }
 
     def build(self, entry: Mapping[str, Any]) -> Product:
+        features = entry.get("features")
         return Product(
             id=entry["id"],
             name=entry["name"],
             metadata=dict(entry.get("metadata", {})),
+            features=None if features is None else tuple(features),
             **given(entry, "description", "active"),
         )
 
@@ -209,6 +213,7 @@ class ProductSpec(KindSpec):
             metadata = metadata_entry(product)
             if metadata:
                 entry["metadata"] = metadata
+            entry.update(context.fields_of(self.kind, product["id"]))
             if not active:
                 entry["active"] = False
             entries.append(entry)

@@ -18,6 +18,7 @@ from reconciler.kinds.meter import MeterSpec
 from reconciler.kinds.portal import PortalSpec
 from reconciler.kinds.price import PriceSpec
 from reconciler.kinds.product import ProductSpec
+from reconciler.kinds.product_feature import ProductFeatureSpec
 
 __all__ = ["IMPORT_ORDER", "READ_ORDER", "REGISTRY", "spec_for"]
 
@@ -28,6 +29,7 @@ REGISTRY: tuple[KindSpec, ...] = (
     AlertSpec(),
     FeatureSpec(),
     PortalSpec(),
+    ProductFeatureSpec(),  # after the products and features it attaches
 )
 
 _BY_KIND = {spec.kind: spec for spec in REGISTRY}

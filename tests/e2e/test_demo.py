@@ -43,7 +43,7 @@ mode: test
 products: [{id: prod_api, name: API}]
 meters:
   - {event_name: api_seconds, display_name: API seconds, aggregation: sum,
-     customer_key: account, value_key: seconds}
+     customer_key: account, value_key: seconds, event_time_window: day}
 prices:
   - lookup_key: api_graduated
     product: prod_api

@@ -174,6 +174,56 @@ def test_simulate_count_meter_with_its_own_payload_keys(tmp_path: Path) -> None:
     assert "3 meter events on meter api_seconds (API seconds, count)" in result.stdout
 
 
+def test_simulate_an_hourly_pre_aggregated_meter_with_its_own_payload_keys(
+    tmp_path: Path,
+) -> None:
+    prices = """
+  - lookup_key: api_new
+    product: prod_api
+    currency: usd
+    unit_amount: 2
+    recurring: {interval: month, usage: metered, meter: api_seconds}
+"""
+    text = config(prices).replace(
+        "aggregation: sum}",
+        "aggregation: sum, customer_key: account, value_key: seconds, event_time_window: hour}",
+    )
+    result = simulate(tmp_path, text)
+    assert result.returncode == 0, result.stderr + result.stdout
+    # one event an hour, so each is its own window and counts: 5,615 x 2 c = $112.30;
+    # the legacy side sums usage records: 4,055 x 2 c = $81.10
+    assert [verdict for _, _, verdict in check_lines(result.stdout)] == [
+        "line $81.10, invoice total $81.10: ok",
+        "line $112.30, invoice total $112.30: ok",
+    ]
+    assert (
+        "3 meter events on meter api_seconds (API seconds, sum) with values 1,500, 990, 3,125, "
+        "pre-aggregated per hour: the latest event sent in each hour counts "
+        "(1,500, 990, 3,125)"
+    ) in result.stdout
+
+
+def test_simulate_a_daily_pre_aggregated_meter_bills_the_days_last_event(
+    tmp_path: Path,
+) -> None:
+    prices = """
+  - lookup_key: api_new
+    product: prod_api
+    currency: usd
+    unit_amount: 2
+    recurring: {interval: month, usage: metered, meter: api_seconds}
+"""
+    text = config(prices).replace("aggregation: sum}", "aggregation: sum, event_time_window: day}")
+    result = simulate(tmp_path, text)
+    assert result.returncode == 0, result.stderr + result.stdout
+    # the three events fall in one day: only the last sent, 3,125, counts: 3,125 x 2 c = $62.50
+    assert [verdict for _, _, verdict in check_lines(result.stdout)] == [
+        "line $81.10, invoice total $81.10: ok",
+        "line $62.50, invoice total $62.50: ok",
+    ]
+    assert "the latest event sent in each day counts (3,125)" in result.stdout
+
+
 def test_simulate_rehearses_a_dated_switch_at_the_period_end(tmp_path: Path) -> None:
     prices = """
   - lookup_key: api_new

@@ -70,6 +70,43 @@ def test_meter_update_display_name_only(
         assert str(caught.value.param).startswith(field)
 
 
+def test_meter_event_time_window_is_kept_and_fixed(client: stripe.StripeClient, uid: str) -> None:
+    plain = client.v1.billing.meters.create(
+        params={
+            "display_name": "Raw",
+            "event_name": f"raw_{uid}",
+            "default_aggregation": {"formula": "sum"},
+        }
+    )
+    assert plain.event_time_window is None
+    hourly = client.v1.billing.meters.create(
+        params={
+            "display_name": "Hourly",
+            "event_name": f"hourly_{uid}",
+            "default_aggregation": {"formula": "sum"},
+            "event_time_window": "hour",
+        }
+    )
+    assert hourly.event_time_window == "hour"
+    assert client.v1.billing.meters.retrieve(hourly.id).event_time_window == "hour"
+    listed = {m.id: m for m in client.v1.billing.meters.list().auto_paging_iter()}
+    assert listed[hourly.id].event_time_window == "hour"
+    with pytest.raises(stripe.InvalidRequestError) as weekly:
+        client.v1.billing.meters.create(
+            params={
+                "display_name": "Weekly",
+                "event_name": f"weekly_{uid}",
+                "default_aggregation": {"formula": "sum"},
+                "event_time_window": "week",
+            }
+        )
+    assert (weekly.value.http_status, weekly.value.param) == (400, "event_time_window")
+    with pytest.raises(stripe.InvalidRequestError) as changed:
+        client.raw_request("post", f"/v1/billing/meters/{hourly.id}", event_time_window="day")
+    assert (changed.value.code, changed.value.param) == ("parameter_unknown", "event_time_window")
+    assert client.v1.billing.meters.retrieve(hourly.id).event_time_window == "hour"
+
+
 def test_meter_deactivate_reactivate(
     client: stripe.StripeClient, meter: stripe.billing.Meter
 ) -> None:
@@ -172,6 +209,60 @@ def test_summary_formulas_count_and_last(emu: Emulator) -> None:
         .aggregated_value
         == 4
     )
+
+
+@pytest.mark.parametrize(("window", "size"), [("hour", 3600), ("day", DAY)])
+def test_a_pre_aggregated_meter_counts_the_latest_event_sent_in_each_window(
+    emu: Emulator, window: str, size: int
+) -> None:
+    client = make_client(emu.url)
+    meter = client.v1.billing.meters.create(
+        params={
+            "display_name": "P",
+            "event_name": "p",
+            "default_aggregation": {"formula": "sum"},
+            "event_time_window": window,
+            "customer_mapping": {"type": "by_id", "event_payload_key": "account"},
+            "value_settings": {"event_payload_key": "tokens"},
+        }
+    )
+    alice = client.v1.customers.create(params={"name": "Alice"})
+    bob = client.v1.customers.create(params={"name": "Bob"})
+    base = _day_start(3)
+    # Sent in this order: within one window the latest sent replaces the others, even
+    # one stamped earlier; each customer has windows of their own.
+    for when, customer, value in (
+        (base + 120, alice.id, 5),
+        (base + 60, alice.id, 7),
+        (base + size + 60, alice.id, 11),
+        (base + 180, bob.id, 100),
+    ):
+        client.v1.billing.meter_events.create(
+            params={
+                "event_name": "p",
+                "payload": {"account": customer, "tokens": str(value)},
+                "timestamp": when,
+            }
+        )
+    span = {"start_time": base, "end_time": base + 2 * DAY}
+    summaries = client.v1.billing.meters.event_summaries.list(
+        meter.id, params={"customer": alice.id, **span}
+    )
+    assert [s.aggregated_value for s in summaries.data] == [7 + 11]
+    per_window = client.v1.billing.meters.event_summaries.list(
+        meter.id,
+        params={
+            "customer": alice.id,
+            "start_time": base,
+            "end_time": base + 2 * size,
+            "value_grouping_window": window,
+        },
+    )
+    assert [s.aggregated_value for s in per_window.data] == [11, 7]
+    bobs = client.v1.billing.meters.event_summaries.list(
+        meter.id, params={"customer": bob.id, **span}
+    )
+    assert [s.aggregated_value for s in bobs.data] == [100]
 
 
 def test_summary_times_must_be_aligned(

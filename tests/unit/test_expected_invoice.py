@@ -21,6 +21,7 @@ from reconciler.expected_invoice import (
     coupon_from_stripe,
     expected_invoice,
     expected_line,
+    metered_quantity,
     money,
     tax_rate_from_stripe,
 )
@@ -54,6 +55,44 @@ VOLUME = {
         {"up_to": "inf", "unit_amount_decimal": "1.5", "flat_amount": None},
     ],
 }
+
+
+HOUR, DAY = 3600, 86400
+T = 1_700_006_400  # a UTC midnight
+SENT = [(T + 60, 5), (T + 120, 9), (T + HOUR + 60, 2), (T + 30, 4)]
+"""Events in the order sent: the last, stamped earliest, arrives late in the first hour."""
+
+
+@pytest.mark.parametrize(
+    ("formula", "window", "quantity"),
+    [
+        ("sum", None, 5 + 9 + 2 + 4),
+        ("count", None, 4),
+        ("last", None, 2),  # the latest timestamp
+        # hourly: the first hour keeps the last event sent in it (4), the second its one (2)
+        ("sum", "hour", 4 + 2),
+        ("count", "hour", 2),
+        ("last", "hour", 2),
+        # daily: one window, the last event sent (4) is all that counts
+        ("sum", "day", 4),
+        ("count", "day", 1),
+        ("last", "day", 4),
+    ],
+)
+def test_a_meter_bills_its_formula_over_the_events_its_window_keeps(
+    formula: str, window: str | None, quantity: int
+) -> None:
+    assert metered_quantity(formula, SENT, window) == quantity
+
+
+def test_a_meter_without_events_bills_nothing_and_knows_only_stripes_formulas() -> None:
+    assert [metered_quantity(f, []) for f in ("sum", "count", "last")] == [0, 0, 0]
+    with pytest.raises(ValueError, match="sum, count or last, not 'max'"):
+        metered_quantity("max", SENT)
+
+
+def test_equal_timestamps_take_the_one_sent_last() -> None:
+    assert metered_quantity("last", [(T, 3), (T, 8)]) == 8
 
 
 def test_sub_cent_per_unit_is_rounded_once_per_line_half_up() -> None:

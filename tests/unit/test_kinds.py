@@ -131,6 +131,7 @@ def test_registry_order_is_apply_order() -> None:
         Kind.ALERT,
         Kind.FEATURE,
         Kind.PORTAL,
+        Kind.PRODUCT_FEATURE,
     ]
 
 
@@ -151,7 +152,11 @@ def test_each_kind_comes_after_what_it_needs(order: tuple[object, ...], edges: s
     ("kind", "in_place", "replaced"),
     [
         (Kind.PRODUCT, ["name", "description", "metadata", "active", "default_price"], []),
-        (Kind.METER, ["display_name", "active"], ["aggregation", "customer_key", "value_key"]),
+        (
+            Kind.METER,
+            ["display_name", "active"],
+            ["aggregation", "customer_key", "value_key", "event_time_window"],
+        ),
         (
             Kind.PRICE,
             ["nickname", "metadata", "active", "lookup_key", "tax_behavior", "currency_options"],
@@ -180,6 +185,7 @@ def test_each_kind_comes_after_what_it_needs(order: tuple[object, ...], edges: s
             ],
             [],
         ),
+        (Kind.PRODUCT_FEATURE, ["attached"], []),
     ],
 )
 def test_what_changes_in_place_and_what_replaces(

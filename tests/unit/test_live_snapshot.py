@@ -16,9 +16,9 @@ import pytest
 from reconciler.errors import StripeCallError
 from reconciler.live import _with_unfinished_schedules, list_objects, snapshot_from_objects
 from reconciler.migrations import LiveSchedule, LiveSubscription
-from reconciler.model import Desired, Feature
+from reconciler.model import Desired, Feature, Product
 from reconciler.plan import IDEMPOTENCY_PREFIX
-from reconciler.snapshot import Snapshot
+from reconciler.snapshot import LiveObject, Snapshot
 
 MANAGED = {"managed_by": "stripe-reconcile"}
 
@@ -242,3 +242,118 @@ def test_an_unlabelled_schedule_older_than_the_events_reads_them_all() -> None:
     )
     assert found[0].schedule is not None and not found[0].schedule.begun
     assert gateway.read == 300
+
+
+class _Account:
+    """A gateway whose lists answer from ``pages`` by path; a path mapped to a status fails
+    with it, an unknown one is empty. Records each path listed."""
+
+    def __init__(self, pages: dict[str, list[dict[str, object]] | int]) -> None:
+        self.pages = pages
+        self.paths: list[str] = []
+
+    def list_all(self, path: str, params: object = None) -> Iterator[dict[str, object]]:
+        self.paths.append(path)
+        found = self.pages.get(path, [])
+        if isinstance(found, int):
+            raise StripeCallError("refused", method="GET", path=path, http_status=found)
+        yield from found
+
+
+HD = {"id": "feat_hd", "object": "entitlements.feature", "lookup_key": "hd_export", "active": True}
+
+
+def _attachment(attachment_id: str, feature: dict[str, object]) -> dict[str, object]:
+    return {"id": attachment_id, "object": "product_feature", "entitlement_feature": feature}
+
+
+def test_attached_features_are_listed_per_product_that_declares_them() -> None:
+    declared = Desired(
+        mode="test",
+        products=(
+            Product(id="prod_video", name="Video", features=("hd_export",)),
+            Product(id="prod_new", name="New", features=()),
+            Product(id="prod_team", name="Team"),
+        ),
+        features=(Feature(lookup_key="hd_export", name="HD"),),
+    )
+    account = _Account(
+        {
+            "/v1/entitlements/features": [HD],
+            "/v1/products/prod_video/features": [_attachment("pf_1", HD)],
+            "/v1/products/prod_new/features": 404,  # not made yet: nothing attached
+        }
+    )
+    listed = list_objects(account, declared)  # type: ignore[arg-type]
+    snapshot = snapshot_from_objects(**listed)
+    assert [p for p in account.paths if p.startswith("/v1/products/")] == [
+        "/v1/products/prod_video/features",
+        "/v1/products/prod_new/features",
+    ]
+    assert dict(snapshot.product_features) == {
+        "prod_video/hd_export": LiveObject(
+            "pf_1", {"product": "prod_video", "feature": "hd_export", "attached": True}
+        )
+    }
+
+
+def test_no_product_declaring_features_reads_none() -> None:
+    account = _Account({})
+    plain = Desired(mode="test", products=(Product(id="prod_team", name="Team"),))
+    assert "product_features" not in list_objects(account, plain)  # type: ignore[arg-type]
+    assert account.paths == []  # lists are read as consumed: nothing asked yet either
+
+
+def test_an_attachment_whose_feature_is_not_active_is_named_by_its_id() -> None:
+    archived = {**HD, "id": "feat_old", "active": False}
+    found = snapshot_from_objects(
+        features=[HD],
+        product_features=[
+            {**_attachment("pf_1", HD), "product": "prod_video"},
+            {**_attachment("pf_2", archived), "product": "prod_video"},
+            {**_attachment("pf_3", "feat_hd"), "product": "prod_team"},  # an id, unexpanded
+        ],
+    )
+    assert sorted(found.product_features) == [
+        "prod_team/hd_export",
+        "prod_video/feat_old",
+        "prod_video/hd_export",
+    ]
+
+
+def test_a_product_list_failing_for_another_reason_is_an_error() -> None:
+    declared = Desired(
+        mode="test",
+        products=(Product(id="prod_video", name="Video", features=()),),
+    )
+    listed = list_objects(  # type: ignore[arg-type]
+        _Account({"/v1/products/prod_video/features": 500}), declared
+    )
+    with pytest.raises(StripeCallError):
+        list(listed["product_features"])
+
+
+def test_import_reads_every_products_attachments_and_skips_a_product_gone() -> None:
+    account = _Account(
+        {
+            "/v1/products": [{"id": "prod_a"}, {"id": "prod_b"}, {"id": "prod_c"}],
+            "/v1/products/prod_a/features": [_attachment("pf_1", HD)],
+            "/v1/products/prod_b/features": 404,  # deleted since the product list
+            "/v1/products/prod_c/features": [_attachment("pf_3", HD)],
+        }
+    )
+    listed = list_objects(account, every_kind=True)  # type: ignore[arg-type]
+    found = [(a["product"], a["id"]) for a in listed["product_features"]]
+    assert found == [("prod_a", "pf_1"), ("prod_c", "pf_3")]
+
+
+def test_import_with_a_key_that_may_not_read_entitlements_writes_no_attachments() -> None:
+    account = _Account(
+        {
+            "/v1/products": [{"id": "prod_a"}, {"id": "prod_b"}],
+            "/v1/products/prod_a/features": 403,
+            "/v1/products/prod_b/features": 403,
+        }
+    )
+    listed = list_objects(account, every_kind=True)  # type: ignore[arg-type]
+    assert list(listed["product_features"]) == []

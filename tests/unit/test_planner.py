@@ -149,6 +149,51 @@ def test_meter_formula_change_is_a_conflict_that_names_the_way_out() -> None:
     assert "Declare a new meter with a new event_name" in message
 
 
+@pytest.mark.parametrize(
+    ("declared", "live", "told"),
+    [
+        ({"customer_key": "account"}, {}, "customer_key 'stripe_customer_id' -> 'account'"),
+        ({"value_key": "seconds"}, {}, "value_key 'value' -> 'seconds'"),
+        ({"event_time_window": "hour"}, {}, "event_time_window None -> 'hour'"),
+        ({}, {"event_time_window": "day"}, "event_time_window 'day' -> None"),
+        (
+            {"event_time_window": "hour"},
+            {"event_time_window": "day"},
+            "event_time_window 'day' -> 'hour'",
+        ),
+    ],
+)
+def test_every_fixed_meter_setting_is_a_conflict_that_names_the_way_out(
+    declared: dict[str, str], live: dict[str, str], told: str
+) -> None:
+    meters = tuple(
+        dataclasses.replace(m, **declared) if m.event_name == "video_seconds" else m
+        for m in EXAMPLE.meters
+    )
+    snapshot = edit_live(snapshot_matching(EXAMPLE), "meters", "video_seconds", **live)
+    with pytest.raises(PlanError) as caught:
+        build_plan(dataclasses.replace(EXAMPLE, meters=meters), snapshot)
+    message = str(caught.value)
+    assert message.startswith(f"meter.video_seconds: {told}: ")
+    assert "formula, payload keys and event time window are fixed at creation" in message
+    assert "Declare a new meter with a new event_name" in message
+    assert "mark 'video_seconds' active: false" in message
+
+
+def test_a_meter_with_an_event_time_window_plans_clean_against_itself() -> None:
+    meters = tuple(
+        dataclasses.replace(m, event_time_window="hour") if m.event_name == "api_requests" else m
+        for m in EXAMPLE.meters
+    )
+    desired = dataclasses.replace(EXAMPLE, meters=meters)
+    assert not build_plan(desired, snapshot_matching(desired)).has_changes
+    created = change(build_plan(desired, Snapshot()), "meter.api_requests")
+    assert (created.action, created.after["event_time_window"]) == (Action.CREATE, "hour")
+    # A meter without one says nothing of it: its plan reads as before.
+    plain = change(build_plan(EXAMPLE, Snapshot()), "meter.video_seconds")
+    assert plain.after is not None and "event_time_window" not in plain.after
+
+
 def test_moving_prices_to_a_new_meter_replaces_them() -> None:
     v2 = dataclasses.replace(EXAMPLE.meters[0], event_name="video_seconds_v2", aggregation="last")
     retired = dataclasses.replace(EXAMPLE.meters[0], active=False)

@@ -715,6 +715,40 @@ def test_planner_output_fits_the_schema_and_renders(desired: Desired) -> None:
         assert render_markdown(plan).startswith(MARKER + "\n")
 
 
+def test_attached_features_fit_the_schema_and_read_as_attached_and_detached(
+    validator: Draft202012Validator,
+) -> None:
+    attach = ResourceChange(
+        "product_feature.prod_video/hd_export",
+        "product_feature",
+        Action.CREATE,
+        "not in the account",
+        after={"product": "prod_video", "feature": "hd_export", "attached": True},
+    )
+    held = {"product": "prod_video", "feature": "sso", "attached": True}
+    detach = ResourceChange(
+        "product_feature.prod_video/sso",
+        "product_feature",
+        Action.ARCHIVE,
+        "not among product.prod_video's features: detach it",
+        before=held,
+        after={**held, "attached": False},
+        changes=(FieldChange("attached", True, False),),
+        stripe_id="prodft_1",
+    )
+    plan = Plan("sha256:" + "c" * 64, "sha256:" + "5" * 64, (attach, detach))
+    document = json.loads(render_json(plan))
+    assert [e.message for e in validator.iter_errors(document)] == []
+    assert Plan.from_json(document) == plan
+    odd = json.loads(render_json(plan))
+    odd["changes"][1]["after"]["attached"] = "no"
+    assert not validator.is_valid(odd)
+    text = render_text(plan, color=False)
+    assert "+ product_feature.prod_video/hd_export will be created" in text
+    assert "~ attached: true -> false" in text
+    assert "- product_feature.prod_video/sso will be archived" in text
+
+
 def _saved(**top: Any) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(render_json(every_action_plan()))
     data.update(top)

@@ -19,11 +19,12 @@ from reconciler.config import load_config, load_text
 from reconciler.errors import ReconcileError
 from reconciler.kinds import Kind
 from reconciler.kinds.portal import portal_essence
-from reconciler.kinds.registry import spec_for
+from reconciler.kinds.product_feature import attachment_essence
+from reconciler.kinds.registry import REGISTRY, spec_for
 from reconciler.model import CustomUnitAmount, PortalConfiguration
-from reconciler.plan import Action, FieldChange, Plan, ResourceChange
+from reconciler.plan import Action, ActionReason, FieldChange, Plan, ResourceChange
 from reconciler.planner import build_plan
-from reconciler.snapshot import Snapshot
+from reconciler.snapshot import LiveObject, Snapshot
 from reconciler.steps import (
     PHASE_ALERTS,
     PHASE_CATALOG,
@@ -250,9 +251,36 @@ def test_switching_meters_and_alerts_off_and_on() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "kind", [Kind.PRODUCT, Kind.METER, Kind.PRICE, Kind.ALERT, Kind.FEATURE, Kind.PORTAL]
-)
+def test_a_meter_is_created_with_its_own_keys_and_time_window() -> None:
+    spec = spec_for(Kind.METER)
+    assert spec is not None
+    after = {
+        "display_name": "Tokens",
+        "aggregation": "last",
+        "customer_key": "account",
+        "value_key": "tokens",
+        "active": True,
+        "event_time_window": "hour",
+    }
+    created = ResourceChange("meter.tokens", Kind.METER, Action.CREATE, "absent", after=after)
+    (create,) = spec.steps(created)
+    assert (create.phase, create.path(IDS), create.params(IDS), create.remember) == (
+        PHASE_CATALOG,
+        "/v1/billing/meters",
+        {
+            "event_name": "tokens",
+            "display_name": "Tokens",
+            "default_aggregation": {"formula": "last"},
+            "customer_mapping": {"type": "by_id", "event_payload_key": "account"},
+            "value_settings": {"event_payload_key": "tokens"},
+            "event_time_window": "hour",
+        },
+        ("meter", "tokens"),
+    )
+    assert spec.param_field("event_time_window") == ("event_time_window",)
+
+
+@pytest.mark.parametrize("kind", [spec.kind for spec in REGISTRY])
 def test_an_action_a_kind_cannot_take_is_refused_before_any_write(kind: Kind) -> None:
     spec = spec_for(kind)
     assert spec is not None
@@ -788,3 +816,125 @@ def test_a_saved_plan_owes_pointing_a_configuration_at_a_replacement() -> None:
     other = dataclasses.replace(tail, changes=(FieldChange("metadata.team", "ops", "growth"),))
     assert not spec.owed(None, other, saved)
     assert not spec.owed(None, tail, Plan("sha256:c", "sha256:s", ()))
+
+
+ATTACHING = """\
+version: 1
+mode: test
+products:
+  - {id: prod_video, name: Video, features: [hd_export, sso]}
+  - {id: prod_team, name: Team}
+features:
+  - {lookup_key: hd_export, name: HD export}
+  - {lookup_key: sso, name: SSO}
+"""
+
+
+def test_attachments_are_made_once_product_and_feature_exist_with_the_feature_id_late() -> None:
+    desired = load_text(ATTACHING, "billing.yaml")
+    live = dataclasses.replace(snapshot_matching(desired), product_features={})
+    steps = plan_steps(build_plan(desired, live))
+    assert [(s.phase, s.address, s.name, s.path(IDS), s.method) for s in steps] == [
+        (
+            PHASE_DEFAULTS,
+            "product_feature.prod_video/hd_export",
+            "attach",
+            "/v1/products/prod_video/features",
+            "post",
+        ),
+        (
+            PHASE_DEFAULTS,
+            "product_feature.prod_video/sso",
+            "attach",
+            "/v1/products/prod_video/features",
+            "post",
+        ),
+    ]
+    # From an empty account the feature is made in the same apply: its id comes late.
+    fresh = plan_steps(build_plan(desired, Snapshot()))
+    made = step(fresh, "feature.sso", "create")
+    assert (made.phase, made.remember) == (PHASE_CATALOG, ("feature", "sso"))
+    attach = step(fresh, "product_feature.prod_video/sso", "attach")
+    assert attach.phase > made.phase and attach.phase > PHASE_CATALOG
+    ids = Ids({"feature": {"hd_export": "feat_h"}})
+    with pytest.raises(KeyError):
+        attach.params(ids)
+    ids.remember(*made.remember, "feat_s")
+    assert attach.params(ids) == {"entitlement_feature": "feat_s"}
+    assert step(fresh, "product_feature.prod_video/hd_export", "attach").params(ids) == {
+        "entitlement_feature": "feat_h"
+    }
+
+
+def test_an_attachment_the_product_no_longer_lists_is_deleted_before_any_archive() -> None:
+    desired = load_text(ATTACHING, "billing.yaml")
+    live = snapshot_matching(desired)
+    retired = load_text(
+        ATTACHING.replace("[hd_export, sso]", "[hd_export]").replace(
+            "name: SSO}", "name: SSO, active: false}"
+        ),
+        "billing.yaml",
+    )
+    plan = build_plan(retired, live)
+    detach = next(c for c in plan.actionable if c.address == "product_feature.prod_video/sso")
+    assert (detach.action, detach.why, detach.stripe_id) == (
+        Action.ARCHIVE,
+        ActionReason.UNDECLARED,
+        "prodft_prod_video_sso",
+    )
+    assert detach.changes == (FieldChange("attached", True, False),)
+    steps = plan_steps(plan)
+    assert [(s.phase, s.address, s.name, s.path(IDS), s.params(IDS), s.method) for s in steps] == [
+        (
+            PHASE_UNSET_DEFAULTS,
+            "product_feature.prod_video/sso",
+            "detach",
+            "/v1/products/prod_video/features/prodft_prod_video_sso",
+            {},
+            "delete",
+        ),
+        (
+            PHASE_RETIRE,
+            "feature.sso",
+            "archive",
+            "/v1/entitlements/features/feat_1",
+            {"active": False},
+            "post",
+        ),
+    ]
+
+
+def test_a_product_without_features_plans_nothing_for_its_attachments() -> None:
+    desired = load_text(ATTACHING.replace(", features: [hd_export, sso]", ""), "billing.yaml")
+    live = dataclasses.replace(
+        snapshot_matching(desired),
+        product_features={
+            "prod_video/sso": LiveObject("prodft_1", attachment_essence("prod_video", "sso"))
+        },
+    )
+    plan = build_plan(desired, live)
+    assert not plan.has_changes
+    assert plan.unmanaged == ()
+    assert [c for c in plan.changes if c.kind is Kind.PRODUCT_FEATURE] == []
+
+
+def test_a_product_feature_change_names_its_kind_and_refuses_what_it_cannot_do() -> None:
+    spec = spec_for(Kind.PRODUCT_FEATURE)
+    assert spec is not None
+    change = ResourceChange(
+        "product_feature.prod_video/sso", Kind.PRODUCT_FEATURE, Action.UPDATE, "edited"
+    )
+    with pytest.raises(ReconcileError, match="does not know how to update a product_feature"):
+        spec.steps(change)
+    noop = ResourceChange(
+        "product_feature.prod_video/sso", Kind.PRODUCT_FEATURE, Action.NOOP, "matches"
+    )
+    assert spec.steps(noop) == []
+
+
+def test_a_product_feature_address_without_its_two_parts_is_refused_before_any_write() -> None:
+    spec = spec_for(Kind.PRODUCT_FEATURE)
+    assert spec is not None
+    odd = ResourceChange("product_feature.prod_video", Kind.PRODUCT_FEATURE, Action.CREATE, "x")
+    with pytest.raises(ReconcileError, match="not <product id>/<feature lookup key>"):
+        spec.steps(odd)

@@ -2,9 +2,19 @@
 
 ``event_name`` is unique among meters; only ``display_name`` is updatable
 (the SDK's ``MeterUpdateParams``); there is no delete, only
-``deactivate`` / ``reactivate``. Event summaries aggregate the stored meter
-events (see :mod:`reconciler.emulator.resources.meter_events`) with the
-meter's formula over ``[start_time, end_time)``, optionally per hour or day.
+``deactivate`` / ``reactivate``. The formula (``sum``, ``count``, ``last``),
+the payload keys and ``event_time_window`` (``day`` or ``hour``, or none: the
+SDK's choices, anything else is refused) are set at creation only.
+
+Event summaries aggregate the stored meter events (see
+:mod:`reconciler.emulator.resources.meter_events`) with the meter's formula
+over ``[start_time, end_time)``, optionally per hour or day. A meter with an
+``event_time_window`` takes pre-aggregated events: "Stripe only uses the most
+recent meter event within the hourly or daily window for aggregation. A newer
+event sent within the same hourly or daily window overwrites the previous one"
+(docs.stripe.com/billing/subscriptions/usage-based/recording-usage), per
+customer. Windows are UTC hours and days (the boundaries
+``value_grouping_window`` uses); invoices count the same events.
 """
 
 from __future__ import annotations
@@ -121,14 +131,21 @@ def list_(req: Request) -> JSON:
 
 
 def events_for(req: Request, meter: JSON, customer: str, start: int, end: int) -> list[JSON]:
-    """The stored events of ``meter`` for ``customer`` with ``start <= timestamp < end``."""
-    return [
+    """The events of ``meter`` for ``customer`` that count, with ``start <= timestamp <
+    end``, in the order they were received: all of them, or for a meter with an
+    ``event_time_window`` the last one received in each window."""
+    received = [
         event
         for event in req.store.values(EVENT_KIND)
-        if event["meter"] == meter["id"]
-        and event["customer"] == customer
-        and start <= int(event["timestamp"]) < end
+        if event["meter"] == meter["id"] and event["customer"] == customer
     ]
+    window = meter.get("event_time_window")
+    if window is not None:
+        size = WINDOW_SECONDS[window]
+        latest = {int(event["timestamp"]) // size: event for event in received}
+        kept = {id(event) for event in latest.values()}
+        received = [event for event in received if id(event) in kept]
+    return [event for event in received if start <= int(event["timestamp"]) < end]
 
 
 def aggregate(formula: str, events: list[JSON]) -> int | float:
