@@ -27,6 +27,7 @@ from reconciler.model import (
     DEFER_WITHIN_SECONDS,
     MANAGED_BY_KEY,
     Alert,
+    Coupon,
     Desired,
     Feature,
     Meter,
@@ -57,7 +58,7 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_DECIMAL_PLACES = 12
 MAX_ERRORS = 100
 """At most this many problems are listed (a hostile file could otherwise yield millions)."""
-_INDEX = re.compile(r"\b(products|meters|prices|alerts)\[(\d+)\]")
+_INDEX = re.compile(r"\b(products|meters|prices|alerts|coupons)\[(\d+)\]")
 _MAX_INTERVAL_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}
 _NO_METER_EQUIVALENT = {
     "max": "Billing Meters have no 'max' formula",
@@ -112,11 +113,12 @@ def locate_field(
     except ConfigErrors:
         return None
     found: Path | None = None
-    sections: list[tuple[str, tuple[Product | Meter | Price | Alert, ...]]] = [
+    sections: list[tuple[str, tuple[Product | Meter | Price | Alert | Coupon, ...]]] = [
         ("products", desired.products),
         ("meters", desired.meters),
         ("prices", desired.prices),
         ("alerts", desired.alerts),
+        ("coupons", desired.coupons),
     ]
     for section, items in sections:
         for index, item in enumerate(items):
@@ -176,7 +178,7 @@ def _check(located: Located, source: str) -> Desired:
     raise reporter.failure()
 
 
-_SECTIONS = ("products", "meters", "prices", "alerts", "migrations")
+_SECTIONS = ("products", "meters", "prices", "alerts", "coupons", "migrations")
 _REFERENCES = {
     "products": ("is not declared in products",),
     "meters": ("is not declared in meters",),
@@ -517,6 +519,8 @@ def _check_identities(desired: Desired, reporter: _Reporter) -> None:
             ("features", i, "lookup_key"),
             f"duplicate feature lookup_key '{key}' (also features[{first}])",
         )
+    for i, key, first in _duplicates(enumerate(c.id for c in desired.coupons)):
+        reporter.add(("coupons", i, "id"), f"duplicate coupon id '{key}' (also coupons[{first}])")
     for i, key, first in _duplicates(enumerate((a.meter, a.title) for a in desired.alerts)):
         reporter.add(
             ("alerts", i, "title"),
@@ -525,11 +529,12 @@ def _check_identities(desired: Desired, reporter: _Reporter) -> None:
 
 
 def _check_metadata(desired: Desired, reporter: _Reporter) -> None:
-    owners: list[tuple[str, int, Product | Price | Feature]] = [
+    owners: list[tuple[str, int, Product | Price | Feature | Coupon]] = [
         ("products", i, p) for i, p in enumerate(desired.products)
     ]
     owners += [("prices", i, p) for i, p in enumerate(desired.prices)]
     owners += [("features", i, f) for i, f in enumerate(desired.features)]
+    owners += [("coupons", i, c) for i, c in enumerate(desired.coupons)]
     for section, index, owner in owners:
         if MANAGED_BY_KEY in owner.metadata:
             reporter.add(
@@ -777,10 +782,59 @@ def _check_migration_ends(
         )
 
 
+def _check_coupons(desired: Desired, reporter: _Reporter) -> None:
+    """What Stripe refuses of a coupon, said before any request: one of percent_off and
+    amount_off, a currency with (and only with) an amount, months only when repeating,
+    products that billing.yaml declares, a real redeem_by."""
+    products = {p.id: p for p in desired.products}
+    for i, coupon in enumerate(desired.coupons):
+        at: Path = ("coupons", i)
+        if coupon.percent_off is not None and coupon.amount_off is not None:
+            reporter.add((*at, "amount_off"), "give percent_off or amount_off, not both")
+        elif coupon.percent_off is None and coupon.amount_off is None:
+            reporter.add(at, "needs percent_off or amount_off (with currency)")
+        if coupon.amount_off is not None and coupon.currency is None:
+            reporter.add(
+                (*at, "amount_off"), "needs currency: the currency the amount is taken off in"
+            )
+        if coupon.amount_off is None and coupon.currency is not None:
+            reporter.add((*at, "currency"), "only goes with amount_off")
+        if coupon.currency_options and coupon.amount_off is None:
+            reporter.add((*at, "currency_options"), "only goes with amount_off")
+        elif coupon.currency is not None and coupon.currency in coupon.currency_options:
+            reporter.add(
+                (*at, "currency_options", coupon.currency),
+                f"'{coupon.currency}' is the coupon's own currency (its amount is amount_off)",
+                key=True,
+            )
+        if coupon.duration == "repeating" and coupon.duration_in_months is None:
+            reporter.add((*at, "duration"), "repeating needs duration_in_months")
+        if coupon.duration != "repeating" and coupon.duration_in_months is not None:
+            reporter.add(
+                (*at, "duration_in_months"),
+                f"only goes with duration: repeating (this coupon is '{coupon.duration}')",
+            )
+        if coupon.redeem_by is not None and coupon.redeem_by.at is None:
+            reporter.add((*at, "redeem_by"), f"'{coupon.redeem_by.text}' is not a real time")
+        for j, product in enumerate(coupon.applies_to or ()):
+            if product not in products:
+                reporter.add(
+                    (*at, "applies_to", "products", j),
+                    f"product '{product}' is not declared in products",
+                )
+            elif coupon.active and not products[product].active:
+                reporter.add(
+                    (*at, "applies_to", "products", j),
+                    f"an active coupon cannot apply to product '{product}', which is declared "
+                    "inactive",
+                )
+
+
 _SEMANTIC_CHECKS: tuple[Callable[[Desired, _Reporter], None], ...] = (
     _check_identities,
     _check_metadata,
     _check_prices,
     _check_alerts,
+    _check_coupons,
     _check_migrations,
 )

@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -19,10 +20,12 @@ __all__ = [
     "MANAGED_BY_KEY",
     "MANAGED_BY_VALUE",
     "Alert",
+    "Coupon",
     "Desired",
     "Feature",
     "Meter",
     "Migration",
+    "Moment",
     "Price",
     "Product",
     "Recurring",
@@ -309,6 +312,83 @@ class Feature:
 
 
 @dataclass(frozen=True)
+class Moment:
+    """A point in time billing.yaml states as RFC 3339 text (``2026-06-30T23:59:59Z``) and
+    Stripe as a Unix time. ``at`` is None for text that names no real time (refused at
+    validate); ``text`` is then what was written, else the canonical UTC text."""
+
+    at: int | None
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> Moment:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return cls(None, text)
+        return cls.of(int(moment.timestamp()))
+
+    @classmethod
+    def of(cls, at: int) -> Moment:
+        """The moment of a Unix time, in its canonical text."""
+        return cls(at, datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+CouponDuration = Literal["once", "repeating", "forever"]
+
+
+@dataclass(frozen=True)
+class Coupon:
+    """A coupon (``/v1/coupons``), identified by the id billing.yaml gives it (the code a
+    customer may type, ``SPRING25``). Only its name, metadata and currency options change
+    in place; it cannot be archived, only deleted (``active: false``)."""
+
+    id: str
+    duration: CouponDuration = "once"
+    name: str | None = None
+    percent_off: Decimal | None = None
+    amount_off: int | None = None
+    currency: str | None = None
+    currency_options: Mapping[str, int] = field(default_factory=dict)
+    """Amounts off in other currencies than ``currency``, by currency."""
+    duration_in_months: int | None = None
+    max_redemptions: int | None = None
+    redeem_by: Moment | None = None
+    applies_to: tuple[str, ...] | None = None
+    """The product ids it is restricted to; None: every product."""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    active: bool = True
+
+    @property
+    def address(self) -> str:
+        return f"coupon.{self.id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id}
+        _put(out, "name", self.name)
+        if self.percent_off is not None:  # a number, as billing.yaml writes it
+            whole = self.percent_off == self.percent_off.to_integral_value()
+            out["percent_off"] = int(self.percent_off) if whole else float(self.percent_off)
+        _put(out, "amount_off", self.amount_off)
+        _put(out, "currency", self.currency)
+        if self.currency_options:
+            out["currency_options"] = {
+                currency: {"amount_off": amount}
+                for currency, amount in sorted(self.currency_options.items())
+            }
+        out["duration"] = self.duration
+        _put(out, "duration_in_months", self.duration_in_months)
+        _put(out, "max_redemptions", self.max_redemptions)
+        if self.redeem_by is not None:
+            out["redeem_by"] = self.redeem_by.text
+        if self.applies_to is not None:
+            out["applies_to"] = {"products": list(self.applies_to)}
+        out["metadata"] = dict(self.metadata)
+        out["active"] = self.active
+        return out
+
+
+@dataclass(frozen=True)
 class SwitchAt:
     """When a subscription switches price: ``period_end``, ``now`` or a fixed epoch time."""
 
@@ -395,6 +475,7 @@ class Desired:
     prices: tuple[Price, ...] = ()
     alerts: tuple[Alert, ...] = ()
     features: tuple[Feature, ...] = ()
+    coupons: tuple[Coupon, ...] = ()
     migrations: tuple[Migration, ...] = ()
     version: int = 1
 
@@ -407,6 +488,8 @@ class Desired:
         out["alerts"] = [a.to_dict() for a in self.alerts]
         if self.features:  # absent when empty: a file without features keeps its hash
             out["features"] = [f.to_dict() for f in self.features]
+        if self.coupons:  # absent when empty, as features
+            out["coupons"] = [c.to_dict() for c in self.coupons]
         out["migrations"] = {m.name: m.to_dict() for m in self.migrations}
         return out
 
@@ -429,4 +512,6 @@ class Desired:
         ]
         if self.features:
             parts.insert(4, (len(self.features), "feature"))
+        if self.coupons:
+            parts.insert(len(parts) - 1, (len(self.coupons), "coupon"))
         return ", ".join(f"{n} {word}{'s' if n != 1 else ''}" for n, word in parts)

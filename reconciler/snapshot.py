@@ -50,6 +50,7 @@ class Snapshot:
     prices: Mapping[str, LiveObject] = field(default_factory=dict)
     alerts: Mapping[tuple[str, str], LiveObject] = field(default_factory=dict)
     features: Mapping[str, LiveObject] = field(default_factory=dict)
+    coupons: Mapping[str, LiveObject] = field(default_factory=dict)
     duplicate_alerts: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     anonymous_prices: tuple[str, ...] = ()
     orphan_prices: tuple[str, ...] = ()
@@ -91,6 +92,8 @@ class Snapshot:
         }
         if self.features:  # absent when there are none: older fingerprints stay the same
             evidence["features"] = section(self.features)
+        if self.coupons:  # likewise
+            evidence["coupons"] = section(self.coupons)
         return evidence
 
 

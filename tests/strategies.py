@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 
 from reconciler.model import (
     Alert,
+    Coupon,
     Desired,
     Feature,
     Meter,
     Migration,
+    Moment,
     Price,
     Product,
     Recurring,
@@ -147,6 +149,12 @@ def desired_states(draw: Any) -> Desired:
             st.lists(st.sampled_from(["hd_export", "api.access", "sso"]), max_size=2, unique=True)
         )
     )
+    coupons = tuple(
+        draw(coupon_states(coupon_id, tuple(p.id for p in products if p.active)))
+        for coupon_id in draw(
+            st.lists(st.sampled_from(["SPRING25", "WELCOME", "vip-10"]), max_size=2, unique=True)
+        )
+    )
     metered = [p for p in prices if p.is_metered]
     migrations = tuple(
         Migration(
@@ -177,5 +185,30 @@ def desired_states(draw: Any) -> Desired:
         prices=tuple(prices),
         alerts=alerts,
         features=features,
+        coupons=coupons,
         migrations=migrations,
+    )
+
+
+@st.composite
+def coupon_states(draw: Any, coupon_id: str, products: tuple[str, ...]) -> Coupon:
+    """A valid coupon: a percentage or an amount (with currency options), a duration, and
+    limits in the future; restricted, maybe, to some of ``products``."""
+    by_amount = draw(st.booleans())
+    duration = draw(st.sampled_from(["once", "repeating", "forever"]))
+    restricted = draw(st.lists(st.sampled_from(products), unique=True)) if products else []
+    return Coupon(
+        id=coupon_id,
+        name=draw(st.none() | st.sampled_from(["Spring sale", "Welcome"])),
+        percent_off=None if by_amount else draw(st.sampled_from([Decimal(10), Decimal("12.5")])),
+        amount_off=draw(st.sampled_from([500, 1000])) if by_amount else None,
+        currency="usd" if by_amount else None,
+        currency_options=draw(st.sampled_from([{}, {"eur": 450}])) if by_amount else {},
+        duration=duration,
+        duration_in_months=draw(st.sampled_from([3, 12])) if duration == "repeating" else None,
+        max_redemptions=draw(st.none() | st.just(100)),
+        redeem_by=draw(st.none() | st.just(Moment.of(1924991999))),
+        applies_to=tuple(restricted) or None,
+        metadata=draw(st.sampled_from([{}, {"campaign": "spring"}])),
+        active=draw(st.booleans()),
     )

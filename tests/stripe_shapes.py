@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.kinds.alert import alert_essence_from_stripe
+from reconciler.kinds.discount import coupon_essence_from_stripe
 from reconciler.kinds.feature import feature_essence_from_stripe
 from reconciler.kinds.meter import meter_essence_from_stripe
 from reconciler.kinds.price import price_essence_from_stripe
@@ -18,6 +19,7 @@ from reconciler.model import (
     MANAGED_BY_KEY,
     MANAGED_BY_VALUE,
     Alert,
+    Coupon,
     Desired,
     Feature,
     Meter,
@@ -165,6 +167,32 @@ def feature_json(feature: Feature, feature_id: str) -> dict[str, Any]:
     }
 
 
+def coupon_json(coupon: Coupon) -> dict[str, Any]:
+    """A coupon as listed with ``applies_to`` and ``currency_options`` expanded."""
+    options = {code: {"amount_off": value} for code, value in coupon.currency_options.items()}
+    if coupon.amount_off is not None and coupon.currency is not None:
+        options[coupon.currency] = {"amount_off": coupon.amount_off}
+    return {
+        "id": coupon.id,
+        "object": "coupon",
+        "amount_off": coupon.amount_off,
+        "applies_to": {"products": list(coupon.applies_to)} if coupon.applies_to else None,
+        "created": 1700000000,
+        "currency": coupon.currency,
+        "currency_options": options or None,
+        "duration": coupon.duration,
+        "duration_in_months": coupon.duration_in_months,
+        "livemode": False,
+        "max_redemptions": coupon.max_redemptions,
+        "metadata": {**coupon.metadata, **MANAGED},
+        "name": coupon.name,
+        "percent_off": float(coupon.percent_off) if coupon.percent_off is not None else None,
+        "redeem_by": coupon.redeem_by.at if coupon.redeem_by is not None else None,
+        "times_redeemed": 0,
+        "valid": True,
+    }
+
+
 def snapshot_matching(desired: Desired) -> Snapshot:
     """The snapshot of an account that already holds exactly what ``desired`` declares."""
     meter_ids = {m.event_name: f"mtr_{i}" for i, m in enumerate(desired.meters)}
@@ -207,5 +235,10 @@ def snapshot_matching(desired: Desired) -> Snapshot:
             )
             for i, f in enumerate(desired.features)
             if f.active
+        },
+        coupons={  # a deleted coupon is not listed
+            c.id: LiveObject(c.id, coupon_essence_from_stripe(coupon_json(c)), True)
+            for c in desired.coupons
+            if c.active
         },
     )

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from reconciler.kinds import Kind
 from reconciler.kinds.alert import AlertSpec
 from reconciler.kinds.base import KindSpec
+from reconciler.kinds.coupon import CouponSpec
 from reconciler.kinds.feature import FeatureSpec
 from reconciler.kinds.meter import MeterSpec
 from reconciler.kinds.price import PriceSpec
@@ -26,6 +27,7 @@ REGISTRY: tuple[KindSpec, ...] = (
     PriceSpec(),
     AlertSpec(),
     FeatureSpec(),
+    CouponSpec(),
 )
 
 _BY_KIND = {spec.kind: spec for spec in REGISTRY}

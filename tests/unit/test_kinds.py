@@ -128,6 +128,7 @@ def test_registry_order_is_apply_order() -> None:
         Kind.PRICE,
         Kind.ALERT,
         Kind.FEATURE,
+        Kind.COUPON,
     ]
 
 
@@ -164,6 +165,20 @@ def test_each_kind_comes_after_what_it_needs(order: tuple[object, ...], edges: s
         ),
         (Kind.ALERT, ["active"], ["threshold", "customer", "recurrence"]),
         (Kind.FEATURE, ["name", "metadata", "active"], []),
+        (
+            Kind.COUPON,
+            ["name", "metadata", "currency_options", "active"],
+            [
+                "percent_off",
+                "amount_off",
+                "currency",
+                "duration",
+                "duration_in_months",
+                "max_redemptions",
+                "redeem_by",
+                "applies_to",
+            ],
+        ),
     ],
 )
 def test_what_changes_in_place_and_what_replaces(
@@ -187,6 +202,11 @@ def test_refused_parameters_map_to_billing_yaml_fields() -> None:
     assert price.param_field("recurring[meter]") == ("recurring", "meter")
     assert price.param_field("expand") is None
     assert alert.param_field("usage_threshold[filters][0][customer]") == ("customer",)
+    coupon = spec_for(Kind.COUPON)
+    assert coupon is not None
+    assert coupon.param_field("applies_to[products][0]") == ("applies_to", "products")
+    assert coupon.param_field("currency_options[eur][amount_off]") == ("currency_options",)
+    assert coupon.param_field("percent_off") == ("percent_off",)
 
 
 def test_a_change_keeps_its_kind_typed_whether_given_as_text_or_member() -> None:
@@ -199,10 +219,10 @@ def test_a_change_keeps_its_kind_typed_whether_given_as_text_or_member() -> None
 
 
 def test_readers_refuse_a_section_no_kind_has() -> None:
-    with pytest.raises(TypeError, match="coupons"):
-        snapshot_from_objects(coupons=[])
-    with pytest.raises(TypeError, match="coupons"):
-        import_account(mode="test", coupons=[])
+    with pytest.raises(TypeError, match="shipping_rates"):
+        snapshot_from_objects(shipping_rates=[])
+    with pytest.raises(TypeError, match="shipping_rates"):
+        import_account(mode="test", shipping_rates=[])
 
 
 def test_a_kind_not_listed_reads_as_none() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.config import load_config
+from reconciler.config import load_config, load_text
 from reconciler.errors import ReconcileError
 from reconciler.kinds import Kind
 from reconciler.kinds.registry import spec_for
@@ -247,7 +247,9 @@ def test_switching_meters_and_alerts_off_and_on() -> None:
     ]
 
 
-@pytest.mark.parametrize("kind", [Kind.PRODUCT, Kind.METER, Kind.PRICE, Kind.ALERT, Kind.FEATURE])
+@pytest.mark.parametrize(
+    "kind", [Kind.PRODUCT, Kind.METER, Kind.PRICE, Kind.ALERT, Kind.FEATURE, Kind.COUPON]
+)
 def test_an_action_a_kind_cannot_take_is_refused_before_any_write(kind: Kind) -> None:
     spec = spec_for(kind)
     assert spec is not None
@@ -359,3 +361,129 @@ def test_an_archived_product_declared_active_again_is_updated_with_active_true()
     assert [(s.address, s.name, s.params(IDS)) for s in steps] == [
         ("product.prod_pro_plan", "update", {"active": True})
     ]
+
+
+@pytest.mark.parametrize("kind", [Kind.PRODUCT, Kind.METER, Kind.PRICE, Kind.ALERT, Kind.FEATURE])
+def test_only_a_kind_retired_by_deleting_deletes(kind: Kind) -> None:
+    spec = spec_for(kind)
+    assert spec is not None
+    change = ResourceChange(
+        f"{kind}.x", kind, Action.DELETE, "declared active: false", stripe_id="x"
+    )
+    with pytest.raises(ReconcileError, match=f"does not know how to delete a {kind}"):
+        spec.steps(change)
+
+
+COUPONS = """\
+version: 1
+mode: test
+products:
+  - {id: prod_video, name: Video}
+coupons:
+  - id: SPRING25
+    name: Spring
+    percent_off: 25
+    duration: repeating
+    duration_in_months: 3
+    redeem_by: "2030-06-30T23:59:59+02:00"
+    applies_to: {products: [prod_video]}
+  - {id: FIVE, amount_off: 500, currency: usd, currency_options: {eur: {amount_off: 450}}}
+"""
+
+
+def _coupon_steps(text: str, snapshot: Snapshot) -> list[tuple[int, str, str, str, Any, str]]:
+    plan = build_plan(load_text(text), snapshot)
+    return [
+        (s.phase, s.address, s.name, s.method, s.params(IDS), s.path(IDS))
+        for s in plan_steps(plan)
+        if s.address.startswith("coupon.")
+    ]
+
+
+def test_a_coupon_is_created_after_the_products_it_applies_to() -> None:
+    desired = load_text(COUPONS)
+    steps = plan_steps(build_plan(desired, Snapshot()))
+    assert [(s.phase, s.address) for s in steps] == [
+        (PHASE_CATALOG, "product.prod_video"),
+        (PHASE_PRICES, "coupon.SPRING25"),
+        (PHASE_PRICES, "coupon.FIVE"),
+    ]
+    marker = {"managed_by": "stripe-reconcile"}
+    assert _coupon_steps(COUPONS, Snapshot()) == [
+        (
+            PHASE_PRICES,
+            "coupon.SPRING25",
+            "create",
+            "post",
+            {
+                "id": "SPRING25",
+                "duration": "repeating",
+                "duration_in_months": 3,
+                "metadata": marker,
+                "name": "Spring",
+                "percent_off": "25",
+                "redeem_by": 1909087199,  # 2030-06-30T21:59:59Z
+                "applies_to": {"products": ["prod_video"]},
+            },
+            "/v1/coupons",
+        ),
+        (
+            PHASE_PRICES,
+            "coupon.FIVE",
+            "create",
+            "post",
+            {
+                "id": "FIVE",
+                "duration": "once",
+                "metadata": marker,
+                "amount_off": 500,
+                "currency": "usd",
+                "currency_options": {"eur": {"amount_off": 450}},
+            },
+            "/v1/coupons",
+        ),
+    ]
+
+
+def test_a_coupon_updates_its_name_and_adds_a_currency_in_place() -> None:
+    live = snapshot_matching(load_text(COUPONS))
+    changed = COUPONS.replace("name: Spring", "name: Spring sale").replace(
+        "{eur: {amount_off: 450}}", "{eur: {amount_off: 450}, gbp: {amount_off: 400}}"
+    )
+    assert _coupon_steps(changed, live) == [
+        (
+            PHASE_PRICES,
+            "coupon.SPRING25",
+            "update",
+            "post",
+            {"name": "Spring sale"},
+            "/v1/coupons/SPRING25",
+        ),
+        (
+            PHASE_PRICES,
+            "coupon.FIVE",
+            "update",
+            "post",
+            {"currency_options": {"gbp": {"amount_off": 400}}},
+            "/v1/coupons/FIVE",
+        ),
+    ]
+
+
+def test_a_changed_coupon_is_deleted_then_created_and_a_retired_one_deleted() -> None:
+    live = snapshot_matching(load_text(COUPONS))
+    changed = COUPONS.replace("percent_off: 25", "percent_off: 30").replace(
+        "{id: FIVE,", "{id: FIVE, active: false,"
+    )
+    steps = _coupon_steps(changed, live)
+    assert [s[:4] for s in steps] == [
+        (PHASE_PRICES, "coupon.SPRING25", "delete", "delete"),
+        (PHASE_PRICES, "coupon.SPRING25", "create", "post"),
+        (PHASE_RETIRE, "coupon.FIVE", "delete", "delete"),
+    ]
+    assert steps[0][4:] == ({}, "/v1/coupons/SPRING25")
+    assert steps[1][4]["percent_off"] == "30"
+    assert steps[2][4:] == ({}, "/v1/coupons/FIVE")
+    # Taking a currency away is no update: the coupon is made anew.
+    fewer = COUPONS.replace(", currency_options: {eur: {amount_off: 450}}", "")
+    assert [s[2] for s in _coupon_steps(fewer, live)] == ["delete", "create"]
