@@ -34,6 +34,7 @@ from reconciler.model import (
     Migration,
     Price,
     Product,
+    PromotionCode,
     SwitchAt,
     Tier,
     duration_seconds,
@@ -58,7 +59,7 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_DECIMAL_PLACES = 12
 MAX_ERRORS = 100
 """At most this many problems are listed (a hostile file could otherwise yield millions)."""
-_INDEX = re.compile(r"\b(products|meters|prices|alerts|coupons)\[(\d+)\]")
+_INDEX = re.compile(r"\b(products|meters|prices|alerts|coupons|promotion_codes)\[(\d+)\]")
 _MAX_INTERVAL_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}
 _NO_METER_EQUIVALENT = {
     "max": "Billing Meters have no 'max' formula",
@@ -113,12 +114,14 @@ def locate_field(
     except ConfigErrors:
         return None
     found: Path | None = None
-    sections: list[tuple[str, tuple[Product | Meter | Price | Alert | Coupon, ...]]] = [
+    Declared = Product | Meter | Price | Alert | Coupon | PromotionCode
+    sections: list[tuple[str, tuple[Declared, ...]]] = [
         ("products", desired.products),
         ("meters", desired.meters),
         ("prices", desired.prices),
         ("alerts", desired.alerts),
         ("coupons", desired.coupons),
+        ("promotion_codes", desired.promotion_codes),
     ]
     for section, items in sections:
         for index, item in enumerate(items):
@@ -178,11 +181,20 @@ def _check(located: Located, source: str) -> Desired:
     raise reporter.failure()
 
 
-_SECTIONS = ("products", "meters", "prices", "alerts", "coupons", "migrations")
+_SECTIONS = (
+    "products",
+    "meters",
+    "prices",
+    "alerts",
+    "coupons",
+    "promotion_codes",
+    "migrations",
+)
 _REFERENCES = {
     "products": ("is not declared in products",),
     "meters": ("is not declared in meters",),
     "prices": ("is not the lookup_key of a price declared in prices",),
+    "coupons": ("is not declared in coupons",),
 }
 """The semantic messages that say a section lacks a name: not said about a section some
 of whose entries were set aside for their schema errors (the name may be among them)."""
@@ -521,6 +533,12 @@ def _check_identities(desired: Desired, reporter: _Reporter) -> None:
         )
     for i, key, first in _duplicates(enumerate(c.id for c in desired.coupons)):
         reporter.add(("coupons", i, "id"), f"duplicate coupon id '{key}' (also coupons[{first}])")
+    for i, _code, first in _duplicates(enumerate(p.identity for p in desired.promotion_codes)):
+        reporter.add(
+            ("promotion_codes", i, "code"),
+            f"duplicate promotion code '{desired.promotion_codes[i].code}' (codes are unique "
+            f"regardless of case; also promotion_codes[{first}])",
+        )
     for i, key, first in _duplicates(enumerate((a.meter, a.title) for a in desired.alerts)):
         reporter.add(
             ("alerts", i, "title"),
@@ -529,12 +547,13 @@ def _check_identities(desired: Desired, reporter: _Reporter) -> None:
 
 
 def _check_metadata(desired: Desired, reporter: _Reporter) -> None:
-    owners: list[tuple[str, int, Product | Price | Feature | Coupon]] = [
+    owners: list[tuple[str, int, Product | Price | Feature | Coupon | PromotionCode]] = [
         ("products", i, p) for i, p in enumerate(desired.products)
     ]
     owners += [("prices", i, p) for i, p in enumerate(desired.prices)]
     owners += [("features", i, f) for i, f in enumerate(desired.features)]
     owners += [("coupons", i, c) for i, c in enumerate(desired.coupons)]
+    owners += [("promotion_codes", i, p) for i, p in enumerate(desired.promotion_codes)]
     for section, index, owner in owners:
         if MANAGED_BY_KEY in owner.metadata:
             reporter.add(
@@ -830,11 +849,55 @@ def _check_coupons(desired: Desired, reporter: _Reporter) -> None:
                 )
 
 
+def _check_promotion_codes(desired: Desired, reporter: _Reporter) -> None:
+    """What Stripe refuses of a promotion code: a coupon that exists (a declared one,
+    not deleted while the code is active), limits within the coupon's, a minimum amount
+    with its currency, a real expires_at."""
+    coupons = {c.id: c for c in desired.coupons}
+    for i, code in enumerate(desired.promotion_codes):
+        at: Path = ("promotion_codes", i)
+        coupon = coupons.get(code.coupon)
+        if coupon is None:
+            reporter.add((*at, "coupon"), f"coupon '{code.coupon}' is not declared in coupons")
+        elif code.active and not coupon.active:
+            reporter.add(
+                (*at, "coupon"),
+                f"an active promotion code cannot redeem coupon '{code.coupon}', which is "
+                "declared inactive (deleted)",
+            )
+        if (code.minimum_amount is None) != (code.minimum_amount_currency is None):
+            missing = "minimum_amount" if code.minimum_amount is None else "minimum_amount_currency"
+            given = "minimum_amount_currency" if missing == "minimum_amount" else "minimum_amount"
+            reporter.add((*at, "restrictions", given), f"goes with {missing}: give both or neither")
+        if code.expires_at is not None and code.expires_at.at is None:
+            reporter.add((*at, "expires_at"), f"'{code.expires_at.text}' is not a real time")
+        if coupon is None:
+            continue
+        if (
+            code.max_redemptions is not None
+            and coupon.max_redemptions is not None
+            and code.max_redemptions > coupon.max_redemptions
+        ):
+            reporter.add(
+                (*at, "max_redemptions"),
+                f"cannot be more than coupon '{coupon.id}' allows ({coupon.max_redemptions})",
+            )
+        ends = code.expires_at.at if code.expires_at is not None else None
+        deadline = coupon.redeem_by
+        last = deadline.at if deadline is not None else None
+        if ends is not None and last is not None and ends > last and deadline is not None:
+            reporter.add(
+                (*at, "expires_at"),
+                f"cannot be after the redeem_by of coupon '{coupon.id}' ({deadline.text})",
+            )
+
+
 _SEMANTIC_CHECKS: tuple[Callable[[Desired, _Reporter], None], ...] = (
     _check_identities,
     _check_metadata,
     _check_prices,
     _check_alerts,
     _check_coupons,
+    _check_promotion_codes,
     _check_migrations,
 )

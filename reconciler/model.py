@@ -28,6 +28,7 @@ __all__ = [
     "Moment",
     "Price",
     "Product",
+    "PromotionCode",
     "Recurring",
     "SwitchAt",
     "Terms",
@@ -389,6 +390,51 @@ class Coupon:
 
 
 @dataclass(frozen=True)
+class PromotionCode:
+    """A promotion code (``/v1/promotion_codes``): a code customers type to redeem a
+    coupon, identified by its code (Stripe keeps codes unique, regardless of case, among
+    active codes). Only ``active`` and metadata change; anything else needs a new code
+    object, so the old one is deactivated and a new one takes the code."""
+
+    code: str
+    coupon: str
+    active: bool = True
+    customer: str | None = None
+    max_redemptions: int | None = None
+    expires_at: Moment | None = None
+    first_time_transaction: bool = False
+    minimum_amount: int | None = None
+    minimum_amount_currency: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return f"promotion_code.{self.code}"
+
+    @property
+    def identity(self) -> str:
+        """The code as Stripe compares codes: regardless of case."""
+        return self.code.lower()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "coupon": self.coupon}
+        _put(out, "customer", self.customer)
+        _put(out, "max_redemptions", self.max_redemptions)
+        if self.expires_at is not None:
+            out["expires_at"] = self.expires_at.text
+        restrictions: dict[str, Any] = {}
+        if self.first_time_transaction:
+            restrictions["first_time_transaction"] = True
+        _put(restrictions, "minimum_amount", self.minimum_amount)
+        _put(restrictions, "minimum_amount_currency", self.minimum_amount_currency)
+        if restrictions:
+            out["restrictions"] = restrictions
+        out["metadata"] = dict(self.metadata)
+        out["active"] = self.active
+        return out
+
+
+@dataclass(frozen=True)
 class SwitchAt:
     """When a subscription switches price: ``period_end``, ``now`` or a fixed epoch time."""
 
@@ -476,6 +522,7 @@ class Desired:
     alerts: tuple[Alert, ...] = ()
     features: tuple[Feature, ...] = ()
     coupons: tuple[Coupon, ...] = ()
+    promotion_codes: tuple[PromotionCode, ...] = ()
     migrations: tuple[Migration, ...] = ()
     version: int = 1
 
@@ -490,6 +537,8 @@ class Desired:
             out["features"] = [f.to_dict() for f in self.features]
         if self.coupons:  # absent when empty, as features
             out["coupons"] = [c.to_dict() for c in self.coupons]
+        if self.promotion_codes:  # likewise
+            out["promotion_codes"] = [p.to_dict() for p in self.promotion_codes]
         out["migrations"] = {m.name: m.to_dict() for m in self.migrations}
         return out
 
@@ -514,4 +563,6 @@ class Desired:
             parts.insert(4, (len(self.features), "feature"))
         if self.coupons:
             parts.insert(len(parts) - 1, (len(self.coupons), "coupon"))
+        if self.promotion_codes:
+            parts.insert(len(parts) - 1, (len(self.promotion_codes), "promotion code"))
         return ", ".join(f"{n} {word}{'s' if n != 1 else ''}" for n, word in parts)

@@ -23,6 +23,7 @@ from reconciler.kinds import Kind
 __all__ = [
     "FORMAT_VERSION",
     "IDEMPOTENCY_PREFIX",
+    "INVALID_COUPON_REASON",
     "Action",
     "ActionReason",
     "FieldChange",
@@ -114,6 +115,9 @@ class ActionReason(enum.Enum):
     """a migration's subscriptions: the change's details hold each one's state."""
     NOT_READ = "not-read"
     """no-op: the account was not read for it."""
+    COUPON_NOT_VALID = "coupon-not-valid"
+    """no-op: a promotion code declared active whose coupon Stripe no longer lets anyone
+    redeem (past its ``redeem_by``, or redeemed ``max_redemptions`` times)."""
 
     @classmethod
     def of(cls, kind: str, action: Action, reason: str) -> ActionReason:
@@ -144,12 +148,15 @@ class ActionReason(enum.Enum):
                     "declared inactive and absent": cls.ABSENT_AND_INACTIVE,
                     "inactive; not replaced": cls.INACTIVE_NOT_REPLACED,
                     "not read": cls.NOT_READ,
+                    INVALID_COUPON_REASON: cls.COUPON_NOT_VALID,
                 }.get(first, cls.MATCHES)
             case Action.MIGRATE:
                 return cls.MIGRATION
 
 
 _KINDS = frozenset(kind.value for kind in Kind)
+INVALID_COUPON_REASON = "its coupon is no longer valid"
+"""The first line of the reason of a promotion code left inactive with its coupon."""
 _ADOPTED = "(adopted: not created by stripe-reconcile)"
 _INTERRUPTED = "left over from an interrupted replace"
 _DUPLICATE = "a second alert under the declared title"

@@ -51,6 +51,7 @@ class Snapshot:
     alerts: Mapping[tuple[str, str], LiveObject] = field(default_factory=dict)
     features: Mapping[str, LiveObject] = field(default_factory=dict)
     coupons: Mapping[str, LiveObject] = field(default_factory=dict)
+    promotion_codes: Mapping[str, LiveObject] = field(default_factory=dict)
     duplicate_alerts: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     anonymous_prices: tuple[str, ...] = ()
     orphan_prices: tuple[str, ...] = ()
@@ -94,6 +95,8 @@ class Snapshot:
             evidence["features"] = section(self.features)
         if self.coupons:  # likewise
             evidence["coupons"] = section(self.coupons)
+        if self.promotion_codes:  # likewise
+            evidence["promotion_codes"] = section(self.promotion_codes)
         return evidence
 
 

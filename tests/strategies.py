@@ -18,6 +18,7 @@ from reconciler.model import (
     Moment,
     Price,
     Product,
+    PromotionCode,
     Recurring,
     SwitchAt,
     Tier,
@@ -155,6 +156,16 @@ def desired_states(draw: Any) -> Desired:
             st.lists(st.sampled_from(["SPRING25", "WELCOME", "vip-10"]), max_size=2, unique=True)
         )
     )
+    promotion_codes = tuple(
+        draw(promotion_code_states(code, draw(st.sampled_from(coupons))))
+        for code in (
+            draw(
+                st.lists(st.sampled_from(["SPRING", "welcome-10", "VIP"]), max_size=2, unique=True)
+            )
+            if coupons
+            else []
+        )
+    )
     metered = [p for p in prices if p.is_metered]
     migrations = tuple(
         Migration(
@@ -186,7 +197,25 @@ def desired_states(draw: Any) -> Desired:
         alerts=alerts,
         features=features,
         coupons=coupons,
+        promotion_codes=promotion_codes,
         migrations=migrations,
+    )
+
+
+@st.composite
+def promotion_code_states(draw: Any, code: str, coupon: Coupon) -> PromotionCode:
+    """A valid code for ``coupon``: within its limits, active only when it is."""
+    minimum = draw(st.booleans())
+    return PromotionCode(
+        code=code,
+        coupon=coupon.id,
+        active=coupon.active and draw(st.booleans()),
+        max_redemptions=draw(st.none() | st.just(10)),
+        expires_at=draw(st.none() | st.just(Moment.of(1893455999))),
+        first_time_transaction=draw(st.booleans()),
+        minimum_amount=1000 if minimum else None,
+        minimum_amount_currency="usd" if minimum else None,
+        metadata=draw(st.sampled_from([{}, {"channel": "blog"}])),
     )
 
 

@@ -15,6 +15,7 @@ from reconciler.kinds.feature import feature_essence_from_stripe
 from reconciler.kinds.meter import meter_essence_from_stripe
 from reconciler.kinds.price import price_essence_from_stripe
 from reconciler.kinds.product import product_essence_from_stripe
+from reconciler.kinds.promotion_code import promotion_code_essence_from_stripe
 from reconciler.model import (
     MANAGED_BY_KEY,
     MANAGED_BY_VALUE,
@@ -25,6 +26,7 @@ from reconciler.model import (
     Meter,
     Price,
     Product,
+    PromotionCode,
     decimal_text,
 )
 from reconciler.snapshot import LiveObject, Snapshot
@@ -193,6 +195,29 @@ def coupon_json(coupon: Coupon) -> dict[str, Any]:
     }
 
 
+def promotion_code_json(code: PromotionCode, code_id: str) -> dict[str, Any]:
+    return {
+        "id": code_id,
+        "object": "promotion_code",
+        "active": code.active,
+        "code": code.code,
+        "created": 1700000000,
+        "customer": code.customer,
+        "customer_account": None,
+        "expires_at": code.expires_at.at if code.expires_at is not None else None,
+        "livemode": False,
+        "max_redemptions": code.max_redemptions,
+        "metadata": {**code.metadata, **MANAGED},
+        "promotion": {"coupon": code.coupon, "type": "coupon"},
+        "restrictions": {
+            "first_time_transaction": code.first_time_transaction,
+            "minimum_amount": code.minimum_amount,
+            "minimum_amount_currency": code.minimum_amount_currency,
+        },
+        "times_redeemed": 0,
+    }
+
+
 def snapshot_matching(desired: Desired) -> Snapshot:
     """The snapshot of an account that already holds exactly what ``desired`` declares."""
     meter_ids = {m.event_name: f"mtr_{i}" for i, m in enumerate(desired.meters)}
@@ -240,5 +265,13 @@ def snapshot_matching(desired: Desired) -> Snapshot:
             c.id: LiveObject(c.id, coupon_essence_from_stripe(coupon_json(c)), True)
             for c in desired.coupons
             if c.active
+        },
+        promotion_codes={
+            p.identity: LiveObject(
+                f"promo_{i}",
+                promotion_code_essence_from_stripe(promotion_code_json(p, f"promo_{i}")),
+                True,
+            )
+            for i, p in enumerate(desired.promotion_codes)
         },
     )

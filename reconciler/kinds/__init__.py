@@ -2,10 +2,10 @@
 
 This package's top level holds only the ``Kind`` enum, so that the plan can be
 typed by it without importing the specs (which build plan values). Each kind's
-module (``product``, ``meter``, ``price``, ``alert``, ``feature``, ``coupon``) says
-everything about that kind: identity, essences, updatable and fixed fields, how it is listed,
-how it is planned, its steps per action, how it is imported and how it
-renders. The core iterates the registry and names no kind itself.
+module (``product``, ``meter``, ``price``, ``alert``, ``feature``, ``coupon``,
+``promotion_code``) says everything about that kind: identity, essences, updatable
+and fixed fields, how it is listed, how it is planned, its steps per action, how it
+is imported and how it renders. The core iterates the registry and names no kind itself.
 """
 
 from __future__ import annotations
@@ -25,4 +25,5 @@ class Kind(enum.StrEnum):
     ALERT = "alert"
     FEATURE = "feature"
     COUPON = "coupon"
+    PROMOTION_CODE = "promotion_code"
     MIGRATION = "migration"

@@ -18,6 +18,7 @@ from reconciler.kinds.feature import FeatureSpec
 from reconciler.kinds.meter import MeterSpec
 from reconciler.kinds.price import PriceSpec
 from reconciler.kinds.product import ProductSpec
+from reconciler.kinds.promotion_code import PromotionCodeSpec
 
 __all__ = ["IMPORT_ORDER", "READ_ORDER", "REGISTRY", "spec_for"]
 
@@ -28,6 +29,7 @@ REGISTRY: tuple[KindSpec, ...] = (
     AlertSpec(),
     FeatureSpec(),
     CouponSpec(),
+    PromotionCodeSpec(),
 )
 
 _BY_KIND = {spec.kind: spec for spec in REGISTRY}

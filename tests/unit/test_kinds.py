@@ -129,6 +129,7 @@ def test_registry_order_is_apply_order() -> None:
         Kind.ALERT,
         Kind.FEATURE,
         Kind.COUPON,
+        Kind.PROMOTION_CODE,
     ]
 
 
@@ -179,6 +180,11 @@ def test_each_kind_comes_after_what_it_needs(order: tuple[object, ...], edges: s
                 "applies_to",
             ],
         ),
+        (
+            Kind.PROMOTION_CODE,
+            ["active", "metadata"],
+            ["code", "coupon", "customer", "max_redemptions", "expires_at", "restrictions"],
+        ),
     ],
 )
 def test_what_changes_in_place_and_what_replaces(
@@ -207,6 +213,10 @@ def test_refused_parameters_map_to_billing_yaml_fields() -> None:
     assert coupon.param_field("applies_to[products][0]") == ("applies_to", "products")
     assert coupon.param_field("currency_options[eur][amount_off]") == ("currency_options",)
     assert coupon.param_field("percent_off") == ("percent_off",)
+    code = spec_for(Kind.PROMOTION_CODE)
+    assert code is not None
+    assert code.param_field("promotion[coupon]") == ("coupon",)
+    assert code.param_field("restrictions[minimum_amount]") == ("restrictions", "minimum_amount")
 
 
 def test_a_change_keeps_its_kind_typed_whether_given_as_text_or_member() -> None:

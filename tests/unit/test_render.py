@@ -418,17 +418,29 @@ coupons:
   - {id: SPRING25, name: Spring, percent_off: 25, duration: repeating, duration_in_months: 3}
   - {id: FIVE, amount_off: 500, currency: usd, applies_to: {products: [prod_video]}}
   - {id: SUMMER, percent_off: 10, redeem_by: "2030-08-31T23:59:59Z"}
+promotion_codes:
+  - {code: SPRING, coupon: SPRING25}
+  - {code: FIVE-OFF, coupon: FIVE, max_redemptions: 10}
+  - {code: SUMMER, coupon: SUMMER}
 """
 
 
 def coupons_plan() -> Plan:
     """Coupons created, updated, deleted and created again, and deleted: the renders say
-    which changes delete for good."""
+    which changes delete for good; promotion codes made anew with their coupon, changed,
+    deactivated and created."""
     after = (
         COUPONS_BEFORE.replace("percent_off: 25", "percent_off: 30")
         .replace("{id: FIVE,", "{id: FIVE, name: Five off,")
         .replace("{id: SUMMER,", "{id: SUMMER, active: false,")
-        + "  - {id: WELCOME, percent_off: 12.5, duration: forever, max_redemptions: 100}\n"
+        .replace("max_redemptions: 10}", "max_redemptions: 20}")
+        .replace("{code: SUMMER,", "{code: SUMMER, active: false,")
+        .replace(
+            "promotion_codes:\n",
+            "  - {id: WELCOME, percent_off: 12.5, duration: forever, max_redemptions: 100}\n"
+            "promotion_codes:\n",
+        )
+        + "  - {code: WELCOME, coupon: WELCOME, metadata: {channel: blog}}\n"
     )
     return build_plan(load_text(after), snapshot_matching(load_text(COUPONS_BEFORE)))
 

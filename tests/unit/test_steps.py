@@ -248,7 +248,16 @@ def test_switching_meters_and_alerts_off_and_on() -> None:
 
 
 @pytest.mark.parametrize(
-    "kind", [Kind.PRODUCT, Kind.METER, Kind.PRICE, Kind.ALERT, Kind.FEATURE, Kind.COUPON]
+    "kind",
+    [
+        Kind.PRODUCT,
+        Kind.METER,
+        Kind.PRICE,
+        Kind.ALERT,
+        Kind.FEATURE,
+        Kind.COUPON,
+        Kind.PROMOTION_CODE,
+    ],
 )
 def test_an_action_a_kind_cannot_take_is_refused_before_any_write(kind: Kind) -> None:
     spec = spec_for(kind)
@@ -363,7 +372,9 @@ def test_an_archived_product_declared_active_again_is_updated_with_active_true()
     ]
 
 
-@pytest.mark.parametrize("kind", [Kind.PRODUCT, Kind.METER, Kind.PRICE, Kind.ALERT, Kind.FEATURE])
+@pytest.mark.parametrize(
+    "kind", [Kind.PRODUCT, Kind.METER, Kind.PRICE, Kind.ALERT, Kind.FEATURE, Kind.PROMOTION_CODE]
+)
 def test_only_a_kind_retired_by_deleting_deletes(kind: Kind) -> None:
     spec = spec_for(kind)
     assert spec is not None
@@ -487,3 +498,80 @@ def test_a_changed_coupon_is_deleted_then_created_and_a_retired_one_deleted() ->
     # Taking a currency away is no update: the coupon is made anew.
     fewer = COUPONS.replace(", currency_options: {eur: {amount_off: 450}}", "")
     assert [s[2] for s in _coupon_steps(fewer, live)] == ["delete", "create"]
+
+
+CODES = (
+    COUPONS
+    + """\
+promotion_codes:
+  - code: SPRING
+    coupon: SPRING25
+    max_redemptions: 20
+    expires_at: "2030-01-01T00:00:00Z"
+    customer: cus_Test123
+    restrictions: {first_time_transaction: true, minimum_amount: 1000, minimum_amount_currency: usd}
+    metadata: {channel: blog}
+  - {code: five-off, coupon: FIVE}
+"""
+)
+
+
+def _all_steps(text: str, snapshot: Snapshot) -> list[tuple[int, str, str, Any]]:
+    plan = build_plan(load_text(text), snapshot)
+    return [(s.phase, s.address, s.name, s.params(IDS)) for s in plan_steps(plan)]
+
+
+def test_a_promotion_code_is_created_after_its_coupon_with_exactly_its_fields() -> None:
+    steps = _all_steps(CODES, Snapshot())
+    order = [(phase, address) for phase, address, _, _ in steps]
+    assert order.index((PHASE_PRICES, "coupon.SPRING25")) < order.index(
+        (PHASE_DEFAULTS, "promotion_code.SPRING")
+    )
+    created = {address: params for _, address, _, params in steps}
+    assert created["promotion_code.SPRING"] == {
+        "promotion": {"type": "coupon", "coupon": "SPRING25"},
+        "code": "SPRING",
+        "metadata": {"channel": "blog", "managed_by": "stripe-reconcile"},
+        "customer": "cus_Test123",
+        "max_redemptions": 20,
+        "expires_at": 1893456000,
+        "restrictions": {
+            "first_time_transaction": True,
+            "minimum_amount": 1000,
+            "minimum_amount_currency": "usd",
+        },
+    }
+    assert created["promotion_code.five-off"] == {
+        "promotion": {"type": "coupon", "coupon": "FIVE"},
+        "code": "five-off",
+        "metadata": {"managed_by": "stripe-reconcile"},
+    }
+
+
+def test_a_coupon_made_anew_replaces_its_codes_around_its_own_writes() -> None:
+    live = snapshot_matching(load_text(CODES))
+    steps = _all_steps(CODES.replace("percent_off: 25", "percent_off: 30"), live)
+    assert [(phase, address, name) for phase, address, name, _ in steps] == [
+        (PHASE_CATALOG, "promotion_code.SPRING", "deactivate-old"),
+        (PHASE_PRICES, "coupon.SPRING25", "delete"),
+        (PHASE_PRICES, "coupon.SPRING25", "create"),
+        (PHASE_DEFAULTS, "promotion_code.SPRING", "create"),
+    ]
+    assert steps[0][3] == {"active": False}
+    assert steps[3][3]["promotion"] == {"type": "coupon", "coupon": "SPRING25"}
+
+
+def test_a_promotion_code_updates_metadata_and_is_deactivated() -> None:
+    live = snapshot_matching(load_text(CODES))
+    changed = CODES.replace("channel: blog", "channel: news").replace(
+        "{code: five-off,", "{code: five-off, active: false, metadata: {why: ended},"
+    )
+    assert _all_steps(changed, live) == [
+        (PHASE_DEFAULTS, "promotion_code.SPRING", "update", {"metadata": {"channel": "news"}}),
+        (
+            PHASE_RETIRE,
+            "promotion_code.five-off",
+            "deactivate",
+            {"active": False, "metadata": {"why": "ended"}},
+        ),
+    ]
