@@ -11,6 +11,7 @@ import pytest
 
 from reconciler.apply import apply_plan
 from reconciler.config import load_text
+from reconciler.converge import apply_until_done
 from reconciler.emulator import Emulator
 from reconciler.errors import ApplyError, StripeCallError
 from reconciler.gateway import Gateway
@@ -366,3 +367,20 @@ def test_two_applies_at_once_leave_one_active_code_on_the_new_coupon(
     assert len([c for c in codes(gateway, "five-off") if c["active"]]) == 1
     again = stripe_reconcile("plan", "--detailed-exitcode", "-f", str(config), url=emulator.url)
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_a_coupon_deleted_within_a_day_of_its_creation_is_made_again_with_its_codes(
+    gateway: Gateway,
+) -> None:
+    """Its new create is the very request that made it first, so Stripe replays that
+    answer and makes nothing; the code's create after it is refused (no such coupon).
+    The next round, after a fresh read, asks both anew and converges."""
+    text = BASE + FIVE
+    assert not converge(text, gateway).has_changes
+    gateway.delete("/v1/coupons/FIVE")
+    snapshot, plan = plan_of(text, gateway)
+    done = apply_until_done(plan, snapshot, gateway, replan=lambda: plan_of(text, gateway))
+    assert "coupon.FIVE: create" in done.result.replayed
+    assert done.rounds == 2
+    assert active_code(gateway, "five-off")["promotion"]["coupon"] == "FIVE"
+    assert not plan_of(text, gateway)[1].has_changes
