@@ -146,7 +146,10 @@ def apply_plan(
 
     ``answered`` holds the keys Stripe already answered earlier in this run (it
     is added to): a later round that needs one of those requests again, because
-    its effect is gone, sends it under a salted key instead of being replayed.
+    its effect is gone, sends it under a salted key instead of being replayed. A
+    refusal (400, 404: nothing was written) counts as answered too: Stripe may keep
+    it for the key, and a later round, after a fresh read, must be asked anew (a
+    code whose coupon this round's replayed create did not make).
     """
     answered = set() if answered is None else answered
     ids = known_ids(snapshot, plan)
@@ -161,6 +164,7 @@ def apply_plan(
             if stop.is_set():
                 return
             label = f"{step.address}: {step.name}"
+            key = ""
             try:
                 path, params = step.path(ids), step.params(ids)
                 key = idempotency_key(step, path, params)
@@ -176,6 +180,9 @@ def apply_plan(
             except ReconcileError as exc:
                 with lock:
                     failures.append((label, exc))
+                    refused = isinstance(exc, StripeCallError) and exc.http_status in (400, 404)
+                    if key and refused:
+                        answered.add(key)
                 stop.set()
                 return
             with lock:

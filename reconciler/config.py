@@ -28,6 +28,7 @@ from reconciler.model import (
     DEFER_WITHIN_SECONDS,
     MANAGED_BY_KEY,
     Alert,
+    Coupon,
     CurrencyOption,
     CustomUnitAmount,
     Desired,
@@ -37,6 +38,7 @@ from reconciler.model import (
     PortalConfiguration,
     Price,
     Product,
+    PromotionCode,
     SwitchAt,
     Tier,
     duration_seconds,
@@ -61,7 +63,7 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_DECIMAL_PLACES = 12
 MAX_ERRORS = 100
 """At most this many problems are listed (a hostile file could otherwise yield millions)."""
-_INDEX = re.compile(r"\b(products|meters|prices|alerts)\[(\d+)\]")
+_INDEX = re.compile(r"\b(products|meters|prices|alerts|coupons|promotion_codes)\[(\d+)\]")
 _MAX_INTERVAL_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}
 _NO_METER_EQUIVALENT = {
     "max": "Billing Meters have no 'max' formula",
@@ -116,14 +118,15 @@ def locate_field(
     except ConfigErrors:
         return None
     found: Path | None = None
-    sections: list[
-        tuple[str, tuple[Product | Meter | Price | Alert | PortalConfiguration, ...]]
-    ] = [
+    Declared = Product | Meter | Price | Alert | PortalConfiguration | Coupon | PromotionCode
+    sections: list[tuple[str, tuple[Declared, ...]]] = [
         ("products", desired.products),
         ("meters", desired.meters),
         ("prices", desired.prices),
         ("alerts", desired.alerts),
         ("portal_configurations", desired.portal_configurations),
+        ("coupons", desired.coupons),
+        ("promotion_codes", desired.promotion_codes),
     ]
     for section, items in sections:
         for index, item in enumerate(items):
@@ -183,11 +186,21 @@ def _check(located: Located, source: str) -> Desired:
     raise reporter.failure()
 
 
-_SECTIONS = ("products", "meters", "prices", "alerts", "portal_configurations", "migrations")
+_SECTIONS = (
+    "products",
+    "meters",
+    "prices",
+    "alerts",
+    "portal_configurations",
+    "coupons",
+    "promotion_codes",
+    "migrations",
+)
 _REFERENCES = {
     "products": ("is not declared in products",),
     "meters": ("is not declared in meters",),
     "prices": ("is not the lookup_key of a price declared in prices",),
+    "coupons": ("is not declared in coupons",),
 }
 """The semantic messages that say a section lacks a name: not said about a section some
 of whose entries were set aside for their schema errors (the name may be among them)."""
@@ -548,6 +561,14 @@ def _check_identities(desired: Desired, reporter: _Reporter) -> None:
             ("portal_configurations", i, "name"),
             f"duplicate portal configuration name '{key}' (also portal_configurations[{first}])",
         )
+    for i, key, first in _duplicates(enumerate(c.id for c in desired.coupons)):
+        reporter.add(("coupons", i, "id"), f"duplicate coupon id '{key}' (also coupons[{first}])")
+    for i, _code, first in _duplicates(enumerate(p.identity for p in desired.promotion_codes)):
+        reporter.add(
+            ("promotion_codes", i, "code"),
+            f"duplicate promotion code '{desired.promotion_codes[i].code}' (codes are unique "
+            f"regardless of case; also promotion_codes[{first}])",
+        )
     for i, key, first in _duplicates(enumerate((a.meter, a.title) for a in desired.alerts)):
         reporter.add(
             ("alerts", i, "title"),
@@ -556,12 +577,15 @@ def _check_identities(desired: Desired, reporter: _Reporter) -> None:
 
 
 def _check_metadata(desired: Desired, reporter: _Reporter) -> None:
-    owners: list[tuple[str, int, Product | Price | Feature | PortalConfiguration]] = [
+    Owner = Product | Price | Feature | PortalConfiguration | Coupon | PromotionCode
+    owners: list[tuple[str, int, Owner]] = [
         ("products", i, p) for i, p in enumerate(desired.products)
     ]
     owners += [("prices", i, p) for i, p in enumerate(desired.prices)]
     owners += [("features", i, f) for i, f in enumerate(desired.features)]
     owners += [("portal_configurations", i, c) for i, c in enumerate(desired.portal_configurations)]
+    owners += [("coupons", i, c) for i, c in enumerate(desired.coupons)]
+    owners += [("promotion_codes", i, p) for i, p in enumerate(desired.promotion_codes)]
     for section, index, owner in owners:
         if MANAGED_BY_KEY in owner.metadata:
             reporter.add(
@@ -1044,6 +1068,97 @@ def _check_product_features(desired: Desired, reporter: _Reporter) -> None:
                 )
 
 
+def _check_coupons(desired: Desired, reporter: _Reporter) -> None:
+    """What Stripe refuses of a coupon, said before any request: one of percent_off and
+    amount_off, a currency with (and only with) an amount, months only when repeating,
+    products that billing.yaml declares, a real redeem_by."""
+    products = {p.id: p for p in desired.products}
+    for i, coupon in enumerate(desired.coupons):
+        at: Path = ("coupons", i)
+        if coupon.percent_off is not None and coupon.amount_off is not None:
+            reporter.add((*at, "amount_off"), "give percent_off or amount_off, not both")
+        elif coupon.percent_off is None and coupon.amount_off is None:
+            reporter.add(at, "needs percent_off or amount_off (with currency)")
+        if coupon.amount_off is not None and coupon.currency is None:
+            reporter.add(
+                (*at, "amount_off"), "needs currency: the currency the amount is taken off in"
+            )
+        if coupon.amount_off is None and coupon.currency is not None:
+            reporter.add((*at, "currency"), "only goes with amount_off")
+        if coupon.currency_options and coupon.amount_off is None:
+            reporter.add((*at, "currency_options"), "only goes with amount_off")
+        elif coupon.currency is not None and coupon.currency in coupon.currency_options:
+            reporter.add(
+                (*at, "currency_options", coupon.currency),
+                f"'{coupon.currency}' is the coupon's own currency (its amount is amount_off)",
+                key=True,
+            )
+        if coupon.duration == "repeating" and coupon.duration_in_months is None:
+            reporter.add((*at, "duration"), "repeating needs duration_in_months")
+        if coupon.duration != "repeating" and coupon.duration_in_months is not None:
+            reporter.add(
+                (*at, "duration_in_months"),
+                f"only goes with duration: repeating (this coupon is '{coupon.duration}')",
+            )
+        if coupon.redeem_by is not None and coupon.redeem_by.at is None:
+            reporter.add((*at, "redeem_by"), f"'{coupon.redeem_by.text}' is not a real time")
+        for j, product in enumerate(coupon.applies_to or ()):
+            if product not in products:
+                reporter.add(
+                    (*at, "applies_to", "products", j),
+                    f"product '{product}' is not declared in products",
+                )
+            elif coupon.active and not products[product].active:
+                reporter.add(
+                    (*at, "applies_to", "products", j),
+                    f"an active coupon cannot apply to product '{product}', which is declared "
+                    "inactive",
+                )
+
+
+def _check_promotion_codes(desired: Desired, reporter: _Reporter) -> None:
+    """What Stripe refuses of a promotion code: a coupon that exists (a declared one,
+    not deleted while the code is active), limits within the coupon's, a minimum amount
+    with its currency, a real expires_at."""
+    coupons = {c.id: c for c in desired.coupons}
+    for i, code in enumerate(desired.promotion_codes):
+        at: Path = ("promotion_codes", i)
+        coupon = coupons.get(code.coupon)
+        if coupon is None:
+            reporter.add((*at, "coupon"), f"coupon '{code.coupon}' is not declared in coupons")
+        elif code.active and not coupon.active:
+            reporter.add(
+                (*at, "coupon"),
+                f"an active promotion code cannot redeem coupon '{code.coupon}', which is "
+                "declared inactive (deleted)",
+            )
+        if (code.minimum_amount is None) != (code.minimum_amount_currency is None):
+            missing = "minimum_amount" if code.minimum_amount is None else "minimum_amount_currency"
+            given = "minimum_amount_currency" if missing == "minimum_amount" else "minimum_amount"
+            reporter.add((*at, "restrictions", given), f"goes with {missing}: give both or neither")
+        if code.expires_at is not None and code.expires_at.at is None:
+            reporter.add((*at, "expires_at"), f"'{code.expires_at.text}' is not a real time")
+        if coupon is None:
+            continue
+        if (
+            code.max_redemptions is not None
+            and coupon.max_redemptions is not None
+            and code.max_redemptions > coupon.max_redemptions
+        ):
+            reporter.add(
+                (*at, "max_redemptions"),
+                f"cannot be more than coupon '{coupon.id}' allows ({coupon.max_redemptions})",
+            )
+        ends = code.expires_at.at if code.expires_at is not None else None
+        deadline = coupon.redeem_by
+        last = deadline.at if deadline is not None else None
+        if ends is not None and last is not None and ends > last and deadline is not None:
+            reporter.add(
+                (*at, "expires_at"),
+                f"cannot be after the redeem_by of coupon '{coupon.id}' ({deadline.text})",
+            )
+
+
 _SEMANTIC_CHECKS: tuple[Callable[[Desired, _Reporter], None], ...] = (
     _check_identities,
     _check_metadata,
@@ -1051,5 +1166,7 @@ _SEMANTIC_CHECKS: tuple[Callable[[Desired, _Reporter], None], ...] = (
     _check_alerts,
     _check_portal_configurations,
     _check_product_features,
+    _check_coupons,
+    _check_promotion_codes,
     _check_migrations,
 )

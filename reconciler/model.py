@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -20,16 +21,19 @@ __all__ = [
     "MANAGED_BY_VALUE",
     "PORTAL_SETTINGS",
     "Alert",
+    "Coupon",
     "CurrencyOption",
     "CustomUnitAmount",
     "Desired",
     "Feature",
     "Meter",
     "Migration",
+    "Moment",
     "PortalConfiguration",
     "Price",
     "Product",
     "ProductFeature",
+    "PromotionCode",
     "Recurring",
     "SwitchAt",
     "Terms",
@@ -453,6 +457,128 @@ class ProductFeature:
 
 
 @dataclass(frozen=True)
+class Moment:
+    """A point in time billing.yaml states as RFC 3339 text (``2026-06-30T23:59:59Z``) and
+    Stripe as a Unix time. ``at`` is None for text that names no real time (refused at
+    validate); ``text`` is then what was written, else the canonical UTC text."""
+
+    at: int | None
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> Moment:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return cls(None, text)
+        return cls.of(int(moment.timestamp()))
+
+    @classmethod
+    def of(cls, at: int) -> Moment:
+        """The moment of a Unix time, in its canonical text."""
+        return cls(at, datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+CouponDuration = Literal["once", "repeating", "forever"]
+
+
+@dataclass(frozen=True)
+class Coupon:
+    """A coupon (``/v1/coupons``), identified by the id billing.yaml gives it (the code a
+    customer may type, ``SPRING25``). Only its name, metadata and currency options change
+    in place; it cannot be archived, only deleted (``active: false``)."""
+
+    id: str
+    duration: CouponDuration = "once"
+    name: str | None = None
+    percent_off: Decimal | None = None
+    amount_off: int | None = None
+    currency: str | None = None
+    currency_options: Mapping[str, int] = field(default_factory=dict)
+    """Amounts off in other currencies than ``currency``, by currency."""
+    duration_in_months: int | None = None
+    max_redemptions: int | None = None
+    redeem_by: Moment | None = None
+    applies_to: tuple[str, ...] | None = None
+    """The product ids it is restricted to; None: every product."""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    active: bool = True
+
+    @property
+    def address(self) -> str:
+        return f"coupon.{self.id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id}
+        _put(out, "name", self.name)
+        if self.percent_off is not None:  # a number, as billing.yaml writes it
+            whole = self.percent_off == self.percent_off.to_integral_value()
+            out["percent_off"] = int(self.percent_off) if whole else float(self.percent_off)
+        _put(out, "amount_off", self.amount_off)
+        _put(out, "currency", self.currency)
+        if self.currency_options:
+            out["currency_options"] = {
+                currency: {"amount_off": amount}
+                for currency, amount in sorted(self.currency_options.items())
+            }
+        out["duration"] = self.duration
+        _put(out, "duration_in_months", self.duration_in_months)
+        _put(out, "max_redemptions", self.max_redemptions)
+        if self.redeem_by is not None:
+            out["redeem_by"] = self.redeem_by.text
+        if self.applies_to is not None:
+            out["applies_to"] = {"products": list(self.applies_to)}
+        out["metadata"] = dict(self.metadata)
+        out["active"] = self.active
+        return out
+
+
+@dataclass(frozen=True)
+class PromotionCode:
+    """A promotion code (``/v1/promotion_codes``): a code customers type to redeem a
+    coupon, identified by its code (Stripe keeps codes unique, regardless of case, among
+    active codes). Only ``active`` and metadata change; anything else needs a new code
+    object, so the old one is deactivated and a new one takes the code."""
+
+    code: str
+    coupon: str
+    active: bool = True
+    customer: str | None = None
+    max_redemptions: int | None = None
+    expires_at: Moment | None = None
+    first_time_transaction: bool = False
+    minimum_amount: int | None = None
+    minimum_amount_currency: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return f"promotion_code.{self.code}"
+
+    @property
+    def identity(self) -> str:
+        """The code as Stripe compares codes: regardless of case."""
+        return self.code.lower()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "coupon": self.coupon}
+        _put(out, "customer", self.customer)
+        _put(out, "max_redemptions", self.max_redemptions)
+        if self.expires_at is not None:
+            out["expires_at"] = self.expires_at.text
+        restrictions: dict[str, Any] = {}
+        if self.first_time_transaction:
+            restrictions["first_time_transaction"] = True
+        _put(restrictions, "minimum_amount", self.minimum_amount)
+        _put(restrictions, "minimum_amount_currency", self.minimum_amount_currency)
+        if restrictions:
+            out["restrictions"] = restrictions
+        out["metadata"] = dict(self.metadata)
+        out["active"] = self.active
+        return out
+
+
+@dataclass(frozen=True)
 class SwitchAt:
     """When a subscription switches price: ``period_end``, ``now`` or a fixed epoch time."""
 
@@ -561,6 +687,8 @@ class Desired:
     alerts: tuple[Alert, ...] = ()
     features: tuple[Feature, ...] = ()
     portal_configurations: tuple[PortalConfiguration, ...] = ()
+    coupons: tuple[Coupon, ...] = ()
+    promotion_codes: tuple[PromotionCode, ...] = ()
     migrations: tuple[Migration, ...] = ()
     version: int = 1
 
@@ -575,6 +703,10 @@ class Desired:
             out["features"] = [f.to_dict() for f in self.features]
         if self.portal_configurations:  # likewise
             out["portal_configurations"] = [c.to_dict() for c in self.portal_configurations]
+        if self.coupons:  # absent when empty, as features
+            out["coupons"] = [c.to_dict() for c in self.coupons]
+        if self.promotion_codes:  # likewise
+            out["promotion_codes"] = [p.to_dict() for p in self.promotion_codes]
         out["migrations"] = {m.name: m.to_dict() for m in self.migrations}
         return out
 
@@ -599,4 +731,8 @@ class Desired:
             parts.insert(4, (len(self.features), "feature"))
         if self.portal_configurations:
             parts.insert(-1, (len(self.portal_configurations), "portal configuration"))
+        if self.coupons:
+            parts.insert(len(parts) - 1, (len(self.coupons), "coupon"))
+        if self.promotion_codes:
+            parts.insert(len(parts) - 1, (len(self.promotion_codes), "promotion code"))
         return ", ".join(f"{n} {word}{'s' if n != 1 else ''}" for n, word in parts)

@@ -24,6 +24,7 @@ from reconciler.kinds import Kind
 __all__ = [
     "FORMAT_VERSION",
     "IDEMPOTENCY_PREFIX",
+    "INVALID_COUPON_REASON",
     "Action",
     "ActionReason",
     "FieldChange",
@@ -51,6 +52,8 @@ class Action(enum.Enum):
     REACTIVATE = "reactivate"
     MIGRATE = "migrate"
     NOOP = "no-op"
+    DELETE = "delete"
+    """For the few objects Stripe retires only by deleting (coupons): gone for good."""
 
     @property
     def symbol(self) -> str:
@@ -61,7 +64,7 @@ class Action(enum.Enum):
                 return "~"
             case Action.REPLACE:
                 return "-/+"
-            case Action.ARCHIVE | Action.DEACTIVATE:
+            case Action.ARCHIVE | Action.DEACTIVATE | Action.DELETE:
                 return "-"
             case Action.MIGRATE:
                 return ">"
@@ -72,7 +75,9 @@ class Action(enum.Enum):
     def irreversible(self) -> bool:
         """Steps a reviewer must see called out: they cannot simply be undone."""
         match self:
-            case Action.REPLACE | Action.ARCHIVE | Action.DEACTIVATE | Action.MIGRATE:
+            case (
+                Action.REPLACE | Action.ARCHIVE | Action.DEACTIVATE | Action.MIGRATE | Action.DELETE
+            ):
                 return True
             case Action.CREATE | Action.UPDATE | Action.REACTIVATE | Action.NOOP:
                 return False
@@ -98,7 +103,7 @@ class ActionReason(enum.Enum):
     CANNOT_UPDATE = "cannot-update"
     """replace: a field fixed at creation differs."""
     DECLARED_INACTIVE = "declared-inactive"
-    """archive or deactivate: declared ``active: false``."""
+    """archive, deactivate or delete: declared ``active: false``."""
     DECLARED_ACTIVE = "declared-active"
     """reactivate: declared active, inactive in the account."""
     INACTIVE_NOT_REPLACED = "inactive-not-replaced"
@@ -119,6 +124,9 @@ class ActionReason(enum.Enum):
     UNDECLARED = "undeclared"
     """archive: a part of a declared object that it no longer declares (a feature attached
     to a product whose ``features:`` leaves it out), taken away."""
+    COUPON_NOT_VALID = "coupon-not-valid"
+    """no-op: a promotion code declared active whose coupon Stripe no longer lets anyone
+    redeem (past its ``redeem_by``, or redeemed ``max_redemptions`` times)."""
 
     @classmethod
     def of(cls, kind: str, action: Action, reason: str) -> ActionReason:
@@ -135,6 +143,8 @@ class ActionReason(enum.Enum):
                 return cls.DECLARED_ACTIVE
             case Action.UPDATE:
                 return cls.ADOPTED_CHANGED if first.endswith(_ADOPTED) else cls.CHANGED
+            case Action.DELETE:
+                return cls.DECLARED_INACTIVE
             case Action.ARCHIVE | Action.DEACTIVATE:
                 if first.startswith(_INTERRUPTED):
                     return cls.INTERRUPTED_REPLACE
@@ -151,12 +161,15 @@ class ActionReason(enum.Enum):
                     "declared inactive and absent": cls.ABSENT_AND_INACTIVE,
                     "inactive; not replaced": cls.INACTIVE_NOT_REPLACED,
                     "not read": cls.NOT_READ,
+                    INVALID_COUPON_REASON: cls.COUPON_NOT_VALID,
                 }.get(first, cls.KEPT_FOR_SUBSCRIBERS if first.startswith(_KEPT) else cls.MATCHES)
             case Action.MIGRATE:
                 return cls.MIGRATION
 
 
 _KINDS = frozenset(kind.value for kind in Kind)
+INVALID_COUPON_REASON = "its coupon is no longer valid"
+"""The first line of the reason of a promotion code left inactive with its coupon."""
 _ADOPTED = "(adopted: not created by stripe-reconcile)"
 _INTERRUPTED = "left over from an interrupted replace"
 _DUPLICATE = "a second alert under the declared title"
@@ -392,7 +405,8 @@ class Plan:
         return Counter(c.action for c in self.actionable)
 
     def summary(self) -> str:
-        """``N to create, N to update, N to replace, N to archive`` (+ migrations when present)."""
+        """``N to create, N to update, N to replace, N to archive`` (+ deletions and
+        migrations when present)."""
         counts = self.counts()
         parts = [
             f"{counts[Action.CREATE]} to create",
@@ -400,6 +414,8 @@ class Plan:
             f"{counts[Action.REPLACE]} to replace",
             f"{counts[Action.ARCHIVE] + counts[Action.DEACTIVATE]} to archive",
         ]
+        if counts[Action.DELETE]:
+            parts.append(f"{counts[Action.DELETE]} to delete")
         if counts[Action.MIGRATE]:
             parts.append(f"{counts[Action.MIGRATE]} to migrate")
         return ", ".join(parts)
@@ -410,7 +426,11 @@ class Plan:
             "format_version": self.format_version,
             "config_hash": self.config_hash,
             "snapshot_fingerprint": self.snapshot_fingerprint,
-            "summary": {a.value: counts[a] for a in Action if a is not Action.NOOP},
+            "summary": {
+                a.value: counts[a]
+                for a in Action
+                if a is not Action.NOOP and (a is not Action.DELETE or counts[a])
+            },  # ``delete`` only when a plan deletes: a plan without one reads as before
             "has_changes": self.has_changes,
             "changes": [c.to_json() for c in self.changes],
             "unmanaged": list(self.unmanaged),

@@ -59,6 +59,8 @@ class Snapshot:
     """Features attached to products, by ``<product id>/<feature lookup key>`` (the
     feature's id when it is not an active feature): read for products that declare
     ``features:`` only."""
+    coupons: Mapping[str, LiveObject] = field(default_factory=dict)
+    promotion_codes: Mapping[str, LiveObject] = field(default_factory=dict)
     duplicate_alerts: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     anonymous_prices: tuple[str, ...] = ()
     orphan_prices: tuple[str, ...] = ()
@@ -110,6 +112,10 @@ class Snapshot:
             evidence["subscribers"] = dict(sorted(self.subscribers.items()))
         if self.product_features:  # likewise
             evidence["product_features"] = section(self.product_features)
+        if self.coupons:  # likewise
+            evidence["coupons"] = section(self.coupons)
+        if self.promotion_codes:  # likewise
+            evidence["promotion_codes"] = section(self.promotion_codes)
         return evidence
 
 

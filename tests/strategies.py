@@ -10,15 +10,18 @@ from hypothesis import strategies as st
 
 from reconciler.model import (
     Alert,
+    Coupon,
     CurrencyOption,
     CustomUnitAmount,
     Desired,
     Feature,
     Meter,
     Migration,
+    Moment,
     PortalConfiguration,
     Price,
     Product,
+    PromotionCode,
     Recurring,
     SwitchAt,
     Tier,
@@ -217,6 +220,22 @@ def desired_states(draw: Any) -> Desired:
         )
         for product in products
     )
+    coupons = tuple(
+        draw(coupon_states(coupon_id, tuple(p.id for p in products if p.active)))
+        for coupon_id in draw(
+            st.lists(st.sampled_from(["SPRING25", "WELCOME", "vip-10"]), max_size=2, unique=True)
+        )
+    )
+    promotion_codes = tuple(
+        draw(promotion_code_states(code, draw(st.sampled_from(coupons))))
+        for code in (
+            draw(
+                st.lists(st.sampled_from(["SPRING", "welcome-10", "VIP"]), max_size=2, unique=True)
+            )
+            if coupons
+            else []
+        )
+    )
     metered = [p for p in prices if p.is_metered]
     migrations = tuple(
         Migration(
@@ -248,6 +267,8 @@ def desired_states(draw: Any) -> Desired:
         alerts=alerts,
         features=features,
         portal_configurations=portal_configurations,
+        coupons=coupons,
+        promotion_codes=promotion_codes,
         migrations=migrations,
     )
 
@@ -334,5 +355,46 @@ def portal_configuration_states(draw: Any, name: str, prices: list[Price]) -> Po
         name=name,
         settings=settings,
         metadata=draw(st.sampled_from([{}, {"team": "growth"}])),
+        active=draw(st.booleans()),
+    )
+
+
+@st.composite
+def promotion_code_states(draw: Any, code: str, coupon: Coupon) -> PromotionCode:
+    """A valid code for ``coupon``: within its limits, active only when it is."""
+    minimum = draw(st.booleans())
+    return PromotionCode(
+        code=code,
+        coupon=coupon.id,
+        active=coupon.active and draw(st.booleans()),
+        max_redemptions=draw(st.none() | st.just(10)),
+        expires_at=draw(st.none() | st.just(Moment.of(1893455999))),
+        first_time_transaction=draw(st.booleans()),
+        minimum_amount=1000 if minimum else None,
+        minimum_amount_currency="usd" if minimum else None,
+        metadata=draw(st.sampled_from([{}, {"channel": "blog"}])),
+    )
+
+
+@st.composite
+def coupon_states(draw: Any, coupon_id: str, products: tuple[str, ...]) -> Coupon:
+    """A valid coupon: a percentage or an amount (with currency options), a duration, and
+    limits in the future; restricted, maybe, to some of ``products``."""
+    by_amount = draw(st.booleans())
+    duration = draw(st.sampled_from(["once", "repeating", "forever"]))
+    restricted = draw(st.lists(st.sampled_from(products), unique=True)) if products else []
+    return Coupon(
+        id=coupon_id,
+        name=draw(st.none() | st.sampled_from(["Spring sale", "Welcome"])),
+        percent_off=None if by_amount else draw(st.sampled_from([Decimal(10), Decimal("12.5")])),
+        amount_off=draw(st.sampled_from([500, 1000])) if by_amount else None,
+        currency="usd" if by_amount else None,
+        currency_options=draw(st.sampled_from([{}, {"eur": 450}])) if by_amount else {},
+        duration=duration,
+        duration_in_months=draw(st.sampled_from([3, 12])) if duration == "repeating" else None,
+        max_redemptions=draw(st.none() | st.just(100)),
+        redeem_by=draw(st.none() | st.just(Moment.of(1924991999))),
+        applies_to=tuple(restricted) or None,
+        metadata=draw(st.sampled_from([{}, {"campaign": "spring"}])),
         active=draw(st.booleans()),
     )

@@ -11,16 +11,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.kinds.alert import alert_essence_from_stripe
+from reconciler.kinds.discount import coupon_essence_from_stripe
 from reconciler.kinds.feature import feature_essence_from_stripe
 from reconciler.kinds.meter import meter_essence_from_stripe
 from reconciler.kinds.portal import portal_essence_from_stripe
 from reconciler.kinds.price import price_essence_from_stripe
 from reconciler.kinds.product import product_essence_from_stripe
 from reconciler.kinds.product_feature import attachment_essence
+from reconciler.kinds.promotion_code import promotion_code_essence_from_stripe
 from reconciler.model import (
     MANAGED_BY_KEY,
     MANAGED_BY_VALUE,
     Alert,
+    Coupon,
     CurrencyOption,
     CustomUnitAmount,
     Desired,
@@ -29,6 +32,7 @@ from reconciler.model import (
     PortalConfiguration,
     Price,
     Product,
+    PromotionCode,
     Tier,
     decimal_text,
 )
@@ -285,6 +289,55 @@ def portal_json(
     return _merged(defaults, stated)
 
 
+def coupon_json(coupon: Coupon) -> dict[str, Any]:
+    """A coupon as listed with ``applies_to`` and ``currency_options`` expanded."""
+    options = {code: {"amount_off": value} for code, value in coupon.currency_options.items()}
+    if coupon.amount_off is not None and coupon.currency is not None:
+        options[coupon.currency] = {"amount_off": coupon.amount_off}
+    return {
+        "id": coupon.id,
+        "object": "coupon",
+        "amount_off": coupon.amount_off,
+        "applies_to": {"products": list(coupon.applies_to)} if coupon.applies_to else None,
+        "created": 1700000000,
+        "currency": coupon.currency,
+        "currency_options": options or None,
+        "duration": coupon.duration,
+        "duration_in_months": coupon.duration_in_months,
+        "livemode": False,
+        "max_redemptions": coupon.max_redemptions,
+        "metadata": {**coupon.metadata, **MANAGED},
+        "name": coupon.name,
+        "percent_off": float(coupon.percent_off) if coupon.percent_off is not None else None,
+        "redeem_by": coupon.redeem_by.at if coupon.redeem_by is not None else None,
+        "times_redeemed": 0,
+        "valid": True,
+    }
+
+
+def promotion_code_json(code: PromotionCode, code_id: str) -> dict[str, Any]:
+    return {
+        "id": code_id,
+        "object": "promotion_code",
+        "active": code.active,
+        "code": code.code,
+        "created": 1700000000,
+        "customer": code.customer,
+        "customer_account": None,
+        "expires_at": code.expires_at.at if code.expires_at is not None else None,
+        "livemode": False,
+        "max_redemptions": code.max_redemptions,
+        "metadata": {**code.metadata, **MANAGED},
+        "promotion": {"coupon": code.coupon, "type": "coupon"},
+        "restrictions": {
+            "first_time_transaction": code.first_time_transaction,
+            "minimum_amount": code.minimum_amount,
+            "minimum_amount_currency": code.minimum_amount_currency,
+        },
+        "times_redeemed": 0,
+    }
+
+
 def snapshot_matching(desired: Desired) -> Snapshot:
     """The snapshot of an account that already holds exactly what ``desired`` declares."""
     meter_ids = {m.event_name: f"mtr_{i}" for i, m in enumerate(desired.meters)}
@@ -341,5 +394,18 @@ def snapshot_matching(desired: Desired) -> Snapshot:
             f"{p.id}/{key}": LiveObject(f"prodft_{p.id}_{key}", attachment_essence(p.id, key))
             for p in desired.products
             for key in p.features or ()
+        },
+        coupons={  # a deleted coupon is not listed
+            c.id: LiveObject(c.id, coupon_essence_from_stripe(coupon_json(c)), True)
+            for c in desired.coupons
+            if c.active
+        },
+        promotion_codes={
+            p.identity: LiveObject(
+                f"promo_{i}",
+                promotion_code_essence_from_stripe(promotion_code_json(p, f"promo_{i}")),
+                True,
+            )
+            for i, p in enumerate(desired.promotion_codes)
         },
     )

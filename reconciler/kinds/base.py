@@ -270,6 +270,11 @@ class KindSpec(abc.ABC):
         kind, if any): a saved plan re-checked after a crash or a concurrent apply."""
         return False
 
+    def deletes(self, change: ResourceChange) -> str | None:
+        """What ``change`` deletes for good in Stripe, as a phrase the renders show beside
+        it as destructive (``deletes the coupon``); None when it deletes nothing."""
+        return None
+
     def finished(self, planned: ResourceChange, snapshot: Snapshot) -> bool:
         """Whether a saved change that billing.yaml and the account no longer give is one
         already done (its object gone from view), rather than a sign the account moved."""

@@ -84,7 +84,7 @@ class ProductSpec(KindSpec):
     section = "products"
     list_path = "/v1/products"
     read_after = (Kind.PRICE,)
-    import_after = (Kind.PRICE,)
+    import_after = (Kind.PRICE, Kind.COUPON)
     param_fields: ClassVar[Mapping[str, tuple[str | int, ...]]] = {
         "name": ("name",),
         "description": ("description",),

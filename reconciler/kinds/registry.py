@@ -13,12 +13,14 @@ from collections.abc import Callable
 from reconciler.kinds import Kind
 from reconciler.kinds.alert import AlertSpec
 from reconciler.kinds.base import KindSpec
+from reconciler.kinds.coupon import CouponSpec
 from reconciler.kinds.feature import FeatureSpec
 from reconciler.kinds.meter import MeterSpec
 from reconciler.kinds.portal import PortalSpec
 from reconciler.kinds.price import PriceSpec
 from reconciler.kinds.product import ProductSpec
 from reconciler.kinds.product_feature import ProductFeatureSpec
+from reconciler.kinds.promotion_code import PromotionCodeSpec
 
 __all__ = ["IMPORT_ORDER", "READ_ORDER", "REGISTRY", "spec_for"]
 
@@ -30,6 +32,8 @@ REGISTRY: tuple[KindSpec, ...] = (
     FeatureSpec(),
     PortalSpec(),
     ProductFeatureSpec(),  # after the products and features it attaches
+    CouponSpec(),
+    PromotionCodeSpec(),
 )
 
 _BY_KIND = {spec.kind: spec for spec in REGISTRY}

@@ -26,6 +26,7 @@ __all__ = [
     "FieldValue",
     "changed_fields",
     "created_fields",
+    "destroys",
     "forces_replacement",
     "format_value",
     "note",
@@ -80,6 +81,8 @@ def phrase(action: Action) -> str:
             return "will be archived"
         case Action.DEACTIVATE:
             return "will be deactivated"
+        case Action.DELETE:
+            return "will be deleted"
         case Action.REACTIVATE:
             return "will be reactivated"
         case Action.MIGRATE:
@@ -302,6 +305,13 @@ def price_money(essence: Mapping[str, Any] | None) -> str | None:
     transform = essence.get("transform_quantity")
     divide_by = transform.get("divide_by") if isinstance(transform, Mapping) else None
     return f"{unit} per {divide_by} units" if divide_by else f"{unit} per unit"
+
+
+def destroys(change: ResourceChange) -> str | None:
+    """What the change deletes for good in Stripe (its kind says), None for nothing: the
+    renders show it as destructive."""
+    spec = spec_for(change.kind)
+    return spec.deletes(change) if spec is not None else None
 
 
 def note(details: Mapping[str, Any]) -> str | None:

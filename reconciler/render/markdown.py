@@ -16,6 +16,7 @@ from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.render._lines import (
     changed_fields,
     created_fields,
+    destroys,
     note,
     phrase,
     printable,
@@ -66,6 +67,12 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def _destructive(change: ResourceChange) -> str:
+    """`` — **destructive:** deletes the coupon ...`` for a change that deletes, else empty."""
+    deleted = destroys(change)
+    return f" — **destructive:** {_cell(deleted)}" if deleted else ""
+
+
 def _irreversible(plan: Plan) -> list[str]:
     steps = [c for c in plan.actionable if c.irreversible]
     if not steps:
@@ -75,7 +82,7 @@ def _irreversible(plan: Plan) -> list[str]:
         f"> **{_plural(len(steps), 'irreversible step')}:** review before applying.",
         ">",
     ]
-    lines += [f"> - {_code(c.address)}: {c.action.value}" for c in steps]
+    lines += [f"> - {_code(c.address)}: {c.action.value}{_destructive(c)}" for c in steps]
     return [*lines, ""]
 
 
@@ -110,6 +117,8 @@ def _table(plan: Plan) -> list[str]:
 
 
 def _diff_lines(change: ResourceChange) -> list[str]:
+    deleted = destroys(change)
+    destructive = [f"! destructive: {deleted}"] if deleted else []
     match change.action:
         case Action.CREATE:
             lines = [
@@ -121,6 +130,7 @@ def _diff_lines(change: ResourceChange) -> list[str]:
             | Action.REPLACE
             | Action.ARCHIVE
             | Action.DEACTIVATE
+            | Action.DELETE
             | Action.REACTIVATE
             | Action.MIGRATE
             | Action.NOOP
@@ -138,7 +148,7 @@ def _diff_lines(change: ResourceChange) -> list[str]:
     if details is not None:
         lines.append(f"# note: {details}")
     lines += [f"> {row}" for row in subscription_lines(change.details, None)]
-    return lines
+    return destructive + lines
 
 
 def _fenced(lines: list[str]) -> list[str]:

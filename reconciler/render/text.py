@@ -18,6 +18,7 @@ from reconciler.render._lines import (
     MAX_SUBSCRIPTION_LINES,
     changed_fields,
     created_fields,
+    destroys,
     note,
     phrase,
     printable,
@@ -45,7 +46,7 @@ def _style(action: Action) -> str:
             return "yellow"
         case Action.REPLACE:
             return "magenta"
-        case Action.ARCHIVE | Action.DEACTIVATE:
+        case Action.ARCHIVE | Action.DEACTIVATE | Action.DELETE:
             return "red"
         case Action.MIGRATE:
             return "cyan"
@@ -107,6 +108,9 @@ def _block(change: ResourceChange) -> list[Text]:
         _line(f"{_INDENT}# {reason}", style="dim" if n == 0 else "yellow")
         for n, reason in enumerate(change.reason.splitlines())
     ]
+    deleted = destroys(change)
+    if deleted is not None:
+        lines.append(_line(f"{_INDENT}! destructive: {deleted}", style="bold red"))
     lines += _field_lines(change)
     details = note(change.details)
     if details is not None:
@@ -118,6 +122,12 @@ def _block(change: ResourceChange) -> list[Text]:
     return lines
 
 
+def _consequence(change: ResourceChange) -> str:
+    """``replace``, or ``replace (destructive: deletes the coupon, ...)``."""
+    deleted = destroys(change)
+    return change.action.value + (f" (destructive: {deleted})" if deleted else "")
+
+
 def _irreversible(plan: Plan) -> list[Text]:
     """The warning the markdown render opens with: steps that cannot be undone."""
     steps = [c for c in plan.actionable if c.irreversible]
@@ -125,7 +135,7 @@ def _irreversible(plan: Plan) -> list[Text]:
         return []
     count = f"{len(steps)} irreversible step{'' if len(steps) == 1 else 's'}"
     lines = [_line((f"Warning: {count}", "bold yellow"), ": review before applying.")]
-    lines += [_line(f"  - {c.address}: {c.action.value}", style="yellow") for c in steps]
+    lines += [_line(f"  - {c.address}: {_consequence(c)}", style="yellow") for c in steps]
     return [*lines, Text()]
 
 

@@ -164,3 +164,15 @@ def test_the_revenue_preview_of_a_consolidation_merges_the_items_as_the_switch_w
     # Worked by hand: 3 x $10.00 + 2 x $3.00 = 3,600 a month as is; one item of 5 x $11.00.
     assert (row.subscription, row.customer, row.refused) == (sub, customer, None)
     assert (row.before, row.after, row.change) == (3600, 5500, 1900)
+
+
+def test_a_consolidation_plan_is_a_valid_plan_file(emulator: Emulator, gateway: Gateway) -> None:
+    from jsonschema import Draft202012Validator
+
+    from reconciler.planfile import plan_schema
+
+    assert not converge(load_text(CATALOG, "billing.yaml"), gateway).has_changes
+    subscribe(gateway, {"basic_2025": 3, "addon_2025": 2})
+    config = load_text(CONSOLIDATE, "billing.yaml")
+    plan = build_plan(config, read_snapshot(gateway, config))
+    assert list(Draft202012Validator(plan_schema()).iter_errors(plan.as_data())) == []

@@ -184,3 +184,20 @@ def test_no_longer_migrating_retires_the_kept_price_saying_who_stays(
         "replaced earlier by seat_2025; 2 subscriptions stay on it (existing_subscriptions is "
         "no longer migrate)",
     )
+
+
+def test_every_plan_of_a_replace_with_subscribers_is_a_valid_plan_file(
+    emulator: Emulator, gateway: Gateway
+) -> None:
+    from jsonschema import Draft202012Validator
+
+    from reconciler.planfile import plan_schema
+
+    validator = Draft202012Validator(plan_schema())
+    _clocks, _customers, _old = two_subscribers(gateway)
+    for decision in (None, "grandfather", "migrate"):
+        plan = plan_for(declare(decision), gateway)
+        assert list(validator.iter_errors(plan.as_data())) == [], decision
+    converge(load_text(declare("migrate"), "billing.yaml"), gateway)
+    assert list(validator.iter_errors(plan_for(declare("migrate"), gateway).as_data())) == []
+    assert list(validator.iter_errors(plan_for(declare("grandfather"), gateway).as_data())) == []

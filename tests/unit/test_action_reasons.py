@@ -8,16 +8,17 @@ renders decide "forces replacement" from it rather than from the action.
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
-from reconciler.config import load_config
+from reconciler.config import load_config, load_text
 from reconciler.errors import PlanError
 from reconciler.model import Desired
-from reconciler.plan import ActionReason, Plan
+from reconciler.plan import Action, ActionReason, Plan
 from reconciler.planner import build_plan
 from reconciler.render._lines import changed_fields, unplanned_migrations
 from reconciler.snapshot import LiveObject, Snapshot
@@ -151,3 +152,65 @@ def test_a_live_object_that_is_not_managed_and_not_adopted_is_a_conflict() -> No
     )
     with pytest.raises(PlanError, match="adopt: true"):
         build_plan(CATALOG, live)
+
+
+DISCOUNTS = load_text(
+    """\
+version: 1
+mode: test
+coupons:
+  - {id: SPRING25, percent_off: 25}
+  - {id: OLD, percent_off: 5}
+  - {id: EXPIRED, percent_off: 5}
+promotion_codes:
+  - {code: SPRING, coupon: SPRING25}
+  - {code: GONE, coupon: EXPIRED}
+  - {code: DROP, coupon: OLD}
+""",
+    "billing.yaml",
+)
+
+
+def test_coupon_and_promotion_code_reasons_survive_a_plan_file() -> None:
+    live = snapshot_matching(DISCOUNTS)
+    expired = live.coupons["EXPIRED"]
+    gone = live.promotion_codes["gone"]
+    live = dataclasses.replace(
+        live,
+        coupons={
+            **live.coupons,
+            "EXPIRED": dataclasses.replace(expired, essence={**expired.essence, "valid": False}),
+        },
+        promotion_codes={
+            **live.promotion_codes,
+            "gone": dataclasses.replace(gone, essence={**gone.essence, "active": False}),
+        },
+    )
+    desired = dataclasses.replace(
+        DISCOUNTS,
+        coupons=tuple(
+            dataclasses.replace(c, percent_off=Decimal(30))
+            if c.id == "SPRING25"
+            else dataclasses.replace(c, active=c.id != "OLD")
+            for c in DISCOUNTS.coupons
+        ),
+        promotion_codes=tuple(
+            dataclasses.replace(p, active=p.code != "DROP") for p in DISCOUNTS.promotion_codes
+        ),
+    )
+    plan = build_plan(desired, live)
+    assert reasons(plan) == {
+        "coupon.SPRING25": ActionReason.CANNOT_UPDATE,
+        "coupon.OLD": ActionReason.DECLARED_INACTIVE,
+        "coupon.EXPIRED": ActionReason.MATCHES,
+        "promotion_code.SPRING": ActionReason.CANNOT_UPDATE,
+        "promotion_code.GONE": ActionReason.COUPON_NOT_VALID,
+        "promotion_code.DROP": ActionReason.DECLARED_INACTIVE,
+    }
+    assert {c.address: c.action for c in plan.actionable} == {
+        "coupon.SPRING25": Action.REPLACE,
+        "coupon.OLD": Action.DELETE,
+        "promotion_code.SPRING": Action.REPLACE,
+        "promotion_code.DROP": Action.DEACTIVATE,
+    }
+    assert_kept_by_the_file(plan)

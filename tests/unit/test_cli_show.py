@@ -45,7 +45,7 @@ def test_show_refuses_a_tampered_plan_in_one_line_naming_it(tmp_path: Path) -> N
 
 def test_show_refuses_a_kind_this_version_does_not_know(tmp_path: Path) -> None:
     data = json.loads((GOLDEN / "plan.json").read_text(encoding="utf-8"))
-    data["changes"][0]["kind"] = "coupon"
+    data["changes"][0]["kind"] = "shipping_rate"
     unknown = tmp_path / "newer.json"
     unknown.write_text(json.dumps(data), encoding="utf-8")
     result = CliRunner().invoke(main, ["show", str(unknown)])
@@ -53,7 +53,7 @@ def test_show_refuses_a_kind_this_version_does_not_know(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"Error: {unknown}: not a stripe-reconcile plan: {data['changes'][0]['address']}: "
-        "kind 'coupon' is not one this version knows"
+        "kind 'shipping_rate' is not one this version knows"
     ]
 
 

@@ -112,8 +112,9 @@ def test_merge_keys_are_followed(tmp_path: Path) -> None:
     )
     # x-base is not part of the language: the anchor host is refused, the merge is not.
     assert errors_of(doc) == [
-        f"{doc}:3:1: x-base: unknown field 'x-base' (expected one of: alerts, features, "
-        "meters, migrations, mode, portal_configurations, prices, products, version)"
+        f"{doc}:3:1: x-base: unknown field 'x-base' (expected one of: alerts, coupons, features, "
+        "meters, migrations, mode, portal_configurations, prices, products, promotion_codes, "
+        "version)"
     ]
 
 
@@ -124,8 +125,9 @@ def test_all_errors_are_reported_sorted_by_position(tmp_path: Path) -> None:
     assert lines == [
         f"{doc}:1:7: mode: must be one of test, live, not 'prod'",
         f"{doc}:2:10: version: must be 1 (the only billing.yaml version), not 3",
-        f"{doc}:3:1: extra: unknown field 'extra' (expected one of: alerts, features, "
-        "meters, migrations, mode, portal_configurations, prices, products, version)",
+        f"{doc}:3:1: extra: unknown field 'extra' (expected one of: alerts, coupons, features, "
+        "meters, migrations, mode, portal_configurations, prices, products, promotion_codes, "
+        "version)",
     ]
 
 

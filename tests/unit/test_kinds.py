@@ -132,6 +132,8 @@ def test_registry_order_is_apply_order() -> None:
         Kind.FEATURE,
         Kind.PORTAL,
         Kind.PRODUCT_FEATURE,
+        Kind.COUPON,
+        Kind.PROMOTION_CODE,
     ]
 
 
@@ -186,6 +188,25 @@ def test_each_kind_comes_after_what_it_needs(order: tuple[object, ...], edges: s
             [],
         ),
         (Kind.PRODUCT_FEATURE, ["attached"], []),
+        (
+            Kind.COUPON,
+            ["name", "metadata", "currency_options", "active"],
+            [
+                "percent_off",
+                "amount_off",
+                "currency",
+                "duration",
+                "duration_in_months",
+                "max_redemptions",
+                "redeem_by",
+                "applies_to",
+            ],
+        ),
+        (
+            Kind.PROMOTION_CODE,
+            ["active", "metadata"],
+            ["code", "coupon", "customer", "max_redemptions", "expires_at", "restrictions"],
+        ),
     ],
 )
 def test_what_changes_in_place_and_what_replaces(
@@ -240,6 +261,15 @@ def test_refused_parameters_map_to_billing_yaml_fields() -> None:
     )
     assert portal.param_field("business_profile[headline]") == ("business_profile", "headline")
     assert portal.param_field("expand[0]") is None
+    coupon = spec_for(Kind.COUPON)
+    assert coupon is not None
+    assert coupon.param_field("applies_to[products][0]") == ("applies_to", "products")
+    assert coupon.param_field("currency_options[eur][amount_off]") == ("currency_options",)
+    assert coupon.param_field("percent_off") == ("percent_off",)
+    code = spec_for(Kind.PROMOTION_CODE)
+    assert code is not None
+    assert code.param_field("promotion[coupon]") == ("coupon",)
+    assert code.param_field("restrictions[minimum_amount]") == ("restrictions", "minimum_amount")
 
 
 def test_a_change_keeps_its_kind_typed_whether_given_as_text_or_member() -> None:
@@ -252,10 +282,10 @@ def test_a_change_keeps_its_kind_typed_whether_given_as_text_or_member() -> None
 
 
 def test_readers_refuse_a_section_no_kind_has() -> None:
-    with pytest.raises(TypeError, match="coupons"):
-        snapshot_from_objects(coupons=[])
-    with pytest.raises(TypeError, match="coupons"):
-        import_account(mode="test", coupons=[])
+    with pytest.raises(TypeError, match="shipping_rates"):
+        snapshot_from_objects(shipping_rates=[])
+    with pytest.raises(TypeError, match="shipping_rates"):
+        import_account(mode="test", shipping_rates=[])
 
 
 def test_a_kind_not_listed_reads_as_none() -> None:

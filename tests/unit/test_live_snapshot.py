@@ -9,6 +9,7 @@ greater id; the others are not the declared object and are never touched.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from reconciler.errors import StripeCallError
 from reconciler.live import _with_unfinished_schedules, list_objects, snapshot_from_objects
 from reconciler.migrations import LiveSchedule, LiveSubscription
-from reconciler.model import Desired, Feature, Product
+from reconciler.model import Coupon, Desired, Feature, Product
 from reconciler.plan import IDEMPOTENCY_PREFIX
 from reconciler.snapshot import LiveObject, Snapshot
 
@@ -357,3 +358,47 @@ def test_import_with_a_key_that_may_not_read_entitlements_writes_no_attachments(
     )
     listed = list_objects(account, every_kind=True)  # type: ignore[arg-type]
     assert list(listed["product_features"]) == []
+
+
+class _RecordingGateway:
+    """A gateway that lists nothing and records what it was asked to list."""
+
+    def __init__(self) -> None:
+        self.asked: dict[str, object] = {}
+
+    def list_all(self, path: str, params: object = None) -> Iterator[dict[str, object]]:
+        self.asked[path] = params
+        yield from ()
+
+
+def test_coupons_are_listed_with_their_includable_fields_only_when_declared() -> None:
+    gateway = _RecordingGateway()
+    declared = Desired(mode="test", coupons=(Coupon(id="SPRING25", percent_off=Decimal(25)),))
+    for objects in list_objects(gateway, declared).values():  # type: ignore[arg-type]
+        list(objects)
+    assert gateway.asked["/v1/coupons"] == {"expand": ["data.applies_to", "data.currency_options"]}
+    assert "/v1/promotion_codes" not in gateway.asked  # none declared: not read
+
+
+def test_a_promotion_code_reads_as_its_active_object_whatever_the_case() -> None:
+    def code(code_id: str, text: str, active: bool, created: int) -> dict[str, Any]:
+        return {
+            "id": code_id,
+            "code": text,
+            "active": active,
+            "created": created,
+            "promotion": {"type": "coupon", "coupon": "SPRING25"},
+            "restrictions": {},
+            "metadata": {},
+        }
+
+    found = snapshot_from_objects(
+        promotion_codes=[
+            code("promo_old", "SPRING", False, 1),
+            code("promo_new", "spring", True, 2),
+            code("promo_newest", "Spring", False, 3),
+        ]
+    )
+    assert list(found.promotion_codes) == ["spring"]
+    assert found.promotion_codes["spring"].stripe_id == "promo_new"
+    assert found.promotion_codes["spring"].essence["code"] == "spring"

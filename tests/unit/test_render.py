@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from jsonschema import Draft202012Validator
 
+from reconciler.config import load_text
 from reconciler.model import Desired
 from reconciler.plan import Action, FieldChange, Plan, ResourceChange, fingerprint
 from reconciler.planner import build_plan
@@ -34,7 +35,7 @@ SCHEMA_PATH = REPO / "reconciler" / "schemas" / "plan.schema.json"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 SUMMARY_LINE = re.compile(
     r"Plan: (\d+) to create, (\d+) to update, (\d+) to replace, (\d+) to archive"
-    r"(?:, (\d+) to migrate)?\."
+    r"(?:, (\d+) to delete)?(?:, (\d+) to migrate)?\."
 )
 
 MANAGED = {"managed_by": "stripe-reconcile"}
@@ -477,11 +478,48 @@ def revenue_plan() -> Plan:
     )
 
 
+COUPONS_BEFORE = """\
+version: 1
+mode: test
+products:
+  - {id: prod_video, name: Video}
+coupons:
+  - {id: SPRING25, name: Spring, percent_off: 25, duration: repeating, duration_in_months: 3}
+  - {id: FIVE, amount_off: 500, currency: usd, applies_to: {products: [prod_video]}}
+  - {id: SUMMER, percent_off: 10, redeem_by: "2030-08-31T23:59:59Z"}
+promotion_codes:
+  - {code: SPRING, coupon: SPRING25}
+  - {code: FIVE-OFF, coupon: FIVE, max_redemptions: 10}
+  - {code: SUMMER, coupon: SUMMER}
+"""
+
+
+def coupons_plan() -> Plan:
+    """Coupons created, updated, deleted and created again, and deleted: the renders say
+    which changes delete for good; promotion codes made anew with their coupon, changed,
+    deactivated and created."""
+    after = (
+        COUPONS_BEFORE.replace("percent_off: 25", "percent_off: 30")
+        .replace("{id: FIVE,", "{id: FIVE, name: Five off,")
+        .replace("{id: SUMMER,", "{id: SUMMER, active: false,")
+        .replace("max_redemptions: 10}", "max_redemptions: 20}")
+        .replace("{code: SUMMER,", "{code: SUMMER, active: false,")
+        .replace(
+            "promotion_codes:\n",
+            "  - {id: WELCOME, percent_off: 12.5, duration: forever, max_redemptions: 100}\n"
+            "promotion_codes:\n",
+        )
+        + "  - {code: WELCOME, coupon: WELCOME, metadata: {channel: blog}}\n"
+    )
+    return build_plan(load_text(after), snapshot_matching(load_text(COUPONS_BEFORE)))
+
+
 PLANS = {
     "plan": every_action_plan,
     "plan_no_changes": no_changes_plan,
     "plan_money": money_plan,
     "plan_revenue": revenue_plan,
+    "plan_coupons": coupons_plan,
 }
 RENDERS = {
     "txt": lambda plan: render_text(plan, color=False),
@@ -707,9 +745,12 @@ def test_planner_output_fits_the_schema_and_renders(desired: Desired) -> None:
         else:
             counts = SUMMARY_LINE.fullmatch(last)
             assert counts is not None, last
-            create, update, replace, archive, migrate = (int(n or 0) for n in counts.groups())
+            create, update, replace, archive, delete, migrate = (
+                int(n or 0) for n in counts.groups()
+            )
             actions = [c.action for c in plan.actionable]
-            assert create + update + replace + archive + migrate == len(actions)
+            assert create + update + replace + archive + delete + migrate == len(actions)
+            assert delete == actions.count(Action.DELETE)
             assert create == actions.count(Action.CREATE)
             assert replace == actions.count(Action.REPLACE)
         assert render_markdown(plan).startswith(MARKER + "\n")
@@ -779,7 +820,7 @@ def _with_essence(address: str, side: str, **fields: Any) -> dict[str, Any]:
         pytest.param(_saved(extra=True), id="unknown top-level key"),
         pytest.param(_saved(config_hash="md5:abc"), id="hash shape"),
         pytest.param(_saved(summary={"create": 1}), id="summary missing actions"),
-        pytest.param(_with_change("product.video_api", action="delete"), id="unknown action"),
+        pytest.param(_with_change("product.video_api", action="destroy"), id="unknown action"),
         pytest.param(
             _with_change("product.video_api", irreversible=True), id="create marked irreversible"
         ),
@@ -847,7 +888,9 @@ def test_schema_action_enum_and_summary_follow_the_action_enum() -> None:
     change = schema["$defs"]["resource_change"]["properties"]
     assert change["action"]["enum"] == [a.value for a in Action]
     summary = schema["properties"]["summary"]
-    assert set(summary["required"]) == {a.value for a in Action if a is not Action.NOOP}
+    assert set(summary["properties"]) == {a.value for a in Action if a is not Action.NOOP}
+    # ``delete`` is counted only in a plan that deletes: a plan without one reads as before.
+    assert set(summary["required"]) == set(summary["properties"]) - {Action.DELETE.value}
     assert schema["properties"]["format_version"]["const"] == "1"
 
 

@@ -938,3 +938,208 @@ def test_a_product_feature_address_without_its_two_parts_is_refused_before_any_w
     odd = ResourceChange("product_feature.prod_video", Kind.PRODUCT_FEATURE, Action.CREATE, "x")
     with pytest.raises(ReconcileError, match="not <product id>/<feature lookup key>"):
         spec.steps(odd)
+
+
+@pytest.mark.parametrize(
+    "kind", [Kind.PRODUCT, Kind.METER, Kind.PRICE, Kind.ALERT, Kind.FEATURE, Kind.PROMOTION_CODE]
+)
+def test_only_a_kind_retired_by_deleting_deletes(kind: Kind) -> None:
+    spec = spec_for(kind)
+    assert spec is not None
+    change = ResourceChange(
+        f"{kind}.x", kind, Action.DELETE, "declared active: false", stripe_id="x"
+    )
+    with pytest.raises(ReconcileError, match=f"does not know how to delete a {kind}"):
+        spec.steps(change)
+
+
+COUPONS = """\
+version: 1
+mode: test
+products:
+  - {id: prod_video, name: Video}
+coupons:
+  - id: SPRING25
+    name: Spring
+    percent_off: 25
+    duration: repeating
+    duration_in_months: 3
+    redeem_by: "2030-06-30T23:59:59+02:00"
+    applies_to: {products: [prod_video]}
+  - {id: FIVE, amount_off: 500, currency: usd, currency_options: {eur: {amount_off: 450}}}
+"""
+
+
+def _coupon_steps(text: str, snapshot: Snapshot) -> list[tuple[int, str, str, str, Any, str]]:
+    plan = build_plan(load_text(text), snapshot)
+    return [
+        (s.phase, s.address, s.name, s.method, s.params(IDS), s.path(IDS))
+        for s in plan_steps(plan)
+        if s.address.startswith("coupon.")
+    ]
+
+
+def test_a_coupon_is_created_after_the_products_it_applies_to() -> None:
+    desired = load_text(COUPONS)
+    steps = plan_steps(build_plan(desired, Snapshot()))
+    assert [(s.phase, s.address) for s in steps] == [
+        (PHASE_CATALOG, "product.prod_video"),
+        (PHASE_PRICES, "coupon.SPRING25"),
+        (PHASE_PRICES, "coupon.FIVE"),
+    ]
+    marker = {"managed_by": "stripe-reconcile"}
+    assert _coupon_steps(COUPONS, Snapshot()) == [
+        (
+            PHASE_PRICES,
+            "coupon.SPRING25",
+            "create",
+            "post",
+            {
+                "id": "SPRING25",
+                "duration": "repeating",
+                "duration_in_months": 3,
+                "metadata": marker,
+                "name": "Spring",
+                "percent_off": "25",
+                "redeem_by": 1909087199,  # 2030-06-30T21:59:59Z
+                "applies_to": {"products": ["prod_video"]},
+            },
+            "/v1/coupons",
+        ),
+        (
+            PHASE_PRICES,
+            "coupon.FIVE",
+            "create",
+            "post",
+            {
+                "id": "FIVE",
+                "duration": "once",
+                "metadata": marker,
+                "amount_off": 500,
+                "currency": "usd",
+                "currency_options": {"eur": {"amount_off": 450}},
+            },
+            "/v1/coupons",
+        ),
+    ]
+
+
+def test_a_coupon_updates_its_name_and_adds_a_currency_in_place() -> None:
+    live = snapshot_matching(load_text(COUPONS))
+    changed = COUPONS.replace("name: Spring", "name: Spring sale").replace(
+        "{eur: {amount_off: 450}}", "{eur: {amount_off: 450}, gbp: {amount_off: 400}}"
+    )
+    assert _coupon_steps(changed, live) == [
+        (
+            PHASE_PRICES,
+            "coupon.SPRING25",
+            "update",
+            "post",
+            {"name": "Spring sale"},
+            "/v1/coupons/SPRING25",
+        ),
+        (
+            PHASE_PRICES,
+            "coupon.FIVE",
+            "update",
+            "post",
+            {"currency_options": {"gbp": {"amount_off": 400}}},
+            "/v1/coupons/FIVE",
+        ),
+    ]
+
+
+def test_a_changed_coupon_is_deleted_then_created_and_a_retired_one_deleted() -> None:
+    live = snapshot_matching(load_text(COUPONS))
+    changed = COUPONS.replace("percent_off: 25", "percent_off: 30").replace(
+        "{id: FIVE,", "{id: FIVE, active: false,"
+    )
+    steps = _coupon_steps(changed, live)
+    assert [s[:4] for s in steps] == [
+        (PHASE_PRICES, "coupon.SPRING25", "delete", "delete"),
+        (PHASE_PRICES, "coupon.SPRING25", "create", "post"),
+        (PHASE_RETIRE, "coupon.FIVE", "delete", "delete"),
+    ]
+    assert steps[0][4:] == ({}, "/v1/coupons/SPRING25")
+    assert steps[1][4]["percent_off"] == "30"
+    assert steps[2][4:] == ({}, "/v1/coupons/FIVE")
+    # Taking a currency away is no update: the coupon is made anew.
+    fewer = COUPONS.replace(", currency_options: {eur: {amount_off: 450}}", "")
+    assert [s[2] for s in _coupon_steps(fewer, live)] == ["delete", "create"]
+
+
+CODES = (
+    COUPONS
+    + """\
+promotion_codes:
+  - code: SPRING
+    coupon: SPRING25
+    max_redemptions: 20
+    expires_at: "2030-01-01T00:00:00Z"
+    customer: cus_Test123
+    restrictions: {first_time_transaction: true, minimum_amount: 1000, minimum_amount_currency: usd}
+    metadata: {channel: blog}
+  - {code: five-off, coupon: FIVE}
+"""
+)
+
+
+def _all_steps(text: str, snapshot: Snapshot) -> list[tuple[int, str, str, Any]]:
+    plan = build_plan(load_text(text), snapshot)
+    return [(s.phase, s.address, s.name, s.params(IDS)) for s in plan_steps(plan)]
+
+
+def test_a_promotion_code_is_created_after_its_coupon_with_exactly_its_fields() -> None:
+    steps = _all_steps(CODES, Snapshot())
+    order = [(phase, address) for phase, address, _, _ in steps]
+    assert order.index((PHASE_PRICES, "coupon.SPRING25")) < order.index(
+        (PHASE_DEFAULTS, "promotion_code.SPRING")
+    )
+    created = {address: params for _, address, _, params in steps}
+    assert created["promotion_code.SPRING"] == {
+        "promotion": {"type": "coupon", "coupon": "SPRING25"},
+        "code": "SPRING",
+        "metadata": {"channel": "blog", "managed_by": "stripe-reconcile"},
+        "customer": "cus_Test123",
+        "max_redemptions": 20,
+        "expires_at": 1893456000,
+        "restrictions": {
+            "first_time_transaction": True,
+            "minimum_amount": 1000,
+            "minimum_amount_currency": "usd",
+        },
+    }
+    assert created["promotion_code.five-off"] == {
+        "promotion": {"type": "coupon", "coupon": "FIVE"},
+        "code": "five-off",
+        "metadata": {"managed_by": "stripe-reconcile"},
+    }
+
+
+def test_a_coupon_made_anew_replaces_its_codes_around_its_own_writes() -> None:
+    live = snapshot_matching(load_text(CODES))
+    steps = _all_steps(CODES.replace("percent_off: 25", "percent_off: 30"), live)
+    assert [(phase, address, name) for phase, address, name, _ in steps] == [
+        (PHASE_CATALOG, "promotion_code.SPRING", "deactivate-old"),
+        (PHASE_PRICES, "coupon.SPRING25", "delete"),
+        (PHASE_PRICES, "coupon.SPRING25", "create"),
+        (PHASE_DEFAULTS, "promotion_code.SPRING", "create"),
+    ]
+    assert steps[0][3] == {"active": False}
+    assert steps[3][3]["promotion"] == {"type": "coupon", "coupon": "SPRING25"}
+
+
+def test_a_promotion_code_updates_metadata_and_is_deactivated() -> None:
+    live = snapshot_matching(load_text(CODES))
+    changed = CODES.replace("channel: blog", "channel: news").replace(
+        "{code: five-off,", "{code: five-off, active: false, metadata: {why: ended},"
+    )
+    assert _all_steps(changed, live) == [
+        (PHASE_DEFAULTS, "promotion_code.SPRING", "update", {"metadata": {"channel": "news"}}),
+        (
+            PHASE_RETIRE,
+            "promotion_code.five-off",
+            "deactivate",
+            {"active": False, "metadata": {"why": "ended"}},
+        ),
+    ]

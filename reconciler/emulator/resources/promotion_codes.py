@@ -29,7 +29,12 @@ Follows docs.stripe.com/api/promotion_codes and the SDK's
   the promotion code is otherwise redeemable" (not expired, not used up, and
   its code free among active codes);
 - a promotion code "is only active if the coupon is also valid": one whose
-  coupon was deleted shows ``active: false``;
+  coupon was deleted, has passed its ``redeem_by`` or was redeemed its
+  ``max_redemptions`` times shows ``active: false``. A promotion code belongs to
+  the coupon object it was made for, not to the id: when a new coupon takes a
+  deleted coupon's id, the old coupon's codes stay inactive and cannot be
+  reactivated (Stripe keeps references to the deleted coupon object, as its
+  discounts do); ``expand[]=promotion.coupon`` then leaves the id unexpanded;
 - ``promotion.coupon`` is expandable, ``customer`` too;
   ``restrictions.currency_options`` is includable (shown only with
   ``expand[]=restrictions.currency_options``), see :mod:`._includable`;
@@ -55,6 +60,7 @@ from reconciler.emulator.render import apply_metadata, matches_created, paginate
 from reconciler.emulator.resources import _includable
 from reconciler.emulator.resources.billing import COUPON, CUSTOMER
 from reconciler.emulator.resources.catalog import MAX_UNIT_AMOUNT, check_currency
+from reconciler.emulator.resources.tax_and_discounts import GENERATION, coupon_valid
 from reconciler.emulator.router import ObjectType, Registry, Request
 from reconciler.emulator.store import JSON, new_id
 
@@ -79,22 +85,22 @@ def _not_emulated(name: str) -> Exception:
 
 
 def _coupon_valid(req: Request, coupon: JSON) -> bool:
-    redeem_by = coupon.get("redeem_by")
-    limit = coupon.get("max_redemptions")
-    return (
-        bool(coupon.get("valid", True))
-        and (redeem_by is None or int(redeem_by) > req.now())
-        and (limit is None or int(coupon["times_redeemed"]) < int(limit))
-    )
+    return coupon_valid(coupon, req.now())
 
 
 def _coupon_of(req: Request, code: JSON) -> JSON | None:
-    return req.store.find(COUPON, str(code["promotion"]["coupon"]))
+    """The coupon object the code was made for; None once it is deleted (a newer coupon
+    under the same id is another object)."""
+    coupon = req.store.find(COUPON, str(code["promotion"]["coupon"]))
+    if coupon is None or coupon.get(GENERATION) != code.get(GENERATION):
+        return None
+    return coupon
 
 
 def _effective_active(req: Request, code: JSON) -> bool:
-    """Stored ``active``, and false once the coupon is gone (deleted coupons are not valid)."""
-    return bool(code["active"]) and _coupon_of(req, code) is not None
+    """Stored ``active``, and only while its coupon is valid (deleted coupons are not)."""
+    coupon = _coupon_of(req, code)
+    return bool(code["active"]) and coupon is not None and _coupon_valid(req, coupon)
 
 
 def _clash(req: Request, code: str, customer: str | None, exclude: str | None) -> JSON | None:
@@ -247,6 +253,7 @@ def create(req: Request) -> JSON:
         "promotion": {"coupon": coupon["id"], "type": "coupon"},
         "restrictions": _restrictions(params.get("restrictions")),
         "times_redeemed": 0,
+        GENERATION: coupon.get(GENERATION),
     }
     req.store.put(PROMOTION_CODE, promotion_code)
     emit(req, "promotion_code.created", promotion_code)
@@ -331,14 +338,15 @@ def list_(req: Request) -> JSON:
 def _complete(req: Request, obj: JSON) -> None:
     """Derived ``active``, includable ``restrictions.currency_options``, ``promotion.coupon``."""
     obj["active"] = _effective_active(req, obj)
+    coupon = _coupon_of(req, obj)
+    obj.pop(GENERATION, None)
     restrictions = obj.get("restrictions")
     if isinstance(restrictions, dict) and not _includable.included(req, CURRENCY_OPTIONS):
         restrictions.pop("currency_options", None)
     promotion = obj.get("promotion")
-    if isinstance(promotion, dict) and _includable.included(req, COUPON_PATH):
-        coupon = req.store.find(COUPON, str(promotion.get("coupon")))
-        if coupon is not None:
-            promotion["coupon"] = render(req, coupon, [])
+    expanded = _includable.included(req, COUPON_PATH)
+    if isinstance(promotion, dict) and expanded and coupon is not None:
+        promotion["coupon"] = render(req, coupon, [])
 
 
 def register(registry: Registry) -> None:

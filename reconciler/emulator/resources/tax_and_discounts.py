@@ -2,13 +2,25 @@
 
 Enough for subscriptions and invoices to carry Stripe's shapes: a tax rate is
 a percentage, exclusive (added on top) or inclusive (already in the price); a
-coupon takes ``percent_off`` or ``amount_off`` (+ ``currency``) and a
-``duration`` of ``forever``, ``once`` or ``repeating`` (``duration_in_months``).
+coupon takes ``percent_off`` (above 0, at most 100) or ``amount_off`` (a
+positive integer, + ``currency``) and a ``duration`` of ``forever``, ``once`` or
+``repeating`` (``duration_in_months``, required then). ``applies_to[products]``
+names existing products; like ``currency_options`` it is includable (shown only
+when expanded: Stripe's published example coupon has neither). ``valid`` is
+derived: false once ``redeem_by`` has passed or the coupon was redeemed
+``max_redemptions`` times.
+
+Deleting a coupon frees its id: a new coupon may take it (Stripe's own
+discounts and promotion codes keep pointing at the deleted coupon object, not
+at the id). Each coupon object carries a private ``generation`` (never shown)
+by which promotion codes (:mod:`.promotion_codes`) know whether the coupon
+under their coupon id is still the one they were made for.
+
 Applying a coupon to a subscription creates a ``discount`` object (``di_``);
 subscriptions list discount ids, schedule phases ``{coupon, discount,
-promotion_code}`` entries. Promotion codes exist as objects
-(:mod:`.promotion_codes`), but redeeming one on a subscription or a phase, and
-coupons' ``applies_to``, are not emulated (refused).
+promotion_code}`` entries. Redeeming a promotion code on a subscription or a
+phase, and redeeming a product-restricted coupon (``applies_to``) there, are
+not emulated (refused): the invoices would discount every line.
 
 Updates: a tax rate's ``active``, ``country``, ``description``,
 ``display_name``, ``jurisdiction``, ``metadata``, ``state`` and ``tax_type``
@@ -28,12 +40,14 @@ from reconciler.emulator.events import emit
 from reconciler.emulator.render import apply_metadata, paginate
 from reconciler.emulator.resources._common import copy_fields, deleted, require_text
 from reconciler.emulator.resources.billing import COUPON, DISCOUNT, TAX_RATE, shift
-from reconciler.emulator.resources.catalog import check_currency
+from reconciler.emulator.resources.catalog import PRODUCT, check_currency
 from reconciler.emulator.router import ObjectType, Registry, Request
 from reconciler.emulator.store import JSON, new_id
 from reconciler.emulator.versions import BASIL, version_at_least
 
 __all__ = [
+    "GENERATION",
+    "coupon_valid",
     "discount_applies",
     "make_discounts",
     "phase_discounts",
@@ -118,11 +132,45 @@ def tax_rate_objects(req: Request, ids: Any, param: str) -> list[JSON]:
     return rates
 
 
-# --- coupons -----------------------------------------------------------------------------------
+# --- coupons ---------------------------------------------------------------------------------
+GENERATION = "generation"
+"""The private field telling one coupon object from a later one under the same id."""
+MAX_COUPON_NAME = 40
+
+
+def coupon_valid(coupon: JSON, now: int) -> bool:
+    """Stripe's ``valid``: not past ``redeem_by``, not redeemed ``max_redemptions`` times."""
+    redeem_by = coupon.get("redeem_by")
+    limit = coupon.get("max_redemptions")
+    return (redeem_by is None or int(redeem_by) > now) and (
+        limit is None or int(coupon["times_redeemed"]) < int(limit)
+    )
+
+
+def _positive(params: JSON, name: str) -> int | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if int(value) < 1:
+        raise invalid(f"{name} must be a positive integer.", param=name)
+    return int(value)
+
+
+def _applies_to(req: Request, given: Any) -> JSON | None:
+    """``{products: [...]}``, each an existing product (Stripe: ``No such product``)."""
+    if given is None:
+        return None
+    products = []
+    for index, product in enumerate(given.get("products") or []):
+        where = f"applies_to[products][{index}]"
+        products.append(req.store.get(PRODUCT, str(product), param=where, status=400)["id"])
+    return {"products": products}
+
+
 def create_coupon(req: Request) -> JSON:
     params = req.params
     percent_off = params.get("percent_off")
-    amount_off = params.get("amount_off")
+    amount_off = _positive(params, "amount_off")
     if (percent_off is None) == (amount_off is None):
         raise invalid(
             "You must pass exactly one of percent_off or amount_off.", param="percent_off"
@@ -131,12 +179,9 @@ def create_coupon(req: Request) -> JSON:
         raise invalid("percent_off must be greater than 0 and at most 100.", param="percent_off")
     if amount_off is not None and not params.get("currency"):
         raise missing_param("currency", "You must pass currency when passing amount_off.")
-    if params.get("applies_to") is not None:
-        raise invalid(
-            "The emulator does not support `applies_to` on coupons (product-restricted "
-            "discounts are not emulated).",
-            param="applies_to",
-        )
+    name = params.get("name")
+    if name is not None and len(str(name)) > MAX_COUPON_NAME:
+        raise invalid(f"name must be at most {MAX_COUPON_NAME} characters long.", param="name")
     currency = check_currency(params["currency"], "currency") if params.get("currency") else None
     duration = params.get("duration") or "once"
     months = params.get("duration_in_months")
@@ -144,6 +189,8 @@ def create_coupon(req: Request) -> JSON:
         raise missing_param(
             "duration_in_months", "duration_in_months is required when duration is repeating."
         )
+    if duration == "repeating":
+        _positive(params, "duration_in_months")
     coupon_id = str(params.get("id") or secrets.token_hex(4).upper())
     if req.store.find(COUPON, coupon_id) is not None:
         raise invalid("Coupon already exists.", param="id", code="resource_already_exists")
@@ -151,6 +198,7 @@ def create_coupon(req: Request) -> JSON:
         "id": coupon_id,
         "object": "coupon",
         "amount_off": amount_off,
+        "applies_to": _applies_to(req, params.get("applies_to")),
         "created": req.now(),
         "currency": currency,
         "currency_options": _coupon_currency_options(
@@ -159,13 +207,14 @@ def create_coupon(req: Request) -> JSON:
         "duration": duration,
         "duration_in_months": months if duration == "repeating" else None,
         "livemode": False,
-        "max_redemptions": params.get("max_redemptions"),
+        "max_redemptions": _positive(params, "max_redemptions"),
         "metadata": apply_metadata({}, params.get("metadata") or {}),
-        "name": params.get("name"),
+        "name": name,
         "percent_off": float(percent_off) if percent_off is not None else None,
         "redeem_by": params.get("redeem_by"),
         "times_redeemed": 0,
         "valid": True,
+        GENERATION: new_id("cpngen"),
     }
     req.store.put(COUPON, coupon)
     emit(req, "coupon.created", coupon)
@@ -202,8 +251,8 @@ def update_coupon(req: Request) -> JSON:
     params = req.params
     if "name" in params:
         name = params["name"]
-        if name is not None and len(str(name)) > 40:
-            raise invalid("name must be at most 40 characters long.", param="name")
+        if name is not None and len(str(name)) > MAX_COUPON_NAME:
+            raise invalid(f"name must be at most {MAX_COUPON_NAME} characters long.", param="name")
         coupon["name"] = name
     if "metadata" in params:
         coupon["metadata"] = apply_metadata(coupon["metadata"], params["metadata"])
@@ -241,11 +290,12 @@ def _new_discount(req: Request, coupon: JSON, customer: str, subscription: str, 
         end = shift(start, "month", int(coupon["duration_in_months"]))
     coupon["times_redeemed"] = int(coupon["times_redeemed"]) + 1
     req.store.put(COUPON, coupon)
+    shown = ("currency_options", "applies_to", GENERATION)
     discount: JSON = {
         "id": new_id("di"),
         "object": "discount",
         "checkout_session": None,
-        "coupon": {k: v for k, v in coupon.items() if k != "currency_options"},
+        "coupon": {k: v for k, v in coupon.items() if k not in shown},
         "customer": customer,
         "customer_account": None,
         "end": end,
@@ -297,6 +347,12 @@ def make_discounts(
             coupon = req.store.get(
                 COUPON, str(entry["coupon"]), param=f"{where}[coupon]", status=400
             )
+            if coupon.get("applies_to") is not None:
+                raise invalid(
+                    "The emulator does not apply product-restricted coupons (applies_to) to "
+                    "subscriptions.",
+                    param=f"{where}[coupon]",
+                )
             result.append(_new_discount(req, coupon, customer, subscription, start)["id"])
         else:
             raise missing_param(f"{where}[coupon]")
@@ -324,6 +380,16 @@ def discount_applies(discount: JSON, when: int) -> bool:
     return end is None or when < int(end)
 
 
+def _coupon_transform(obj: JSON, version: str) -> None:
+    obj.pop(GENERATION, None)
+
+
+def _coupon_complete(req: Request, obj: JSON) -> None:
+    """``valid`` as of now (``redeem_by`` passed, or redeemed ``max_redemptions`` times)."""
+    if "times_redeemed" in obj:
+        obj["valid"] = coupon_valid(obj, req.now())
+
+
 def _discount_transform(obj: JSON, version: str) -> None:
     """Hide the bookkeeping; since basil the coupon is named under ``source`` only."""
     obj.pop("used", None)
@@ -333,7 +399,14 @@ def _discount_transform(obj: JSON, version: str) -> None:
 
 def register(registry: Registry) -> None:
     registry.object_type(ObjectType("tax_rate"))
-    registry.object_type(ObjectType("coupon", hidden=frozenset({"currency_options"})))
+    registry.object_type(
+        ObjectType(
+            "coupon",
+            hidden=frozenset({"currency_options", "applies_to"}),
+            transform=_coupon_transform,
+            complete=_coupon_complete,
+        )
+    )
     registry.object_type(ObjectType("discount", transform=_discount_transform))
     registry.route("POST", "/v1/tax_rates", create_tax_rate, params="TaxRateCreateParams")
     registry.route("GET", "/v1/tax_rates", list_tax_rates, params="TaxRateListParams")
