@@ -825,13 +825,12 @@ def simulate(config_file: Path, use_key: bool) -> None:
                     ) from exc
                 click.echo(f"embedded emulator at {emulator.url}: {config_file}'s catalog applied")
             for migration in desired.migrations:
-                click.echo(
-                    f"\nmigration {migration.name}: {migration.from_price} -> {migration.to_price}"
-                )
+                moves = ", ".join(f"{old} -> {new}" for old, new in migration.pairs)
+                click.echo(f"\nmigration {migration.name}: {moves}")
                 result = simulate_migration(
                     gateway, desired, migration, say=lambda line: click.echo(f"  {line}")
                 )
-                for check in (result.legacy, result.metered):
+                for check in result.checks:
                     click.echo("\n".join(f"  {line}" for line in describe_check(check)))
                 failures += 0 if result.ok else 1
     except ReconcileError as exc:

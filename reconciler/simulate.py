@@ -7,7 +7,10 @@ meter-backed one; a licensed price is subscribed with :data:`SEATS` units), the
 migration applied to that one subscription (switching at the period end,
 whatever ``switch_at`` says, so both invoices exist), meter events sent after
 the switch, the clock advanced through two periods, and the last invoice on
-the old price and the first on the new one checked. A licensed price bills
+the old price and the first on the new one checked. A migration of several
+prices (``prices:``) subscribes to each old price at once and checks each old
+line, then each new price's (items merged into one bill the sum of their
+seats, as the migration writes them; one meter's events are sent once). A licensed price bills
 its period in advance, a metered one in arrears: either way the line checked
 is the one for the period on that side of the switch.
 
@@ -135,17 +138,19 @@ def describe_check(check: InvoiceCheck) -> list[str]:
 
 @dataclass(frozen=True)
 class SimulationResult:
+    """One rehearsed migration: the invoice lines checked on the old prices (the period
+    before the switch) and on the new ones (the period after), in that order."""
+
     migration: str
     customer: str
     subscription: str
     test_clock: str
     switch: int
-    legacy: InvoiceCheck
-    metered: InvoiceCheck
+    checks: tuple[InvoiceCheck, ...]
 
     @property
     def ok(self) -> bool:
-        return self.legacy.ok and self.metered.ok
+        return all(check.ok for check in self.checks)
 
 
 Events = Sequence[tuple[int, int]]
@@ -223,11 +228,11 @@ def _usage_of(gateway: Gateway, price: Mapping[str, Any]) -> _Usage:
 
 
 def _mirror_legacy_price(
-    gateway: Gateway, desired: Desired, migration: Migration, say: Callable[[str], None]
+    gateway: Gateway, desired: Desired, pair: tuple[str, str], say: Callable[[str], None]
 ) -> dict[str, Any]:
     """A legacy usage-record price standing in for a ``from_price`` the account lacks."""
-    target = next(p for p in desired.prices if p.lookup_key == migration.to_price)
-    reference = migration.from_price
+    reference, to_price = pair
+    target = next(p for p in desired.prices if p.lookup_key == to_price)
     params: dict[str, Any] = {
         "expand": ["tiers"],
         "product": target.product,
@@ -248,33 +253,81 @@ def _mirror_legacy_price(
     say(
         f"the account has no price {reference}: simulate made {price['id']} to stand in for "
         f"it, a legacy usage-record price (aggregate_usage "
-        f"{params['recurring']['aggregate_usage']}) with {migration.to_price}'s amounts"
+        f"{params['recurring']['aggregate_usage']}) with {to_price}'s amounts"
     )
     return price
 
 
 def _old_price(
-    gateway: Gateway, desired: Desired, migration: Migration, say: Callable[[str], None]
+    gateway: Gateway,
+    desired: Desired,
+    migration: Migration,
+    pair: tuple[str, str],
+    say: Callable[[str], None],
 ) -> dict[str, Any]:
-    existing = read_legacy_price(gateway, migration.from_price)
+    from_price = pair[0]
+    existing = read_legacy_price(gateway, from_price)
     if existing is not None:
         return existing
-    if migration.from_price.startswith("price_"):
+    if from_price.startswith("price_"):
         raise ReconcileError(
-            f"migration.{migration.name}: from_price {migration.from_price} not found in the "
+            f"migration.{migration.name}: from_price {from_price} not found in the "
             "account (simulate makes a stand-in only for a lookup key)"
         )
-    return _mirror_legacy_price(gateway, desired, migration, say)
+    return _mirror_legacy_price(gateway, desired, pair, say)
 
 
-def _new_price(gateway: Gateway, migration: Migration) -> dict[str, Any]:
-    found = read_legacy_price(gateway, migration.to_price)
+def _new_price(gateway: Gateway, migration: Migration, to_price: str) -> dict[str, Any]:
+    found = read_legacy_price(gateway, to_price)
     if found is None:
         raise ReconcileError(
-            f"migration.{migration.name}: to_price {migration.to_price} is not in the account; "
+            f"migration.{migration.name}: to_price {to_price} is not in the account; "
             "apply billing.yaml there first"
         )
     return found
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One price on one side of the switch, and how it takes usage."""
+
+    price: Mapping[str, Any]
+    usage: _Usage
+
+    @property
+    def id(self) -> str:
+        return str(self.price["id"])
+
+
+def _sides(
+    gateway: Gateway, desired: Desired, migration: Migration, say: Callable[[str], None]
+) -> tuple[list[_Side], list[_Side], dict[str, str]]:
+    """The old prices, the new ones (each once, in billing.yaml's order), and which new
+    price each old one moves to, by id; refused when the rehearsal cannot tell them apart."""
+    olds: dict[str, _Side] = {}
+    news: dict[str, _Side] = {}
+    moves: dict[str, str] = {}
+    for pair in migration.pairs:
+        new = news.get(pair[1])
+        if new is None:
+            found = _new_price(gateway, migration, pair[1])
+            new = news[pair[1]] = _Side(found, _usage_of(gateway, found))
+        old_price = _old_price(gateway, desired, migration, pair, say)
+        old = _Side(old_price, _usage_of(gateway, old_price))
+        if old.usage.usage_records and old.usage.aggregation in NO_METER_EQUIVALENT:
+            raise ReconcileError(
+                f"migration.{migration.name}: {_name(old.price)} aggregates usage records with "
+                f"{old.usage.aggregation}, which no meter formula matches; nothing to simulate"
+            )
+        olds[old.id] = old
+        moves[old.id] = new.id
+    both = set(olds) & {side.id for side in news.values()}
+    if both:
+        raise ReconcileError(
+            f"migration.{migration.name}: {', '.join(sorted(both))} is both moved off and onto; "
+            "simulate checks each price's line on one side of the switch"
+        )
+    return list(olds.values()), list(news.values()), moves
 
 
 def _require_catalog(gateway: Gateway, desired: Desired) -> None:
@@ -357,23 +410,9 @@ def simulate_migration(
     the window, and the events after it are accepted.
     """
     begin = start if start is not None else (int(time.time()) // DAY - START_DAYS_AGO) * DAY
-    if migration.also:
-        raise ReconcileError(
-            f"migration.{migration.name} moves {len(migration.pairs)} prices at once; "
-            "simulate rehearses one from_price -> to_price move: plan shows each "
-            "subscription's consolidated items"
-        )
     _require_catalog(gateway, desired)
-    new = _new_price(gateway, migration)
-    new_usage = _usage_of(gateway, new)
-    old = _old_price(gateway, desired, migration, say)
-    old_usage = _usage_of(gateway, old)
-    if old_usage.usage_records and old_usage.aggregation in NO_METER_EQUIVALENT:
-        raise ReconcileError(
-            f"migration.{migration.name}: {_name(old)} aggregates usage records with "
-            f"{old_usage.aggregation}, which no meter formula matches; nothing to simulate"
-        )
-    legacy = old_usage.usage_records
+    olds, news, moves = _sides(gateway, desired, migration, say)
+    legacy = any(side.usage.usage_records for side in olds)
     if migration.switch_at != SwitchAt("period_end"):
         say(
             f"billing.yaml switches at {migration.switch_at.to_value()}; the rehearsal switches "
@@ -396,39 +435,38 @@ def simulate_migration(
         "/v1/subscriptions",
         {
             "customer": customer["id"],
-            "items": [{"price": old["id"], **({"quantity": SEATS} if old_usage.licensed else {})}],
+            "items": [
+                {"price": side.id, **({"quantity": SEATS} if side.usage.licensed else {})}
+                for side in olds
+            ],
             "collection_method": "send_invoice",
             "days_until_due": 30,
         },
         stripe_version=LEGACY_API_VERSION if legacy else None,
     )
-    item = sub["items"]["data"][0]
-    period_start = int(item["current_period_start"])
-    period_end = int(item["current_period_end"])
+    items = {str(item["price"]["id"]): item for item in sub["items"]["data"]}
+    first = sub["items"]["data"][0]
+    period_start = int(first["current_period_start"])
+    period_end = int(first["current_period_end"])
+    names = ", ".join(f"{_name(side.price)} ({side.id})" for side in olds)
     say(
         f"test clock {clock['id']} at {day(begin)}: customer {customer['id']}, subscription "
-        f"{sub['id']} on {_name(old)} ({old['id']}), period {day(period_start)} to "
-        f"{day(period_end)}"
+        f"{sub['id']} on {names}, period {day(period_start)} to {day(period_end)}"
     )
     # Usage an hour apart from one minute in; the clock moves past it but stays well inside
     # the first period (a daily price's included).
     advance_clock(gateway, clock["id"], begin + len(LEGACY_USAGE) * HOUR)
-    old_events = _timeline(() if old_usage.licensed else LEGACY_USAGE, begin + 60, HOUR)
-    _report(
+    old_sent = _send(
         gateway,
-        old_usage,
-        item=item["id"],
+        olds,
+        items=items,
         customer=customer["id"],
-        events=old_events,
+        values=LEGACY_USAGE,
+        first_at=begin + 60,
+        step=HOUR,
         tag=f"sim-{sub['id']}-old",
-    )
-    say(f"period 1: {old_usage.describe(old_events)}")
-    _wait_for_meter(
-        gateway,
-        old_usage,
-        customer["id"],
-        (period_start, period_end),
-        old_usage.expected(old_events),
+        period=(period_start, period_end),
+        say=lambda text: say(f"period 1: {text}"),
     )
     only_this = dataclasses.replace(
         migration,
@@ -449,58 +487,49 @@ def simulate_migration(
             + (f" ({'; '.join(blocked)})" if blocked else "")
         )
     apply_plan(plan, snapshot, gateway)
-    say(f"migration applied: {sub['id']} switches to {_name(new)} on {day(period_end)}")
-    new_events = _timeline(
-        () if new_usage.licensed else METERED_USAGE, period_end + 60, new_usage.step(60)
-    )
+    targets = ", ".join(_name(side.price) for side in news)
+    say(f"migration applied: {sub['id']} switches to {targets} on {day(period_end)}")
+    steps = [side.usage.step(60) for side in news if not side.usage.licensed]
+    step = max(steps, default=60)
+    last_event = period_end + 60 + (len(METERED_USAGE) - 1) * step if steps else period_end
     # Past the switch, and past the last event (Stripe takes none more than 5 minutes ahead).
-    advance_clock(gateway, clock["id"], max([period_end + HOUR, *(at for at, _v in new_events)]))
+    advance_clock(gateway, clock["id"], max(period_end + HOUR, last_event))
     next_end = int(
         gateway.get(f"/v1/subscriptions/{sub['id']}")["items"]["data"][0]["current_period_end"]
     )
-    _report(
+    new_sent = _send(
         gateway,
-        new_usage,
-        item="",
+        news,
+        items={},
         customer=customer["id"],
-        events=new_events,
+        values=METERED_USAGE,
+        first_at=period_end + 60,
+        step=step,
         tag=f"sim-{sub['id']}-new",
-    )
-    say(f"period 2: {new_usage.describe(new_events)}")
-    _wait_for_meter(
-        gateway,
-        new_usage,
-        customer["id"],
-        (period_end, next_end),
-        new_usage.expected(new_events),
+        period=(period_end, next_end),
+        say=lambda text: say(f"period 2: {text}"),
     )
     advance_clock(gateway, clock["id"], next_end + HOUR)
-    checks = _invoice_checks(
-        gateway,
-        customer["id"],
-        {
-            old["id"]: (
-                old,
-                SEATS if old_usage.licensed else old_usage.expected(old_events),
-                _source(old_usage, "old"),
-                (period_start, period_end),
-            ),
-            new["id"]: (
-                new,
-                _moved_seats(migration, old_usage)
-                if new_usage.licensed
-                else new_usage.expected(new_events),
-                _source(new_usage, "new"),
-                (period_end, next_end),
-            ),
-        },
-    )
-    legacy_check = checks.get(old["id"])
-    metered_check = checks.get(new["id"])
-    if legacy_check is None or metered_check is None:
+    expected: dict[str, tuple[Mapping[str, Any], int, str, tuple[int, int]]] = {}
+    for side in olds:
+        quantity = SEATS if side.usage.licensed else side.usage.expected(old_sent[side.id])
+        source = _source(side.usage, "old")
+        expected[side.id] = (side.price, quantity, source, (period_start, period_end))
+    for side in news:
+        movers = [old for old in olds if moves[old.id] == side.id]
+        quantity = (
+            _moved_seats(migration, movers)
+            if side.usage.licensed
+            else side.usage.expected(new_sent[side.id])
+        )
+        source = _source(side.usage, "new")
+        expected[side.id] = (side.price, quantity, source, (period_end, next_end))
+    found = _invoice_checks(gateway, customer["id"], expected)
+    missing = [_name(price) for key, (price, *_rest) in expected.items() if key not in found]
+    if missing:
         raise ReconcileError(
-            f"migration.{migration.name}: expected an invoice on {_name(old)} and one on "
-            f"{_name(new)}, found usage lines for {sorted(checks) or 'neither'}"
+            f"migration.{migration.name}: expected a line on {', '.join(missing)} for its "
+            f"period, found lines for {', '.join(sorted(found)) or 'none'}"
         )
     return SimulationResult(
         migration.name,
@@ -508,9 +537,48 @@ def simulate_migration(
         sub["id"],
         clock["id"],
         period_end,
-        legacy_check,
-        metered_check,
+        tuple(found[key] for key in expected),
     )
+
+
+def _send(
+    gateway: Gateway,
+    sides: Sequence[_Side],
+    *,
+    items: Mapping[str, Mapping[str, Any]],
+    customer: str,
+    values: Sequence[int],
+    first_at: int,
+    step: int,
+    tag: str,
+    period: tuple[int, int],
+    say: Callable[[str], None],
+) -> dict[str, Events]:
+    """Usage for one side of the switch, the way each price takes it (usage records on its
+    item, meter events once per meter), waiting for the meters to count it: what each
+    price was sent, by id (nothing for a licensed price)."""
+    sent: dict[str, Events] = {}
+    by_meter: dict[str, Events] = {}
+    for side in sides:
+        if side.usage.licensed:
+            sent[side.id] = ()
+            say(f"{_name(side.price)}: {side.usage.describe(())}")
+            continue
+        meter = str((side.usage.meter or {}).get("id") or "")
+        if meter and meter in by_meter:  # one meter bills every price on it
+            sent[side.id] = by_meter[meter]
+            continue
+        events = _timeline(values, first_at, side.usage.step(step))
+        item = str((items.get(side.id) or {}).get("id") or "")
+        _report(
+            gateway, side.usage, item=item, customer=customer, events=events, tag=f"{tag}-{side.id}"
+        )
+        say(f"{_name(side.price)}: {side.usage.describe(events)}")
+        _wait_for_meter(gateway, side.usage, customer, period, side.usage.expected(events))
+        sent[side.id] = events
+        if meter:
+            by_meter[meter] = events
+    return sent
 
 
 def _source(usage: _Usage, side: str) -> str:
@@ -521,10 +589,16 @@ def _source(usage: _Usage, side: str) -> str:
     return "meter events" if side == "new" else "meter events on the old price"
 
 
-def _moved_seats(migration: Migration, old_usage: _Usage) -> int:
-    """The quantity the moved item carries, by the migration's own rule."""
-    seats = moved_quantity(migration, SEATS if old_usage.licensed else None, to_metered=False)
-    return seats if seats is not None else 1
+def _moved_seats(migration: Migration, movers: Sequence[_Side]) -> int:
+    """The quantity the moved item carries, by the migration's own rule: the declared
+    quantity, else the sum of the items merged into it (each its seats, or 1)."""
+    if migration.quantity is not None:
+        return migration.quantity
+    seats = [
+        moved_quantity(migration, SEATS if side.usage.licensed else None, to_metered=False)
+        for side in movers
+    ]
+    return sum(seat if seat is not None else 1 for seat in seats)
 
 
 def _invoice_checks(

@@ -259,7 +259,9 @@ def test_simulate_a_missing_legacy_price_id_is_refused_clearly(tmp_path: Path) -
     assert "from_price price_nowhere not found in the account" in result.stderr
 
 
-def test_simulate_refuses_a_migration_of_several_prices_naming_it(tmp_path: Path) -> None:
+def test_simulate_a_consolidation_checks_each_old_line_and_the_merged_new_one(
+    tmp_path: Path,
+) -> None:
     prices = """
   - lookup_key: api_new
     product: prod_api
@@ -272,10 +274,65 @@ def test_simulate_refuses_a_migration_of_several_prices_naming_it(tmp_path: Path
         "prices: {api_legacy: api_new, api_older: api_new}",
     )
     result = simulate(tmp_path, text)
-    assert result.returncode == 1
-    assert "migration.api-to-meter moves 2 prices at once; simulate rehearses one" in (
-        result.stderr
+    assert result.returncode == 0, result.stderr
+    assert "migration api-to-meter: api_legacy -> api_new, api_older -> api_new" in result.stdout
+    # Two legacy items, each with 4,055 units of usage records at 1 cent: $40.55 a line and
+    # $81.10 on the one invoice; after the switch one meter item, 5,615 units = $56.15.
+    assert check_lines(result.stdout) == [
+        (
+            "api_legacy",
+            "per unit: 4,055 units at $0.01 = $40.55",
+            "line $40.55, invoice total $81.10: ok",
+        ),
+        (
+            "api_older",
+            "per unit: 4,055 units at $0.01 = $40.55",
+            "line $40.55, invoice total $81.10: ok",
+        ),
+        (
+            "api_new",
+            "per unit: 5,615 units at $0.01 = $56.15",
+            "line $56.15, invoice total $56.15: ok",
+        ),
+    ]
+
+
+def test_simulate_a_consolidation_of_seats_bills_their_sum_at_the_new_price(
+    tmp_path: Path,
+) -> None:
+    text = (
+        PRICE_INCREASE.replace(
+            "  - {lookup_key: seat_2026,",
+            "  - {lookup_key: addon_2025, product: prod_app, currency: usd, unit_amount: 200,\n"
+            "     recurring: {interval: month}}\n  - {lookup_key: seat_2026,",
+        )
+        % ""
     )
+    text = text.replace(
+        "{from_price: seat_2025, to_price: seat_2026}",
+        "{prices: {seat_2025: seat_2026, addon_2025: seat_2026}}",
+    )
+    result = simulate(tmp_path, text)
+    assert result.returncode == 0, result.stderr
+    # 3 seats x $10.00 + 3 add-ons x $2.00 = $36.00 at signup; the two items become one of
+    # 3 + 3 = 6 seats at $12.50 = $75.00 at the renewal that is the switch.
+    assert check_lines(result.stdout) == [
+        (
+            "seat_2025",
+            "per unit: 3 units at $10.00 = $30.00",
+            "line $30.00, invoice total $36.00: ok",
+        ),
+        (
+            "addon_2025",
+            "per unit: 3 units at $2.00 = $6.00",
+            "line $6.00, invoice total $36.00: ok",
+        ),
+        (
+            "seat_2026",
+            "per unit: 6 units at $12.50 = $75.00",
+            "line $75.00, invoice total $75.00: ok",
+        ),
+    ]
 
 
 def test_simulate_without_migrations_says_so(tmp_path: Path) -> None:
@@ -476,7 +533,7 @@ def test_simulate_a_price_increase_bills_each_seat_at_the_new_price(tmp_path: Pa
             "line $37.50, invoice total $37.50: ok",
         ),
     ]
-    assert "period 1: licensed: no usage, billed by quantity" in result.stdout
+    assert "period 1: seat_2025: licensed: no usage, billed by quantity" in result.stdout
 
 
 def test_simulate_a_declared_quantity(tmp_path: Path) -> None:
