@@ -12,8 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.config import load_text
+from reconciler.converge import apply_until_done
 from reconciler.emulator import Emulator
 from reconciler.gateway import Gateway
+from reconciler.live import read_snapshot
+from reconciler.plan import Plan, ResourceChange
+from reconciler.planner import build_plan
+from reconciler.snapshot import Snapshot
 from tests.conftest import fresh
 
 API_KEY = "sk_test_e2e_0123456789"
@@ -101,3 +107,22 @@ def kill_at_write(
             process.kill()
         process.wait(timeout=30)
     return process.returncode
+
+
+def plan_of(text: str, gateway: Gateway) -> tuple[Snapshot, Plan]:
+    """The account read for the billing.yaml ``text``, and its plan, as ``plan`` makes them."""
+    config = load_text(text, "billing.yaml")
+    snapshot = read_snapshot(gateway, config)
+    return snapshot, build_plan(config, snapshot)
+
+
+def converge(text: str, gateway: Gateway) -> Plan:
+    """Apply ``text`` as the command line does (rounds until done); the plan that follows."""
+    snapshot, plan = plan_of(text, gateway)
+    apply_until_done(plan, snapshot, gateway, replan=lambda: plan_of(text, gateway))
+    return plan_of(text, gateway)[1]
+
+
+def change_at(plan: Plan, address: str) -> ResourceChange:
+    """The plan's change at ``address``."""
+    return next(c for c in plan.changes if c.address == address)

@@ -12,17 +12,14 @@ import pytest
 
 from reconciler.apply import apply_plan
 from reconciler.config import load_text
-from reconciler.converge import apply_until_done
 from reconciler.emulator import Emulator
 from reconciler.errors import ApplyError, StripeCallError
 from reconciler.gateway import Gateway
 from reconciler.live import read_snapshot
 from reconciler.plan import Action, Plan
 from reconciler.planfile import load_plan, resolve_saved_plan
-from reconciler.planner import build_plan
 from reconciler.render import render_text
-from reconciler.snapshot import Snapshot
-from tests.e2e.conftest import API_KEY, stripe_reconcile
+from tests.e2e.conftest import API_KEY, converge, plan_of, stripe_reconcile
 from tests.e2e.test_concurrent_applies import SLOW, applies_at, assert_all_succeeded
 
 BASE = """\
@@ -43,19 +40,6 @@ FIVE = (
 )
 COUPONS = BASE + SPRING + FIVE
 EXPANDED = {"expand": ["applies_to", "currency_options"]}
-
-
-def plan_of(text: str, gateway: Gateway) -> tuple[Snapshot, Plan]:
-    config = load_text(text, "billing.yaml")
-    snapshot = read_snapshot(gateway, config)
-    return snapshot, build_plan(config, snapshot)
-
-
-def converge(text: str, gateway: Gateway) -> Plan:
-    """Apply as the command line does; the plan that follows."""
-    snapshot, plan = plan_of(text, gateway)
-    apply_until_done(plan, snapshot, gateway, replan=lambda: plan_of(text, gateway))
-    return plan_of(text, gateway)[1]
 
 
 def actions(plan: Plan) -> dict[str, Action]:

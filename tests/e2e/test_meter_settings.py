@@ -7,14 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from reconciler.config import load_text
-from reconciler.converge import apply_until_done
 from reconciler.emulator import Emulator
 from reconciler.gateway import Gateway
-from reconciler.live import read_snapshot
-from reconciler.plan import Plan
-from reconciler.planner import build_plan
-from reconciler.snapshot import Snapshot
-from tests.e2e.conftest import stripe_reconcile
+from tests.e2e.conftest import converge, stripe_reconcile
 
 HOURLY = """\
 version: 1
@@ -35,18 +30,6 @@ prices:
     unit_amount: 2
     recurring: {interval: month, usage: metered, meter: api_tokens}
 """
-
-
-def plan_of(text: str, gateway: Gateway) -> tuple[Snapshot, Plan]:
-    config = load_text(text, "billing.yaml")
-    snapshot = read_snapshot(gateway, config)
-    return snapshot, build_plan(config, snapshot)
-
-
-def converge(text: str, gateway: Gateway) -> Plan:
-    snapshot, plan = plan_of(text, gateway)
-    apply_until_done(plan, snapshot, gateway, replan=lambda: plan_of(text, gateway))
-    return plan_of(text, gateway)[1]
 
 
 def write(tmp_path: Path, text: str) -> Path:

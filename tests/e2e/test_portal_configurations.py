@@ -14,11 +14,8 @@ from reconciler.converge import apply_until_done
 from reconciler.emulator import Emulator
 from reconciler.errors import ConfigErrors
 from reconciler.gateway import Gateway
-from reconciler.live import read_snapshot
 from reconciler.plan import Action, Plan, ResourceChange
-from reconciler.planner import build_plan
-from reconciler.snapshot import Snapshot
-from tests.e2e.conftest import API_KEY, stripe_reconcile
+from tests.e2e.conftest import API_KEY, converge, plan_of, stripe_reconcile
 
 PATH = "/v1/billing_portal/configurations"
 EXPAND = {"expand": ["features.subscription_update.products"]}
@@ -64,19 +61,6 @@ portal_configurations:
     metadata: {team: growth}
 """
 DOC = CATALOG + PORTAL
-
-
-def plan_of(text: str, gateway: Gateway) -> tuple[Snapshot, Plan]:
-    config = load_text(text, "billing.yaml")
-    snapshot = read_snapshot(gateway, config)
-    return snapshot, build_plan(config, snapshot)
-
-
-def converge(text: str, gateway: Gateway) -> Plan:
-    """Apply as the command line does (one round); the plan that follows."""
-    snapshot, plan = plan_of(text, gateway)
-    apply_until_done(plan, snapshot, gateway, replan=lambda: plan_of(text, gateway))
-    return plan_of(text, gateway)[1]
 
 
 def portal_change(plan: Plan, name: str = "Self-serve") -> ResourceChange:

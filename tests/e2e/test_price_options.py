@@ -9,17 +9,12 @@ from typing import Any
 
 import pytest
 
-from reconciler.config import load_text
-from reconciler.converge import apply_until_done
 from reconciler.emulator import Emulator
 from reconciler.gateway import Gateway
-from reconciler.live import read_snapshot
-from reconciler.plan import Action, Plan, ResourceChange
-from reconciler.planner import build_plan
+from reconciler.plan import Action
 from reconciler.render import render_text
-from reconciler.snapshot import Snapshot
 from reconciler.writes import plan_steps
-from tests.e2e.conftest import stripe_reconcile
+from tests.e2e.conftest import change_at, converge, plan_of, stripe_reconcile
 
 CATALOG = """\
 version: 1
@@ -59,23 +54,6 @@ prices:
     currency_options:
       eur: {custom_unit_amount: {minimum: 500, preset: 2000}}
 """
-
-
-def plan_of(text: str, gateway: Gateway) -> tuple[Snapshot, Plan]:
-    config = load_text(text, "billing.yaml")
-    snapshot = read_snapshot(gateway, config)
-    return snapshot, build_plan(config, snapshot)
-
-
-def converge(text: str, gateway: Gateway) -> Plan:
-    """Apply as the command line does; the plan that follows."""
-    snapshot, plan = plan_of(text, gateway)
-    apply_until_done(plan, snapshot, gateway, replan=lambda: plan_of(text, gateway))
-    return plan_of(text, gateway)[1]
-
-
-def change_of(plan: Plan, address: str) -> ResourceChange:
-    return next(c for c in plan.changes if c.address == address)
 
 
 def prices(gateway: Gateway) -> list[dict[str, Any]]:
@@ -175,7 +153,7 @@ def test_what_stripe_updates_changes_in_place(
     edited = CATALOG.replace(old, new)
     assert edited != CATALOG
     _, plan = plan_of(edited, gateway)
-    change = change_of(plan, address)
+    change = change_at(plan, address)
     assert (change.action, [c.field for c in change.changes]) == (Action.UPDATE, fields)
     assert not converge(edited, gateway).has_changes
     assert price_by_key(gateway, key)["id"] == before
@@ -239,7 +217,7 @@ def test_what_stripe_cannot_update_replaces_the_price(
     edited = CATALOG.replace(old, new)
     assert edited != CATALOG
     _, plan = plan_of(edited, gateway)
-    change = change_of(plan, address)
+    change = change_at(plan, address)
     assert (change.action, change.reason) == (Action.REPLACE, reason)
     assert "# forces replacement" in render_text(plan, color=False)
     assert not converge(edited, gateway).has_changes
@@ -263,7 +241,7 @@ def test_a_tax_behavior_left_out_is_not_managed(emulator: Emulator, gateway: Gat
 
     raised = CATALOG.replace("maximum: 100000", "maximum: 200000")
     _, plan = plan_of(raised, gateway)
-    change = change_of(plan, "price.credits_top_up")
+    change = change_at(plan, "price.credits_top_up")
     assert change.action is Action.REPLACE
     assert not converge(raised, gateway).has_changes
     replaced = price_by_key(gateway, "credits_top_up")
@@ -281,7 +259,7 @@ def test_changes_made_behind_its_back_show_in_the_plan(
         f"/v1/prices/{monthly['id']}", {"currency_options": {"eur": {"unit_amount": 9900}}}
     )
     _, plan = plan_of(CATALOG, gateway)
-    change = change_of(plan, "price.pro_monthly")
+    change = change_at(plan, "price.pro_monthly")
     assert change.action is Action.UPDATE
     assert [(c.field, c.before, c.after) for c in change.changes] == [
         ("currency_options.eur.unit_amount", "9900", "4500")
@@ -295,7 +273,7 @@ def test_changes_made_behind_its_back_show_in_the_plan(
         {"currency_options": {"jpy": {"custom_unit_amount": {"enabled": True, "minimum": 100}}}},
     )
     _, plan = plan_of(CATALOG, gateway)
-    change = change_of(plan, "price.credits_top_up")
+    change = change_at(plan, "price.credits_top_up")
     assert (change.action, change.reason) == (
         Action.REPLACE,
         "a currency removed while others stay: currency_options.jpy",

@@ -12,7 +12,6 @@ import pytest
 
 from reconciler.apply import apply_plan
 from reconciler.config import load_text
-from reconciler.converge import apply_until_done
 from reconciler.emulator import Emulator
 from reconciler.errors import ApplyError, StripeCallError
 from reconciler.gateway import Gateway
@@ -20,8 +19,7 @@ from reconciler.live import read_snapshot
 from reconciler.plan import Action, Plan
 from reconciler.planfile import resolve_saved_plan
 from reconciler.planner import build_plan
-from reconciler.snapshot import Snapshot
-from tests.e2e.conftest import API_KEY, kill_at_write, stripe_reconcile
+from tests.e2e.conftest import API_KEY, converge, kill_at_write, plan_of, stripe_reconcile
 
 FEATURES = """\
 features:
@@ -39,19 +37,6 @@ products:
 """
     + FEATURES
 )
-
-
-def plan_of(text: str, gateway: Gateway) -> tuple[Snapshot, Plan]:
-    config = load_text(text, "billing.yaml")
-    snapshot = read_snapshot(gateway, config)
-    return snapshot, build_plan(config, snapshot)
-
-
-def converge(text: str, gateway: Gateway) -> Plan:
-    """Apply as the command line does; the plan that follows."""
-    snapshot, plan = plan_of(text, gateway)
-    apply_until_done(plan, snapshot, gateway, replan=lambda: plan_of(text, gateway))
-    return plan_of(text, gateway)[1]
 
 
 def actions(plan: Plan, prefix: str = "product_feature.") -> dict[str, Action]:

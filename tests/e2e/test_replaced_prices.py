@@ -24,6 +24,7 @@ from reconciler.live import read_snapshot
 from reconciler.plan import Action, Plan
 from reconciler.planner import build_plan
 from reconciler.scenario import advance_clock
+from tests.e2e.conftest import change_at, plan_of
 from tests.e2e.test_any_price_migrations import (
     CATALOG,
     DAY,
@@ -46,12 +47,7 @@ def declare(decision: str | None) -> str:
 
 
 def plan_for(text: str, gateway: Gateway) -> Plan:
-    config = load_text(text, "billing.yaml")
-    return build_plan(config, read_snapshot(gateway, config))
-
-
-def change_at(plan: Plan, address: str) -> Any:
-    return next(c for c in plan.changes if c.address == address)
+    return plan_of(text, gateway)[1]
 
 
 def last_invoice(gateway: Gateway, customer: str) -> list[tuple[str, int, int]]:
