@@ -53,7 +53,8 @@ from reconciler.revenue import (
 from reconciler.snapshot import Snapshot
 
 PARITY_READERS = 4
-"""Parity-gate reads in flight at once: enough to hide latency, paced by the gateway."""
+"""Parity-gate reads (and subscriber counts) in flight at once: enough to hide latency,
+paced by the gateway."""
 PREVIEWERS = 4
 """Subscriptions whose invoices are previewed at once (``read_revenue``), paced likewise."""
 
@@ -79,11 +80,13 @@ def read_snapshot(
     snapshot = snapshot_from_objects(**list_objects(gateway, desired, every_kind=desired is None))
     if desired is None:
         return snapshot
-    counted = [i for spec in REGISTRY for i in spec.subscribed_ids(desired, snapshot)]
+    counted = list(dict.fromkeys(i for s in REGISTRY for i in s.subscribed_ids(desired, snapshot)))
     if counted:
-        subscribers = {price: _subscribers(gateway, price) for price in dict.fromkeys(counted)}
+        with ThreadPoolExecutor(max_workers=PARITY_READERS) as pool:  # paced by the gateway
+            counts = pool.map(lambda price: _subscribers(gateway, price), counted)
+            found = dict(zip(counted, counts, strict=True))
         snapshot = dataclasses.replace(
-            snapshot, subscribers={k: n for k, n in sorted(subscribers.items()) if n}
+            snapshot, subscribers={k: n for k, n in sorted(found.items()) if n}
         )
     if not every_migration(desired, snapshot):
         return snapshot
