@@ -28,7 +28,7 @@ import dataclasses
 import datetime
 import enum
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
@@ -59,6 +59,7 @@ __all__ = [
     "SubscriptionItem",
     "SubscriptionRow",
     "counts_phrase",
+    "dropped_settings",
     "parity_blocker",
     "parity_candidates",
     "plan_migration",
@@ -142,6 +143,10 @@ class SubscriptionItem:
     period_end: int | None = None
     id: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    discounts: tuple[Mapping[str, str], ...] = ()
+    """The item's own discounts, as phase item parameters."""
+    billing_thresholds: Mapping[str, Any] | None = None
+    """The item's usage threshold (``usage_gte``), which only a metered price takes."""
 
 
 @dataclass(frozen=True)
@@ -337,7 +342,8 @@ def _move_items(
             if quantity is not None and migration.quantity is None:
                 merged["quantity"] = int(merged.get("quantity") or 0) + quantity
             continue
-        target = {k: v for k, v in item.items() if k != "quantity"}
+        dropped = ("quantity",) if move.to_metered else ("quantity", "billing_thresholds")
+        target = {k: v for k, v in item.items() if k not in dropped}
         target["price"] = move.placeholder
         if quantity is not None:
             target["quantity"] = quantity
@@ -373,6 +379,10 @@ def _item_params(item: SubscriptionItem, *, price: str, metered: bool) -> dict[s
         params["tax_rates"] = list(item.tax_rates)
     if item.metadata:
         params["metadata"] = dict(item.metadata)
+    if item.discounts:
+        params["discounts"] = [dict(d) for d in item.discounts]
+    if item.billing_thresholds:
+        params["billing_thresholds"] = dict(item.billing_thresholds)
     return params
 
 
@@ -556,16 +566,109 @@ def _decide(
     if parity is not None:
         return _Decision(State.BLOCKED, blocker=parity, switch_at=switch)
     if schedule is None:
-        params = {
-            "phases": _fresh_phases(
-                migration, moves, sub=sub, switch=switch, start=legacy.period_start
-            ),
-            "end_behavior": "release",
-            "metadata": _schedule_metadata(migration, from_price, switch),
-            "proration_behavior": "none",
-        }
-        return _Decision(State.PENDING, "create_schedule", switch_at=switch, params=params)
+        phases = _fresh_phases(migration, moves, sub=sub, switch=switch, start=legacy.period_start)
+        return _written(
+            migration,
+            moves,
+            sub,
+            phases,
+            switch=switch,
+            state=State.PENDING,
+            action="create_schedule",
+        )
     return _adopt(migration, moves, schedule, from_price, switch)
+
+
+def _written(
+    migration: Migration,
+    moves: Mapping[str, _Move],
+    sub: LiveSubscription,
+    phases: list[dict[str, Any]],
+    *,
+    switch: int | str,
+    state: State,
+    action: str,
+) -> _Decision:
+    """A schedule written from the subscription, unless the settings lint finds that its
+    phases would drop something the subscription carries."""
+    missing = dropped_settings(sub, phases, moves)
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        return _Decision(
+            State.BLOCKED,
+            blocker=f"the phases written would drop {'; '.join(missing[:3])}{more}: take it "
+            "off the subscription, or exclude the subscription",
+            switch_at=switch,
+        )
+    params = {
+        "phases": phases,
+        "end_behavior": "release",
+        "metadata": _schedule_metadata(migration, _sub_price(sub, moves), switch),
+        "proration_behavior": "none",
+    }
+    return _Decision(state, action, switch_at=switch, params=params)
+
+
+def _sub_price(sub: LiveSubscription, moves: Mapping[str, _Move]) -> str:
+    """The first legacy price the subscription holds (the schedule's ``from_price``)."""
+    return next(i.price for i in sub.items if i.price in moves)
+
+
+def dropped_settings(
+    sub: LiveSubscription, phases: Sequence[Mapping[str, Any]], moves: Mapping[str, _Move]
+) -> list[str]:
+    """The settings lint: what the subscription carries that phases written for it leave
+    out (Stripe drops what a schedule update does not restate). ``phases`` are the phase
+    before the switch and those after it, where old items are on their new prices."""
+    missing: list[str] = []
+    for n, phase in enumerate(phases):
+        where = "before the switch" if n == 0 else "after the switch"
+        discounts = phase.get("discounts") or []
+        missing += [
+            f"the discount {_named(d)} {where}" for d in sub.discounts if dict(d) not in discounts
+        ]
+        rates = phase.get("default_tax_rates") or []
+        missing += [
+            f"the default tax rate {r} {where}" for r in sub.default_tax_rates if r not in rates
+        ]
+        if sub.collection_method and phase.get("collection_method") != sub.collection_method:
+            missing.append(f"collection_method {sub.collection_method} {where}")
+        missing += [f"{key} {where}" for key, v in sub.settings.items() if phase.get(key) != v]
+        items = phase.get("items") or []
+        for item in sub.items:
+            price = moves[item.price].placeholder if n and item.price in moves else item.price
+            found = next((i for i in items if i.get("price") == price), None)
+            name = item.id or item.price
+            if found is None:
+                missing.append(f"the item {name} {where}")
+                continue
+            missing += _item_drops(item, found, f"the item {name}'s", where)
+    return missing
+
+
+def _item_drops(
+    item: SubscriptionItem, found: Mapping[str, Any], whose: str, where: str
+) -> list[str]:
+    missing = [
+        f"{whose} tax rate {r} {where}"
+        for r in item.tax_rates
+        if r not in (found.get("tax_rates") or [])
+    ]
+    metadata = found.get("metadata") or {}
+    missing += [
+        f"{whose} metadata {k} {where}" for k, v in item.metadata.items() if metadata.get(k) != v
+    ]
+    discounts = found.get("discounts") or []
+    missing += [
+        f"{whose} discount {_named(d)} {where}" for d in item.discounts if dict(d) not in discounts
+    ]
+    if item.billing_thresholds and found.get("billing_thresholds") != dict(item.billing_thresholds):
+        missing.append(f"{whose} billing_thresholds {where} (only a metered price takes them)")
+    return missing
+
+
+def _named(discount: Mapping[str, str]) -> str:
+    return next(iter(discount.values()), "?")
 
 
 def _subscription_refusal(
@@ -659,14 +762,11 @@ def _rewrite(
         base = LiveSchedule(schedule.id, schedule.status, {}, tuple(restored["phases"]))
         return _adopt(migration, moves, base, from_price, switch, state=State.RESCHEDULE)
     start = schedule.phases[0].get("start_date") if schedule.phases else legacy.period_start
-    params = {
-        "phases": _fresh_phases(migration, moves, sub=sub, switch=switch, start=start),
-        "end_behavior": "release",
-        "metadata": _schedule_metadata(migration, from_price, switch),
-        "proration_behavior": "none",
-    }
+    phases = _fresh_phases(migration, moves, sub=sub, switch=switch, start=start)
     state = State.UNFINISHED if schedule.unfinished else State.RESCHEDULE
-    return _Decision(state, "update_schedule", switch_at=switch, params=params)
+    return _written(
+        migration, moves, sub, phases, switch=switch, state=state, action="update_schedule"
+    )
 
 
 def _adopt(
@@ -969,6 +1069,11 @@ def _evidence_of(sub: LiveSubscription) -> str:
                 i.period_start,
                 i.period_end,
                 i.metadata,
+                *(
+                    (i.discounts, i.billing_thresholds)
+                    if i.discounts or i.billing_thresholds
+                    else ()
+                ),
             )
             for i in sub.items
         ],
@@ -1162,6 +1267,8 @@ def subscription_from_stripe(obj: Mapping[str, Any]) -> LiveSubscription:
                 period_start=item.get("current_period_start", sub_start),
                 period_end=item.get("current_period_end", sub_end),
                 metadata=dict(item.get("metadata") or {}),
+                discounts=_discount_params(item.get("discounts")),
+                billing_thresholds=item.get("billing_thresholds") or None,
             )
         )
     schedule = obj.get("schedule")

@@ -20,6 +20,7 @@ from reconciler.migrations import (
     LiveSubscription,
     MigrationSnapshot,
     SubscriptionItem,
+    dropped_settings,
     plan_migration,
     schedule_from_stripe,
     subscription_from_stripe,
@@ -943,3 +944,102 @@ def test_only_subscriptions_holding_the_pair_whose_tax_behaviour_changes_are_blo
     found = rows(consolidating(), dataclasses.replace(snap, also=(taxed,)))
     assert (found["sub_both"]["state"], found["sub_seat"]["state"]) == ("blocked", "pending")
     assert found["sub_both"]["blocker"].startswith(f"{ADDON_OLD} is tax inclusive and seat_2026")
+
+
+# --- the settings lint ----------------------------------------------------------------------
+
+
+def test_the_settings_lint_names_a_discount_the_phases_would_drop() -> None:
+    subscription = sub("sub_1")
+    moves = {LEGACY: _move_to_new()}
+    row = rows(MIGRATION, snapshot(subscription))["sub_1"]
+    phases = row["params"]["phases"]
+    assert dropped_settings(subscription, phases, moves) == []  # what plan writes drops nothing
+    without = [{k: v for k, v in phase.items() if k != "discounts"} for phase in phases]
+    assert dropped_settings(subscription, without, moves) == [
+        "the discount co_10 before the switch",
+        "the discount co_10 after the switch",
+    ]
+
+
+def _move_to_new() -> Any:
+    from reconciler.migrations import _moves
+
+    return _moves(MIGRATION, snapshot())[LEGACY]
+
+
+def test_an_items_own_discount_and_threshold_stay_on_it_in_both_phases() -> None:
+    seat = SubscriptionItem(
+        "price_seat", 3, ("txr_1",), id="si_2", discounts=({"coupon": "co_seat"},)
+    )
+    legacy = SubscriptionItem(
+        LEGACY,
+        metered=True,
+        period_start=START,
+        period_end=END,
+        id="si_1",
+        discounts=({"discount": "di_1"},),
+        billing_thresholds={"usage_gte": 5000},
+    )
+    row = rows(MIGRATION, snapshot(sub("sub_1", items=(legacy, seat))))["sub_1"]
+    assert row["state"] == "pending"
+    before, after = (phase["items"] for phase in row["params"]["phases"])
+    assert before[0]["discounts"] == after[0]["discounts"] == [{"discount": "di_1"}]
+    assert after[0]["billing_thresholds"] == {"usage_gte": 5000}  # metered to metered
+    assert before[1]["discounts"] == after[1]["discounts"] == [{"coupon": "co_seat"}]
+
+
+def test_a_usage_threshold_a_licensed_price_cannot_take_blocks_the_move() -> None:
+    legacy = SubscriptionItem(
+        LEGACY,
+        metered=True,
+        period_start=START,
+        period_end=END,
+        id="si_1",
+        billing_thresholds={"usage_gte": 5000},
+    )
+    flat = Migration(name="flat", from_price="legacy_key", to_price="seat", quantity=1)
+    row = rows(flat, snapshot(sub("sub_1", items=(legacy,)), to_metered=False))["sub_1"]
+    assert (row["state"], row["action"]) == ("blocked", None)
+    assert row["blocker"] == (
+        "the phases written would drop the item si_1's billing_thresholds after the switch "
+        "(only a metered price takes them): take it off the subscription, or exclude the "
+        "subscription"
+    )
+
+
+def test_items_merged_into_one_whose_settings_differ_are_blocked_naming_what_would_go() -> None:
+    items = (
+        SubscriptionItem(SEAT_OLD, 3, period_start=START, period_end=END, id="si_a"),
+        SubscriptionItem(
+            ADDON_OLD, 2, period_start=START, period_end=END, id="si_c", metadata={"seat": "x"}
+        ),
+    )
+    row = rows(consolidating(), pairs_snapshot(sub("sub_1", items=items)))["sub_1"]
+    assert row["state"] == "blocked"
+    assert row["blocker"].startswith(
+        "the phases written would drop the item si_c's metadata seat after the switch"
+    )
+
+
+def test_an_items_discounts_and_threshold_are_read() -> None:
+    read = subscription_from_stripe(
+        {
+            "id": "sub_1",
+            "customer": "cus_1",
+            "status": "active",
+            "items": {
+                "data": [
+                    {
+                        "id": "si_1",
+                        "price": {"id": LEGACY, "recurring": {"usage_type": "metered"}},
+                        "discounts": ["di_1", {"object": "discount", "id": "di_2"}],
+                        "billing_thresholds": {"usage_gte": 100},
+                    }
+                ]
+            },
+        }
+    )
+    (item,) = read.items
+    assert item.discounts == ({"discount": "di_1"}, {"discount": "di_2"})
+    assert item.billing_thresholds == {"usage_gte": 100}
