@@ -24,7 +24,7 @@ from reconciler.errors import ConfigErrors, ReconcileError
 from reconciler.kinds import Kind
 
 if TYPE_CHECKING:
-    from reconciler.demo import InvoiceView
+    from reconciler.demo import Demo, InvoiceView
     from reconciler.gateway import Gateway
     from reconciler.model import Desired
     from reconciler.plan import Plan
@@ -1003,6 +1003,7 @@ def demo(keep: bool, config_file: Path | None) -> None:
             _, final = _make_plan(desired, gateway)
             click.echo(_migration_status(final))
             click.echo(_render(final, "text"), nl=False)
+            _demo_price_increase(story, desired, gateway, section)
             if keep:
                 click.echo(
                     f"\nThe emulator keeps running at {story.emulator.url}. In another shell:\n"
@@ -1012,6 +1013,41 @@ def demo(keep: bool, config_file: Path | None) -> None:
                 _wait_for_interrupt()
     except ReconcileError as exc:
         _fail(exc)
+
+
+def _demo_price_increase(
+    story: Demo, desired: Desired, gateway: Gateway, section: Callable[[str], None]
+) -> None:
+    """The demo's second act: the meter price 20% up, its subscriptions moved at renewal
+    (``existing_subscriptions: migrate``), the old price retired once they all have."""
+    from reconciler.demo import raised
+
+    section("A price increase at the next renewal")
+    old_id = _make_plan(desired, gateway)[0].prices[story.rehearsal.migration.to_price].stripe_id
+    increased, price = raised(story.rehearsal)
+    click.echo(
+        f"billing.yaml: {price.lookup_key} with every amount 20% up, and "
+        "existing_subscriptions: migrate (its subscriptions move to the new price at renewal)"
+    )
+    snapshot, made = _make_plan(increased, gateway)
+    click.echo(_render(made, "text"), nl=False)
+    _demo_apply(made, snapshot, gateway)
+    section("Across the renewal on the test clocks")
+    sent = story.cross_the_raise()
+    click.echo(
+        f"{sent} meter events over two periods: the last on the old price, the first on the "
+        "raised one."
+    )
+    section("The last invoice before the increase and the first after")
+    new_id = _make_plan(increased, gateway)[0].prices[price.lookup_key].stripe_id
+    before, after = story.raise_invoices(story.customers[0], old_id, new_id)
+    click.echo(_side_by_side(before, after))
+    section("Plan: the old price retired, nothing left on it")
+    snapshot, made = _make_plan(increased, gateway)
+    click.echo(_render(made, "text"), nl=False)
+    _demo_apply(made, snapshot, gateway)
+    _, final = _make_plan(increased, gateway)
+    click.echo(_render(final, "text"), nl=False)
 
 
 def _migration_status(plan: Plan) -> str:

@@ -6,7 +6,11 @@ create the meter and the metered price, dual-write meter events beside the
 usage records for a full period so the parity gate can prove them equal,
 schedule every subscription to switch at its period end, cross the switch on
 the test clocks, and compare the last legacy invoice with the first metered
-one. Each step returns data; ``cli.py`` prints it.
+one. A second act raises the meter price 20% (:func:`raised`, with
+``existing_subscriptions: migrate``), crosses the renewal each subscription
+moves at, compares the last invoice on the old price with the first on the new
+one, and retires the emptied old price. Each step returns data; ``cli.py``
+prints it.
 
 Any billing.yaml with a migration off a legacy price can tell the story
 (:func:`prepare`): the seeded legacy price takes the migration's
@@ -46,10 +50,18 @@ from reconciler.expected_invoice import (
     tax_rate_from_stripe,
 )
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
-from reconciler.model import Desired, Meter, Migration, SwitchAt
+from reconciler.model import Desired, Meter, Migration, Price, SwitchAt, Tier
 from reconciler.scenario import advance_clock, customer_invoices, report_usage, send_meter_event
 
-__all__ = ["DEMO_KEY", "Demo", "InvoiceView", "Rehearsal", "prepare", "running_demo"]
+__all__ = [
+    "DEMO_KEY",
+    "Demo",
+    "InvoiceView",
+    "Rehearsal",
+    "prepare",
+    "raised",
+    "running_demo",
+]
 
 DEMO_KEY = "sk_test_demo_0000000000"
 DAY = 86400
@@ -146,6 +158,46 @@ def prepare(desired: Desired, name: str = "billing.yaml") -> Rehearsal:
     )
 
 
+RAISE = Decimal("1.2")
+"""The demo's price increase: every amount of the meter price 20% up."""
+
+
+def _up(amount: int | None, decimal: Decimal | None) -> Decimal | None:
+    """An amount (minor units, whole or decimal) raised by :data:`RAISE`, as a decimal within
+    Stripe's 12 places."""
+    base = decimal if decimal is not None else (Decimal(amount) if amount is not None else None)
+    if base is None:
+        return None
+    return (base * RAISE).quantize(Decimal("1e-12")).normalize()
+
+
+def raised(rehearsal: Rehearsal) -> tuple[Desired, Price]:
+    """billing.yaml after the demo's price increase: the migration's meter price with every
+    amount 20% up, moving the subscriptions on it at their period end
+    (``existing_subscriptions: migrate``); and that price."""
+    desired = rehearsal.desired
+    key = rehearsal.migration.to_price
+    old = next(p for p in desired.prices if p.lookup_key == key)
+    new = dataclasses.replace(
+        old,
+        unit_amount=None,
+        unit_amount_decimal=_up(old.unit_amount, old.unit_amount_decimal),
+        tiers=tuple(
+            Tier(
+                up_to=t.up_to,
+                unit_amount_decimal=_up(t.unit_amount, t.unit_amount_decimal),
+                flat_amount_decimal=_up(t.flat_amount, t.flat_amount_decimal),
+            )
+            for t in old.tiers
+        ),
+        existing_subscriptions="migrate",
+    )
+    if not old.tiers and new.unit_amount_decimal is None:
+        raise ReconcileError(f"price {key} has no amount to raise")
+    prices = tuple(new if p is old else p for p in desired.prices)
+    return dataclasses.replace(desired, prices=prices), new
+
+
 @dataclass(frozen=True)
 class InvoiceView:
     """One invoice as the demo shows it, with what Stripe's rules say it should be."""
@@ -162,6 +214,7 @@ class InvoiceView:
     expected: ExpectedLine
     expected_total: int
     currency: str = "usd"
+    price_id: str = ""
 
     @property
     def checks(self) -> bool:
@@ -289,12 +342,55 @@ class Demo:
             self._advance(customer, period_3_end + HOUR)
         return records, events
 
+    def cross_the_raise(self) -> int:
+        """The period the price increase is scheduled at the end of, then the first period
+        on the raised price, on meter events. Returns the meter events sent."""
+        sent = 0
+        for customer in self.customers:
+            start = self._period_start(customer)
+            end = self._period_end(customer)
+            for period, base in ((start, 200), (end, 250)):
+                for day in range(5):
+                    at = period + day * DAY + HOUR
+                    seconds = base * (customer.index + 1) + day
+                    self._advance(customer, at + 60)
+                    self._event(
+                        customer, seconds, at, f"{customer.customer}-r{period}-{day}", period
+                    )
+                    sent += 1
+                self._advance(customer, self._period_end(customer) + HOUR)
+        return sent
+
+    def _period_start(self, customer: SeededCustomer) -> int:
+        subscription = self.gateway.get(f"/v1/subscriptions/{customer.subscription}")
+        return int(subscription["items"]["data"][0]["current_period_start"])
+
     def _period_end(self, customer: SeededCustomer) -> int:
         subscription = self.gateway.get(f"/v1/subscriptions/{customer.subscription}")
         return int(subscription["items"]["data"][0]["current_period_end"])
 
     def invoices(self, customer: SeededCustomer) -> tuple[InvoiceView, InvoiceView]:
         """The last invoice billed from usage records and the first from meter events."""
+        assert self.account is not None, "seed first"
+        legacy = self.account.legacy_price
+        views = self._views(customer, {legacy: "usage records (legacy price)"})
+        old = [v for v in views if v.price_id == legacy][-1]
+        new = next(v for v in views if v.price_id != legacy)
+        return old, new
+
+    def raise_invoices(
+        self, customer: SeededCustomer, old_price: str, new_price: str
+    ) -> tuple[InvoiceView, InvoiceView]:
+        """The last invoice on the meter price before the increase and the first after."""
+        titles = {old_price: "meter events (before)", new_price: "meter events (raised)"}
+        views = self._views(customer, titles)
+        old = [v for v in views if v.price_id == old_price][-1]
+        new = next(v for v in views if v.price_id == new_price)
+        return old, new
+
+    def _views(self, customer: SeededCustomer, titles: dict[str, str]) -> list[InvoiceView]:
+        """Each of the customer's invoices with a usage line, checked; titled by its usage
+        line's price (``titles``, else as billed from meter events)."""
         assert self.account is not None, "seed first"
         legacy_price = self.account.legacy_price
         coupon = coupon_from_stripe(self.gateway.get(f"/v1/coupons/{self.account.coupon}"))
@@ -336,8 +432,9 @@ class Demo:
             )
             views.append(
                 InvoiceView(
-                    title="usage records (legacy price)" if legacy else "meter events (new price)",
+                    title=titles.get(line["price"]["id"], "meter events (new price)"),
                     price=str(price.get("lookup_key") or price["id"]),
+                    price_id=str(line["price"]["id"]),
                     period=period,
                     lines=tuple((_describe(ln, legacy_price), int(ln["amount"])) for ln in lines),
                     subtotal=int(invoice["subtotal"]),
@@ -350,9 +447,7 @@ class Demo:
                     currency=str(invoice["currency"]),
                 )
             )
-        old = [v for v in views if v.title.startswith("usage")][-1]
-        new = next(v for v in views if v.title.startswith("meter"))
-        return old, new
+        return views
 
 
 def _describe(line: dict[str, Any], legacy_price: str) -> str:

@@ -19,6 +19,10 @@ SECTIONS = [
     "Across the switch on the test clocks",
     "The last legacy invoice and the first metered one",
     "Status and plan once more",
+    "A price increase at the next renewal",
+    "Across the renewal on the test clocks",
+    "The last invoice before the increase and the first after",
+    "Plan: the old price retired, nothing left on it",
 ]
 
 
@@ -32,7 +36,13 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert "Plan: 0 to create, 0 to update, 0 to replace, 0 to archive, 1 to migrate." in out
     assert "12 scheduled" in out
     assert "12 done" in out
-    assert out.count(": ok") == 2 and "MISMATCH" not in out
+    assert out.count(": ok") == 4 and "MISMATCH" not in out
+    # The price increase: 0.35 c a second 20% up is 0.42 c; customer 0 sends 250 + 251 +
+    # 252 + 253 + 254 = 1,260 s in its first raised period: 529.2 c, rounded to $5.29.
+    assert '~ unit_amount: "0.35" -> "0.42" ($0.0035 -> $0.0042)' in out
+    assert "12 subscriptions move to the new price at their period end" in out
+    assert "expected line $5.29" in out
+    assert "replaced earlier by video_seconds_metered; none of its subscriptions is left" in out
     assert out.rstrip().endswith("No changes. The account matches billing.yaml.")
     assert list(tmp_path.iterdir()) == []  # leaves nothing behind
 
@@ -79,7 +89,10 @@ def test_demo_tells_the_story_with_another_billing_yaml(tmp_path: Path) -> None:
     # (the why is wrapped in its column: look for its pieces)
     assert "api_graduated: graduated tier 1: 500" in out and "+ flat $3.00; tier 2:" in out
     assert "expected line $4.30" in out
-    assert out.count(": ok") == 2 and "MISMATCH" not in out
+    # Raised 20%: flat $3.60 and 0.6 c a second past 500; customer 0's 1,260 s after the
+    # increase: 360 + 760 x 0.6 = 816 c.
+    assert "expected line $8.16" in out
+    assert out.count(": ok") == 4 and "MISMATCH" not in out
     assert out.rstrip().endswith(f"No changes. The account matches {config}.")
 
 
