@@ -7,31 +7,12 @@ archiving.
 A price stripe-reconcile did not make is taken over only with ``adopt: true`` or
 when named by ``id`` (then it gets its lookup key). An active price it made that
 has no lookup key is a replace interrupted between the two writes: archived.
-
-Three fields follow Stripe's own update rules (the API reference's "Update a price"
-and the stripe SDK's ``PriceUpdateParams``, which list ``tax_behavior`` and
-``currency_options`` among the few parameters an update takes):
-
-- ``tax_behavior`` changes in place while the account's is ``unspecified``; once
-  ``inclusive`` or ``exclusive`` Stripe never changes it, so any other value is a
-  replacement. Left out of billing.yaml it is not managed: one set in the Dashboard
-  is kept (a replacement made for another reason carries it over).
-- ``currency_options`` (other currencies' amounts; Stripe leaves them out of a
-  response unless expanded, so prices are listed with ``expand[]=data.currency_options``):
-  an update takes whole options (amount, tiers, pay-what-you-want bounds, tax
-  behavior), so adding a currency and changing one's amount are made in place, each
-  changed currency sent whole. All of them removed is ``currency_options=""`` in
-  place (the SDK types it as emptyable). Removing one currency while others stay has
-  no documented form, so it replaces the price. A currency's ``tax_behavior`` follows
-  the price-level rule.
-- ``custom_unit_amount`` (pay what you want) is not an update parameter: fixed at
-  creation. Stripe allows it only on one-time prices (its Payment Links guide: a
-  customer-chosen price "doesn't support recurring payments"), instead of an amount.
+What is compared, and what replaces, is :mod:`reconciler.kinds.price_terms`'s; what
+becomes of the subscriptions on a price a plan retires, :mod:`reconciler.kinds.replaced_prices`'s.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -39,13 +20,11 @@ from typing import Any, ClassVar
 
 from reconciler.kinds import Kind
 from reconciler.kinds.base import (
-    Essence,
     ImportContext,
     KindSpec,
     ReadContext,
     StripeObject,
     absent,
-    amount,
     changed_params,
     existing,
     field_changes,
@@ -57,6 +36,29 @@ from reconciler.kinds.base import (
     root,
     unknown_action,
     update_or_archive,
+)
+from reconciler.kinds.price_terms import (
+    BOUNDS,
+    OPTION_PARAM,
+    PRICE_UPDATABLE,
+    TIER_PARAM,
+    UNSPECIFIED,
+    amount_params,
+    carried,
+    changed_options,
+    compared,
+    create_params,
+    custom_from_stripe,
+    price_essence,
+    price_essence_from_stripe,
+    replaces,
+    why_replaced,
+)
+from reconciler.kinds.replaced_prices import (
+    REPLACED_BY_KEY,
+    existing_migration,
+    predecessor_change,
+    with_subscribers,
 )
 from reconciler.model import (
     CurrencyOption,
@@ -77,7 +79,6 @@ from reconciler.steps import (
     PHASE_PRICES,
     PHASE_RETIRE,
     PHASE_UNSET_DEFAULTS,
-    Ids,
     Resolver,
     Step,
     at,
@@ -87,372 +88,12 @@ from reconciler.steps import (
 __all__ = [
     "PRICE_UPDATABLE",
     "PriceSpec",
+    "amount_params",
     "create_params",
+    "existing_migration",
     "price_essence",
     "price_essence_from_stripe",
 ]
-
-PRICE_UPDATABLE = frozenset(
-    {"nickname", "metadata", "active", "lookup_key", "tax_behavior", "currency_options"}
-)
-"""Fields an update can change; ``tax_behavior`` and ``currency_options`` only some ways
-(see :func:`replaces`)."""
-_UNSPECIFIED = "unspecified"
-_BOUNDS = ("minimum", "maximum", "preset")
-_TIER_PARAM = re.compile(r"tiers\[(\d+)\]\[(\w+)\]")
-_OPTION_PARAM = re.compile(r"currency_options\[([a-z]{3})\](.*)")
-
-
-def _tier_essence(tier: Tier) -> Essence:
-    return {
-        "up_to": tier.up_to,
-        "unit_amount": amount(tier.unit_amount, tier.unit_amount_decimal),
-        "flat_amount": amount(tier.flat_amount, tier.flat_amount_decimal),
-    }
-
-
-def _custom_essence(custom: CustomUnitAmount | None) -> Essence | None:
-    if custom is None:
-        return None
-    return {"minimum": custom.minimum, "maximum": custom.maximum, "preset": custom.preset}
-
-
-def _option_essence(option: CurrencyOption) -> Essence:
-    """One currency option; its ``tax_behavior`` only when declared (else not managed)."""
-    essence: Essence = {
-        "unit_amount": amount(option.unit_amount, option.unit_amount_decimal),
-        "tiers": [_tier_essence(t) for t in option.tiers] if option.tiers else None,
-        "custom_unit_amount": _custom_essence(option.custom_unit_amount),
-    }
-    if option.tax_behavior is not None:
-        essence["tax_behavior"] = option.tax_behavior
-    return essence
-
-
-def price_essence(price: Price) -> Essence:
-    """The declared price's managed fields. ``tax_behavior``, ``currency_options`` and
-    ``custom_unit_amount`` are present only when declared, so a price without them keeps
-    the essence (and the plan) it always had."""
-    essence = _base_essence(price)
-    if price.tax_behavior is not None:
-        essence["tax_behavior"] = price.tax_behavior
-    if price.currency_options:
-        essence["currency_options"] = {
-            code: _option_essence(price.currency_options[code])
-            for code in sorted(price.currency_options)
-        }
-    if price.custom_unit_amount is not None:
-        essence["custom_unit_amount"] = _custom_essence(price.custom_unit_amount)
-    return essence
-
-
-def _base_essence(price: Price) -> Essence:
-    recurring = price.recurring
-    transform = price.transform_quantity
-    return {
-        "product": price.product,
-        "currency": price.currency,
-        "nickname": price.nickname,
-        "metadata": dict(price.metadata),
-        "active": price.active,
-        "recurring": None
-        if recurring is None
-        else {
-            "interval": recurring.interval,
-            "interval_count": recurring.interval_count,
-            "usage": recurring.usage,
-            "meter": recurring.meter,
-        },
-        "unit_amount": amount(price.unit_amount, price.unit_amount_decimal),
-        "tiers_mode": price.tiers_mode,
-        "tiers": [_tier_essence(t) for t in price.tiers] if price.tiers else None,
-        "transform_quantity": None
-        if transform is None
-        else {"divide_by": transform.divide_by, "round": transform.round},
-    }
-
-
-def _tiers_from_stripe(tiers: Any) -> list[Essence] | None:
-    if not tiers:
-        return None
-    return [
-        {
-            "up_to": t.get("up_to"),
-            "unit_amount": amount(t.get("unit_amount"), t.get("unit_amount_decimal")),
-            "flat_amount": amount(t.get("flat_amount"), t.get("flat_amount_decimal")),
-        }
-        for t in tiers
-    ]
-
-
-def custom_from_stripe(obj: Mapping[str, Any], *, tiered: bool = False) -> Essence | None:
-    """A price's (or currency option's) pay-what-you-want bounds; None when it has a
-    fixed amount. Stripe may return the hash with every bound null on a fixed price
-    (its published example does): without an amount, it is pay what you want."""
-    custom = obj.get("custom_unit_amount")
-    if not isinstance(custom, Mapping):
-        return None
-    bounds = {name: custom.get(name) for name in _BOUNDS}
-    fixed = tiered or obj.get("unit_amount") is not None or obj.get("unit_amount_decimal")
-    if fixed and all(v is None for v in bounds.values()):
-        return None
-    return bounds
-
-
-def _options_from_stripe(obj: Mapping[str, Any], tiered: bool) -> dict[str, Essence]:
-    """Currency options (expanded) other than the price's own currency."""
-    options = obj.get("currency_options")
-    if not isinstance(options, Mapping):
-        return {}
-    own = obj.get("currency")
-    found: dict[str, Essence] = {}
-    for code in sorted(options):
-        option = options[code]
-        if code == own or not isinstance(option, Mapping):
-            continue
-        custom = custom_from_stripe(option, tiered=tiered)
-        found[str(code)] = {
-            "unit_amount": None
-            if tiered or custom is not None
-            else amount(option.get("unit_amount"), option.get("unit_amount_decimal")),
-            "tiers": _tiers_from_stripe(option.get("tiers")) if tiered else None,
-            "custom_unit_amount": custom,
-            "tax_behavior": option.get("tax_behavior") or _UNSPECIFIED,
-        }
-    return found
-
-
-def price_essence_from_stripe(obj: Mapping[str, Any], meter_names: Mapping[str, str]) -> Essence:
-    """``meter_names`` maps meter ids to event names (an unknown id stays an id).
-    ``tax_behavior``, currency options and pay-what-you-want bounds are present only
-    when the price has them (a tax behavior other than ``unspecified``), so a price
-    without them reads as it always did."""
-    tiered = obj.get("billing_scheme") == "tiered"
-    essence = _base_essence_from_stripe(obj, meter_names)
-    if obj.get("tax_behavior") not in (None, _UNSPECIFIED):
-        essence["tax_behavior"] = obj["tax_behavior"]
-    options = _options_from_stripe(obj, tiered)
-    if options:
-        essence["currency_options"] = options
-    custom = custom_from_stripe(obj, tiered=tiered)
-    if custom is not None:
-        essence["custom_unit_amount"] = custom
-    return essence
-
-
-def _base_essence_from_stripe(obj: Mapping[str, Any], meter_names: Mapping[str, str]) -> Essence:
-    recurring = obj.get("recurring")
-    transform = obj.get("transform_quantity")
-    tiers = obj.get("tiers")
-    tiered = obj.get("billing_scheme") == "tiered"
-    return {
-        "product": id_of(obj.get("product")),
-        "currency": obj.get("currency"),
-        "nickname": obj.get("nickname") or None,
-        "metadata": dict(obj.get("metadata") or {}),
-        "active": bool(obj.get("active", True)),
-        "recurring": None
-        if not recurring
-        else {
-            "interval": recurring.get("interval"),
-            "interval_count": recurring.get("interval_count", 1),
-            "usage": recurring.get("usage_type", "licensed"),
-            "meter": _meter_name(recurring.get("meter"), meter_names),
-        },
-        "unit_amount": None
-        if tiered
-        else amount(obj.get("unit_amount"), obj.get("unit_amount_decimal")),
-        "tiers_mode": obj.get("tiers_mode") if tiered else None,
-        "tiers": _tiers_from_stripe(tiers) if tiered else None,
-        "transform_quantity": None
-        if not transform
-        else {"divide_by": transform.get("divide_by"), "round": transform.get("round")},
-    }
-
-
-def _meter_name(value: Any, meter_names: Mapping[str, str]) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, Mapping):
-        return str(value.get("event_name") or value.get("id"))
-    return meter_names.get(str(value), str(value))
-
-
-def _tier_params(tiers: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "up_to": "inf" if tier["up_to"] is None else tier["up_to"],
-            **(
-                {"unit_amount_decimal": tier["unit_amount"]}
-                if tier["unit_amount"] is not None
-                else {}
-            ),
-            **(
-                {"flat_amount_decimal": tier["flat_amount"]}
-                if tier["flat_amount"] is not None
-                else {}
-            ),
-        }
-        for tier in tiers
-    ]
-
-
-def _custom_params(custom: Mapping[str, Any]) -> dict[str, Any]:
-    return {"enabled": True, **{k: custom[k] for k in _BOUNDS if custom.get(k) is not None}}
-
-
-def amount_params(essence: Mapping[str, Any]) -> dict[str, Any]:
-    """The amount parameters of a price essence: pay-what-you-want bounds, tiers, or one
-    unit amount."""
-    if essence.get("custom_unit_amount") is not None:
-        return {"custom_unit_amount": _custom_params(essence["custom_unit_amount"])}
-    if not essence.get("tiers"):
-        return {"unit_amount_decimal": essence["unit_amount"]}
-    return {
-        "billing_scheme": "tiered",
-        "tiers_mode": essence["tiers_mode"],
-        "tiers": _tier_params(essence["tiers"]),
-    }
-
-
-def option_params(option: Mapping[str, Any]) -> dict[str, Any]:
-    """The parameters of one currency option, whole (create and update take the same)."""
-    params: dict[str, Any]
-    if option.get("custom_unit_amount") is not None:
-        params = {"custom_unit_amount": _custom_params(option["custom_unit_amount"])}
-    elif option.get("tiers"):
-        params = {"tiers": _tier_params(option["tiers"])}
-    else:
-        params = {"unit_amount_decimal": option["unit_amount"]}
-    if option.get("tax_behavior") is not None:
-        params["tax_behavior"] = option["tax_behavior"]
-    return params
-
-
-def _changed_options(change: ResourceChange) -> dict[str, Any] | str:
-    """``currency_options`` of an update: each added or changed currency whole, or
-    ``""`` when billing.yaml declares none any more."""
-    options: Mapping[str, Any] = (change.after or {}).get("currency_options") or {}
-    if not options:
-        return ""
-    codes: set[str] = set()
-    for field_change in change.changes:
-        parts = field_change.field.split(".")
-        if parts[0] == "currency_options":
-            codes |= set(options) if len(parts) == 1 else {parts[1].split("[")[0]}
-    return {code: option_params(options[code]) for code in sorted(codes) if code in options}
-
-
-def replaces(field_path: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
-    """Whether the change of ``field_path`` from the account's price (``before``) to the
-    declared one (``after``) can only be made by a new price."""
-    top = root(field_path)
-    if top == "tax_behavior":
-        return (before.get("tax_behavior") or _UNSPECIFIED) != _UNSPECIFIED
-    if top != "currency_options":
-        return top not in PRICE_UPDATABLE
-    parts = field_path.split(".")
-    if len(parts) == 1:  # options where there were none, or none left: in place
-        return False
-    code = parts[1].split("[")[0]
-    live: Mapping[str, Any] = (before.get("currency_options") or {}).get(code) or {}
-    if len(parts) == 2:  # one currency added (in place) or removed while others stay
-        return bool(live) and code not in (after.get("currency_options") or {})
-    if parts[2] == "tax_behavior":
-        return (live.get("tax_behavior") or _UNSPECIFIED) != _UNSPECIFIED
-    return False
-
-
-def _why_replaced(fields: list[str]) -> str:
-    """The reason of a replacement, each rule with the fields it holds."""
-    tax = [f for f in fields if f.endswith("tax_behavior")]
-    removed = [f for f in fields if root(f) == "currency_options" and f not in tax]
-    fixed = [f for f in fields if f not in tax and f not in removed]
-    parts = []
-    if fixed:
-        parts.append(f"fixed at creation: {', '.join(fixed)}")
-    if tax:
-        parts.append(
-            f"tax behavior is set once (Stripe changes it only from unspecified): {', '.join(tax)}"
-        )
-    if removed:
-        parts.append(f"a currency removed while others stay: {', '.join(removed)}")
-    return "; ".join(parts)
-
-
-def _compared(live: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
-    """The account's price as billing.yaml can compare it: its tax behavior spelled out
-    (``unspecified`` when not read), and a currency option's ``tax_behavior`` that
-    billing.yaml leaves out not managed."""
-    compared = {**live, "tax_behavior": live.get("tax_behavior", _UNSPECIFIED)}
-    options = live.get("currency_options")
-    declared: Mapping[str, Any] = after.get("currency_options") or {}
-    if not options:
-        return compared
-    return {
-        **compared,
-        "currency_options": {
-            code: option
-            if "tax_behavior" in declared.get(code, {})
-            else {k: v for k, v in option.items() if k != "tax_behavior"}
-            for code, option in options.items()
-        },
-    }
-
-
-def _carried(after: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
-    """A replacement's new price keeps the tax behaviors billing.yaml does not manage
-    (the price's, and those of the currencies it keeps)."""
-    out = dict(after)
-    if "tax_behavior" not in out and live.get("tax_behavior", _UNSPECIFIED) != _UNSPECIFIED:
-        out["tax_behavior"] = live["tax_behavior"]
-    options = out.get("currency_options")
-    live_options: Mapping[str, Any] = live.get("currency_options") or {}
-    if options:
-        out["currency_options"] = {
-            code: option
-            if "tax_behavior" in option
-            or live_options.get(code, {}).get("tax_behavior", _UNSPECIFIED) == _UNSPECIFIED
-            else {**option, "tax_behavior": live_options[code]["tax_behavior"]}
-            for code, option in options.items()
-        }
-    return out
-
-
-def create_params(
-    lookup_key: str, after: Mapping[str, Any], ids: Ids, *, transfer: bool
-) -> dict[str, Any]:
-    """The parameters that create a price of this essence (``transfer``: taking the
-    lookup key from the price it replaces)."""
-    params: dict[str, Any] = {
-        "product": after["product"],
-        "currency": after["currency"],
-        "lookup_key": lookup_key,
-        "metadata": dict(after["metadata"]),
-    }
-    if transfer:
-        params["transfer_lookup_key"] = True
-    if after.get("nickname") is not None:
-        params["nickname"] = after["nickname"]
-    recurring = after.get("recurring")
-    if recurring is not None:
-        params["recurring"] = {
-            "interval": recurring["interval"],
-            "interval_count": recurring["interval_count"],
-            "usage_type": recurring["usage"],
-        }
-        if recurring.get("meter"):
-            params["recurring"]["meter"] = ids.of(Kind.METER, recurring["meter"])
-    params.update(amount_params(after))
-    transform = after.get("transform_quantity")
-    if transform is not None:
-        params["transform_quantity"] = dict(transform)
-    if after.get("tax_behavior") is not None:
-        params["tax_behavior"] = after["tax_behavior"]
-    options = after.get("currency_options")
-    if options:
-        params["currency_options"] = {code: option_params(options[code]) for code in options}
-    return params
 
 
 def _create_resolver(lookup_key: str, after: Mapping[str, Any], *, transfer: bool) -> Resolver:
@@ -467,88 +108,6 @@ def _unset_default(address: str, product: str) -> Step:
         "unset-default",
         at(f"/v1/products/{product}"),
         const({"default_price": ""}),
-    )
-
-
-REPLACED_BY_KEY = "stripe_reconcile_replaced_by"
-"""Metadata of a replaced price kept active while its subscriptions move: the lookup key
-that replaced it. Written before the key moves, so a crash never leaves it an orphan."""
-
-
-def existing_migration(lookup_key: str) -> str:
-    """The name of the migration ``existing_subscriptions: migrate`` generates."""
-    return f"{lookup_key}.existing"
-
-
-def _subscriptions(count: int) -> str:
-    return f"{count} subscription{'s' if count != 1 else ''}"
-
-
-def _with_subscribers(change: ResourceChange, price: Price, snapshot: Snapshot) -> ResourceChange:
-    """A replace or archive of a price subscriptions hold, saying what becomes of them."""
-    if change.action not in (Action.REPLACE, Action.ARCHIVE) or change.stripe_id is None:
-        return change
-    count = snapshot.subscribers.get(change.stripe_id, 0)
-    if not count:
-        return change
-    decision = price.existing_subscriptions
-    details: dict[str, Any] = {
-        **change.details,
-        "subscribers": count,
-        "existing_subscriptions": decision,
-    }
-    if change.action is Action.REPLACE and decision == "migrate":
-        fate = (
-            f"move to the new price at their period end "
-            f"(migration.{existing_migration(price.lookup_key)}); the old price stays active "
-            "until none is left on it"
-        )
-        details["keep_old"] = True
-    elif decision == "grandfather":
-        fate = "stay on the archived price (grandfathered)"
-    else:
-        fate = (
-            "stay on the archived price: declare existing_subscriptions (grandfather to keep "
-            "them there, or migrate to move them) to decide"
-        )
-    reason = f"{change.reason}; {_subscriptions(count)} {fate}"
-    return dataclasses.replace(change, reason=reason, details=details)
-
-
-def _predecessor_change(address: str, old: str, price: Price, snapshot: Snapshot) -> ResourceChange:
-    """A replaced price kept active for its subscriptions: kept while some are left to
-    move, archived once none is (or once they are no longer to move)."""
-    count = snapshot.subscribers.get(old, 0)
-    live = {"active": True}
-    if count and price.existing_subscriptions == "migrate" and price.active:
-        return ResourceChange(
-            address,
-            Kind.PRICE,
-            Action.NOOP,
-            f"kept active until its {_subscriptions(count)} have moved to {price.lookup_key} "
-            f"(migration.{existing_migration(price.lookup_key)})",
-            live,
-            live,
-            (),
-            old,
-            {"subscribers": count},
-            ActionReason.KEPT_FOR_SUBSCRIBERS,
-        )
-    if count:
-        why = f"{_subscriptions(count)} stay on it (existing_subscriptions is no longer migrate)"
-    else:
-        why = "none of its subscriptions is left on it"
-    return ResourceChange(
-        address,
-        Kind.PRICE,
-        Action.ARCHIVE,
-        f"replaced earlier by {price.lookup_key}; {why}",
-        live,
-        {"active": False},
-        (FieldChange("active", True, False),),
-        old,
-        {"subscribers": count} if count else {},
-        ActionReason.REPLACED_EARLIER,
     )
 
 
@@ -681,11 +240,11 @@ class PriceSpec(KindSpec):
         return replaces(field_path, change.before or {}, change.after or {})
 
     def param_field(self, param: str) -> tuple[str | int, ...] | None:
-        option = _OPTION_PARAM.fullmatch(param)
+        option = OPTION_PARAM.fullmatch(param)
         if option is not None:
             inner = self.param_field(option.group(2).removeprefix("[").replace("]", "", 1))
             return ("currency_options", option.group(1), *(inner or ()))
-        tier = _TIER_PARAM.fullmatch(param)
+        tier = TIER_PARAM.fullmatch(param)
         if tier is not None:
             return ("tiers", int(tier.group(1)), tier.group(2))
         return super().param_field(param)
@@ -738,7 +297,7 @@ class PriceSpec(KindSpec):
         ]
         adopted = {p.id for p in desired.prices if p.id is not None}
         changes += [
-            _predecessor_change(self.address_of(old), old, price, snapshot)
+            predecessor_change(self.address_of(old), old, price, snapshot)
             for price in desired.prices
             for old in snapshot.predecessors.get(price.lookup_key, ())
         ]
@@ -781,8 +340,8 @@ class PriceSpec(KindSpec):
         details = _details(price.product, price.lookup_key, live, snapshot, defaults)
         # Options and bounds the account has are compared even when none are declared.
         held = [k for k in ("currency_options", "custom_unit_amount") if k not in after]
-        compared = _compared(live.essence, after)
-        diffs = field_changes(compared, after, [*after.keys(), *held])
+        seen = compared(live.essence, after)
+        diffs = field_changes(seen, after, [*after.keys(), *held])
         if by_id:  # taken over by id: it gets its lookup key
             diffs = (FieldChange("lookup_key", None, price.lookup_key), *diffs)
         fixed = [d.field for d in diffs if replaces(d.field, live.essence, after)]
@@ -791,22 +350,22 @@ class PriceSpec(KindSpec):
                 address,
                 self.kind,
                 Action.REPLACE,
-                _why_replaced(fixed),
+                why_replaced(fixed),
                 ActionReason.CANNOT_UPDATE,
                 live=live,
                 # the new price is one stripe-reconcile creates
-                after=marked(_carried(after, live.essence)),
+                after=marked(carried(after, live.essence)),
                 diffs=diffs,
                 details=details,
             )
-            return _with_subscribers(replace, price, snapshot)
+            return with_subscribers(replace, price, snapshot)
         if not price.active:
             # An archived price is never replaced: only what changes in place matters.
             diffs = tuple(d for d in diffs if d.field not in fixed)
         change = update_or_archive(
             address, self.kind, live=live, after=after, diffs=diffs, details=details
         )
-        return _with_subscribers(change, price, snapshot)
+        return with_subscribers(change, price, snapshot)
 
     def unmanaged(self, desired: Desired, snapshot: Snapshot) -> list[str]:
         adopted = {p.id for p in desired.prices if p.id is not None}
@@ -901,7 +460,7 @@ class PriceSpec(KindSpec):
                 fields = changed_params(change, ("nickname", "active", "tax_behavior"))
                 fields.update({c.field: c.after for c in change.changes if c.field == "lookup_key"})
                 if any(root(c.field) == "currency_options" for c in change.changes):
-                    fields["currency_options"] = _changed_options(change)
+                    fields["currency_options"] = changed_options(change)
                 if action is Action.ARCHIVE:
                     fields.pop("active", None)
                 if fields:
@@ -1023,7 +582,7 @@ class PriceSpec(KindSpec):
                 "divide_by": transform["divide_by"],
                 "round": transform["round"],
             }
-        if price.get("tax_behavior") not in (None, _UNSPECIFIED):
+        if price.get("tax_behavior") not in (None, UNSPECIFIED):
             out["tax_behavior"] = price["tax_behavior"]
         options = {
             code: option
@@ -1035,7 +594,7 @@ class PriceSpec(KindSpec):
             for code, option in options.items():
                 entry: dict[str, Any] = {}
                 _import_amounts(entry, option, tiered)
-                if option.get("tax_behavior") not in (None, _UNSPECIFIED):
+                if option.get("tax_behavior") not in (None, UNSPECIFIED):
                     entry["tax_behavior"] = option["tax_behavior"]
                 out["currency_options"][code] = entry
         return out
@@ -1046,7 +605,7 @@ def _import_amounts(out: dict[str, Any], obj: Mapping[str, Any], tiered: bool) -
     bounds, tiers, or a unit amount."""
     custom = custom_from_stripe(obj, tiered=tiered)
     if custom is not None:
-        out["custom_unit_amount"] = {k: custom[k] for k in _BOUNDS if custom[k] is not None}
+        out["custom_unit_amount"] = {k: custom[k] for k in BOUNDS if custom[k] is not None}
     elif tiered:
         tiers = []
         for tier in obj.get("tiers") or []:
@@ -1077,7 +636,7 @@ def _build_tiers(entries: Iterable[Mapping[str, Any]]) -> tuple[Tier, ...]:
 
 
 def _build_custom(entry: Mapping[str, Any] | None) -> CustomUnitAmount | None:
-    return None if entry is None else CustomUnitAmount(**given(entry, *_BOUNDS))
+    return None if entry is None else CustomUnitAmount(**given(entry, *BOUNDS))
 
 
 def _build_option(entry: Mapping[str, Any]) -> CurrencyOption:
