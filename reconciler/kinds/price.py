@@ -7,8 +7,9 @@ archiving.
 A price stripe-reconcile did not make is taken over only with ``adopt: true`` or
 when named by ``id`` (then it gets its lookup key). An active price it made that
 has no lookup key is a replace interrupted between the two writes: archived (unless
-it is marked as kept for its subscriptions, see ``replaced_prices``). What is compared, and what replaces, is :mod:`reconciler.kinds.price_terms`'s; what
-becomes of the subscriptions on a price a plan retires, :mod:`reconciler.kinds.replaced_prices`'s.
+it is marked as kept for its subscriptions, see ``replaced_prices``). What is
+compared, and what replaces, is :mod:`reconciler.kinds.price_terms`'s; what becomes
+of the subscriptions on a price a plan retires, :mod:`reconciler.kinds.replaced_prices`'s.
 """
 
 from __future__ import annotations
