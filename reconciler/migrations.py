@@ -566,12 +566,12 @@ def _decide(
     if parity is not None:
         return _Decision(State.BLOCKED, blocker=parity, switch_at=switch)
     if schedule is None:
-        phases = _fresh_phases(migration, moves, sub=sub, switch=switch, start=legacy.period_start)
         return _written(
             migration,
             moves,
             sub,
-            phases,
+            from_price=from_price,
+            start=legacy.period_start,
             switch=switch,
             state=State.PENDING,
             action="create_schedule",
@@ -583,14 +583,16 @@ def _written(
     migration: Migration,
     moves: Mapping[str, _Move],
     sub: LiveSubscription,
-    phases: list[dict[str, Any]],
     *,
+    from_price: str,
+    start: int | None,
     switch: int | str,
     state: State,
     action: str,
 ) -> _Decision:
-    """A schedule written from the subscription, unless the settings lint finds that its
-    phases would drop something the subscription carries."""
+    """A schedule written from the subscription (phase 0 from ``start``), unless the
+    settings lint finds that its phases would drop something the subscription carries."""
+    phases = _fresh_phases(migration, moves, sub=sub, switch=switch, start=start)
     missing = dropped_settings(sub, phases, moves)
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
@@ -603,15 +605,10 @@ def _written(
     params = {
         "phases": phases,
         "end_behavior": "release",
-        "metadata": _schedule_metadata(migration, _sub_price(sub, moves), switch),
+        "metadata": _schedule_metadata(migration, from_price, switch),
         "proration_behavior": "none",
     }
     return _Decision(state, action, switch_at=switch, params=params)
-
-
-def _sub_price(sub: LiveSubscription, moves: Mapping[str, _Move]) -> str:
-    """The first legacy price the subscription holds (the schedule's ``from_price``)."""
-    return next(i.price for i in sub.items if i.price in moves)
 
 
 def dropped_settings(
@@ -762,10 +759,16 @@ def _rewrite(
         base = LiveSchedule(schedule.id, schedule.status, {}, tuple(restored["phases"]))
         return _adopt(migration, moves, base, from_price, switch, state=State.RESCHEDULE)
     start = schedule.phases[0].get("start_date") if schedule.phases else legacy.period_start
-    phases = _fresh_phases(migration, moves, sub=sub, switch=switch, start=start)
     state = State.UNFINISHED if schedule.unfinished else State.RESCHEDULE
     return _written(
-        migration, moves, sub, phases, switch=switch, state=state, action="update_schedule"
+        migration,
+        moves,
+        sub,
+        from_price=from_price,
+        start=start,
+        switch=switch,
+        state=state,
+        action="update_schedule",
     )
 
 
