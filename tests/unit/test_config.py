@@ -344,3 +344,16 @@ def test_defer_within_refuses_a_duration_without_a_unit() -> None:
         "billing.yaml:9:19: migrations.m.defer_within: must be 0 or a number and a unit "
         "(s, m, h or d) such as 1h, not '1 hour'"
     ) in str(refused.value)
+
+
+def test_a_migration_of_thousands_of_prices_is_refused_in_one_line(tmp_path: Path) -> None:
+    pairs = "".join(f"      price_{n}: seat\n" for n in range(5000))
+    text = (
+        "version: 1\nmode: test\nproducts: [{id: prod_a, name: A}]\n"
+        "prices:\n  - {lookup_key: seat, product: prod_a, currency: usd, unit_amount: 900,"
+        " recurring: {interval: month}}\n"
+        f"migrations:\n  everything:\n    prices:\n{pairs}"
+    )
+    assert _errors_of_text(text, tmp_path) == [
+        "9:7: migrations.everything.prices: has 5000 keys; at most 20 allowed"
+    ]
