@@ -23,6 +23,7 @@ from typing import Any
 
 from reconciler.errors import StripeCallError
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
+from reconciler.invoice_limits import declared_charges
 from reconciler.kinds import Kind
 from reconciler.kinds.base import ReadContext
 from reconciler.kinds.base import preferred as _preferred
@@ -33,10 +34,11 @@ from reconciler.migrations import (
     MigrationSnapshot,
     parity_blocker,
     parity_candidates,
+    resetting,
     subscription_from_stripe,
     to_price_placeholder,
 )
-from reconciler.model import Desired, Migration, Price
+from reconciler.model import Desired, Migration, Price, id_of
 from reconciler.plan import IDEMPOTENCY_PREFIX, Plan, ResourceChange, gc_paused
 from reconciler.planner import every_migration
 from reconciler.revenue import (
@@ -155,10 +157,17 @@ def read_migrations(
     account's test clocks are listed once, when a subscription is on one.
     """
     clocks: dict[str, int] = {}
+    invoices = _AccountDay()
     declared = {p.lookup_key: p for p in desired.prices}
     return {
         m.name: _read_migration(
-            gateway, m, snapshot, declared=declared, every_usage=every_usage, clocks=clocks
+            gateway,
+            m,
+            snapshot,
+            declared=declared,
+            every_usage=every_usage,
+            clocks=clocks,
+            invoices=invoices,
         )
         for m in every_migration(desired, snapshot)
     }
@@ -206,6 +215,7 @@ def _read_pair(
         to_terms=target.terms if target is not None else None,
         from_tax_behavior=_specified(legacy.get("tax_behavior")),
         to_tax_behavior=_specified(to_tax),
+        to_charges=target is not None and declared_charges(target),
     )
     return read, legacy
 
@@ -223,6 +233,7 @@ def _read_migration(
     declared: Mapping[str, Price],
     every_usage: bool,
     clocks: dict[str, int],
+    invoices: _AccountDay,
 ) -> MigrationSnapshot:
     """One migration as the account has it: each pair's prices, the subscriptions on any
     of its ``from`` prices (once each), and those it moved already."""
@@ -257,6 +268,11 @@ def _read_migration(
         clock_times=clock_times,
         also=also,
     )
+    billed_now = resetting(migration, read)
+    if billed_now:
+        read = dataclasses.replace(
+            read, recent_invoices=_recent_invoices(gateway, read, billed_now, invoices)
+        )
     if migration.require_usage_parity is None:
         return read
     live_target = snapshot.prices.get(migration.to_price)
@@ -299,6 +315,58 @@ def _gate_usage(
                 usage[sub.id] = figures
                 passed += parity_blocker(limit, figures) is None
     return usage
+
+
+DAY = 86_400
+
+
+@dataclasses.dataclass
+class _AccountDay:
+    """The account's invoices of the day before the read, by subscription: listed at most
+    once per plan, whatever the number of migrations switching now."""
+
+    listed: bool = False
+    created: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+
+
+def _invoice_subscription(invoice: Mapping[str, Any]) -> str | None:
+    """The invoice's subscription: ``parent.subscription_details`` since basil, the
+    top-level field before."""
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    return id_of(details.get("subscription")) or id_of(invoice.get("subscription"))
+
+
+def _recent_invoices(
+    gateway: Gateway,
+    read: MigrationSnapshot,
+    subscriptions: list[LiveSubscription],
+    account_day: _AccountDay,
+) -> dict[str, tuple[int, ...]]:
+    """When each of these subscriptions' invoices of the last day (before its present)
+    were created: the account's invoices of the day before the read, listed once per
+    plan into ``account_day``, for those on no test clock; one listing per subscription
+    on a clock, whose invoices carry the clock's time."""
+    found: dict[str, tuple[int, ...]] = {}
+    walled = {s.id for s in subscriptions if s.test_clock not in read.clock_times}
+    if walled and read.read_at is not None and not account_day.listed:
+        account_day.listed = True
+        query = {"created": {"gte": read.read_at - DAY}}
+        for invoice in gateway.list_all("/v1/invoices", query):
+            owner = _invoice_subscription(invoice)
+            if owner is not None:
+                account_day.created.setdefault(owner, []).append(int(invoice["created"]))
+    for sub in subscriptions:
+        now = read.now_of(sub)
+        if sub.id in walled:
+            times = account_day.created.get(sub.id, [])
+        elif now is not None:
+            own: dict[str, Any] = {"subscription": sub.id, "created": {"gte": now - DAY}}
+            times = [int(i["created"]) for i in gateway.list_all("/v1/invoices", own)]
+        else:
+            continue
+        if times:
+            found[sub.id] = tuple(sorted(times))
+    return found
 
 
 def _clock_times(

@@ -34,6 +34,7 @@ from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
 
 from reconciler.errors import PlanError
+from reconciler.invoice_limits import invoice_limit_reached, live_charges, reset_phrase
 from reconciler.model import (
     MANAGED_BY_KEY,
     MANAGED_BY_VALUE,
@@ -58,11 +59,13 @@ __all__ = [
     "State",
     "SubscriptionItem",
     "SubscriptionRow",
+    "billing_reset",
     "counts_phrase",
     "dropped_settings",
     "parity_blocker",
     "parity_candidates",
     "plan_migration",
+    "resetting",
     "schedule_from_stripe",
     "subscription_evidence",
     "subscription_from_stripe",
@@ -147,6 +150,9 @@ class SubscriptionItem:
     """The item's own discounts, as phase item parameters."""
     billing_thresholds: Mapping[str, Any] | None = None
     """The item's usage threshold (``usage_gte``), which only a metered price takes."""
+    charges: bool = False
+    """Licensed, charging above zero up front (see :func:`invoice_limits.live_charges`):
+    with one such item the subscription is paid, in Stripe's free/paid sense."""
 
 
 @dataclass(frozen=True)
@@ -246,6 +252,11 @@ class MigrationSnapshot:
     """The legacy price's tax behaviour, and the target's (declared, else as read): None
     when unspecified."""
     to_tax_behavior: str | None = None
+    to_charges: bool = False
+    """Whether the target charges up front (licensed, above zero): billing.yaml's word."""
+    recent_invoices: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """When each subscription's invoices of the day before its present were created,
+    read for those a ``switch_at: now`` would bill at once (:func:`resetting`)."""
     also: tuple[MigrationSnapshot, ...] = ()
     """The migration's further pairs (``Migration.also``), in order, each read like the
     first but without subscriptions: those holding any ``from`` price are in
@@ -266,6 +277,8 @@ class SubscriptionRow(TypedDict):
     schedule: str | None
     evidence: str
     params: NotRequired[Mapping[str, Any]]
+    note: NotRequired[str]
+    """What the write does beyond the move that a reviewer should see (a bill at once)."""
 
 
 @dataclass(frozen=True)
@@ -282,6 +295,7 @@ class _Move:
     from_active: bool
     tax_behaviors: tuple[str, str] | None = None
     """(from, to) when both are specified and differ."""
+    to_charges: bool = False
 
 
 def to_price_placeholder(first: str, to_price: str) -> str:
@@ -310,6 +324,7 @@ def _moves(migration: Migration, snap: MigrationSnapshot) -> dict[str, _Move]:
             and read.to_tax_behavior
             and read.from_tax_behavior != read.to_tax_behavior
             else None,
+            to_charges=read.to_charges,
         )
     return moves
 
@@ -350,6 +365,10 @@ def _move_items(
         into[move.placeholder] = target
         moved.append(target)
     return moved
+
+
+_WRITES_PHASES = frozenset({"create_schedule", "update_schedule"})
+"""Actions that write moving phases (the others release or restore)."""
 
 
 @dataclass(frozen=True)
@@ -557,6 +576,9 @@ def _decide(
     refusal = _subscription_refusal(sub, metered, switch) or _timing(migration, snap, sub, switch)
     if refusal is not None:
         return refusal
+    limited = _invoice_limit(migration, snap, moves, sub, switch)
+    if limited is not None:
+        return limited
     from_price = legacy.price
     if mine and schedule is not None:
         return _rewrite(migration, moves, sub=sub, schedule=schedule, legacy=legacy, switch=switch)
@@ -733,6 +755,51 @@ def _timing(
             switch_at=switch,
         )
     return None
+
+
+def billing_reset(
+    migration: Migration, moves: Mapping[str, _Move], sub: LiveSubscription, switch: int | str
+) -> str | None:
+    """What Stripe bills at a switch inside the period (see :mod:`invoice_limits`): a note
+    when the move takes the subscription between free and paid; None at a period end,
+    where the renewal bills anyway, or when it stays as it is."""
+    held = [i for i in sub.items if i.price in moves]
+    if not held or (isinstance(switch, int) and switch == held[0].period_end):
+        return None
+    paid_after = any(i.charges for i in sub.items if i.price not in moves) or any(
+        moves[i.price].to_charges
+        and (moved_quantity(migration, i.quantity, to_metered=moves[i.price].to_metered) or 0) > 0
+        for i in held
+    )
+    return reset_phrase(any(i.charges for i in sub.items), paid_after)
+
+
+def resetting(migration: Migration, snap: MigrationSnapshot) -> list[LiveSubscription]:
+    """The subscriptions a ``switch_at: now`` would bill at once: whose recent invoices
+    planning must know (:attr:`MigrationSnapshot.recent_invoices`)."""
+    if migration.switch_at.kind != "now":
+        return []
+    moves = _moves(migration, snap)
+    return [s for s in snap.subscriptions if billing_reset(migration, moves, s, "now")]
+
+
+def _invoice_limit(
+    migration: Migration,
+    snap: MigrationSnapshot,
+    moves: Mapping[str, _Move],
+    sub: LiveSubscription,
+    switch: int | str,
+) -> _Decision | None:
+    """A ``now`` switch that bills at once waits while the subscription is at Stripe's
+    limit of new invoices: its write would be refused with a 429 until then."""
+    now = snap.now_of(sub)
+    created = snap.recent_invoices.get(sub.id)
+    if switch != "now" or now is None or not created:
+        return None
+    if billing_reset(migration, moves, sub, switch) is None:
+        return None
+    reason = invoice_limit_reached(created, now)
+    return _Decision(State.DEFERRED, blocker=reason, switch_at=switch) if reason else None
 
 
 def _date(timestamp: int | None) -> str:
@@ -928,7 +995,7 @@ _STATE_PHRASES: tuple[tuple[State, str], ...] = (
     (State.UNFINISHED, "to finish scheduling"),
     (State.RESCHEDULE, "to reschedule"),
     (State.WAITING, "waiting for a later batch"),
-    (State.DEFERRED, "deferred past a renewal"),
+    (State.DEFERRED, "deferred"),
     (State.BLOCKED, "blocked"),
     (State.SCHEDULED, "scheduled"),
     (State.DONE, "done"),
@@ -1000,6 +1067,10 @@ def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceCha
         }
         if action is not None and decision.params is not None:
             row["params"] = decision.params
+        if action in _WRITES_PHASES and decision.switch_at is not None:
+            note = billing_reset(migration, moves, sub, decision.switch_at)
+            if note is not None:
+                row["note"] = note
         rows.append(row)
     already_moved = len(set(snap.moved) - {sub.id for sub in snap.subscriptions})
     if already_moved:
@@ -1272,6 +1343,7 @@ def subscription_from_stripe(obj: Mapping[str, Any]) -> LiveSubscription:
                 metadata=dict(item.get("metadata") or {}),
                 discounts=_discount_params(item.get("discounts")),
                 billing_thresholds=item.get("billing_thresholds") or None,
+                charges=isinstance(price, dict) and live_charges(price, item.get("quantity")),
             )
         )
     schedule = obj.get("schedule")

@@ -360,6 +360,8 @@ def subscription_lines(details: Mapping[str, Any], limit: int | None) -> list[st
             line += f", switch at {when(row['switch_at'])}"
         if row.get("blocker"):
             line += f": {row['blocker']}"
+        if row.get("note"):
+            line += f"; {row['note']}"
         lines.append(line)
     if limit is not None and len(rows) > limit:
         lines.append(f"... and {len(rows) - limit} more (see the JSON plan)")

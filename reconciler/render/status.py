@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["price_amounts", "render_status_json", "render_status_text"]
 
-_COLUMNS = ("subscription", "customer", "state", "switch at", "blocker")
+_COLUMNS = ("subscription", "customer", "state", "switch at", "why")
 
 
 def _row(row: dict[str, Any]) -> tuple[str, ...]:
@@ -29,7 +29,7 @@ def _row(row: dict[str, Any]) -> tuple[str, ...]:
         str(row["customer"]),
         str(row["state"]),
         when(switch) if switch is not None else "-",
-        str(row.get("blocker") or ""),
+        str(row.get("blocker") or row.get("note") or ""),
     )
 
 

@@ -654,7 +654,7 @@ def test_a_renewal_within_defer_within_waits_for_the_next_one() -> None:
     assert row["blocker"] == (
         "renews on 2026-02-01 00:00 UTC, within defer_within (1h): it switches at the renewal after"
     )
-    assert plan_migration(MIGRATION, near).reason == "1 deferred past a renewal"
+    assert plan_migration(MIGRATION, near).reason == "1 deferred"
     far = rows(MIGRATION, snapshot(sub("sub_1"), read_at=END - 7200))["sub_1"]
     assert far["state"] == "pending"
     never = dataclasses.replace(MIGRATION, defer_within=0)
