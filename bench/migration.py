@@ -18,10 +18,12 @@ from reconciler.emulator import Emulator
 from reconciler.emulator.seed import MIGRATION_CONFIG, seed_legacy_account
 from reconciler.gateway import Gateway
 from reconciler.live import read_snapshot
-from reconciler.migrations import (
+from reconciler.live_subscriptions import (
     LiveSubscription,
-    MigrationSnapshot,
     SubscriptionItem,
+)
+from reconciler.migrations import (
+    MigrationSnapshot,
     plan_migration,
 )
 from reconciler.model import Migration

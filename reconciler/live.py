@@ -28,14 +28,16 @@ from reconciler.kinds import Kind
 from reconciler.kinds.base import ReadContext
 from reconciler.kinds.base import preferred as _preferred
 from reconciler.kinds.registry import READ_ORDER, REGISTRY
+from reconciler.live_subscriptions import (
+    LiveSubscription,
+    subscription_from_stripe,
+)
 from reconciler.migrations import (
     MIGRATION_KEY,
-    LiveSubscription,
     MigrationSnapshot,
     parity_blocker,
     parity_candidates,
     resetting,
-    subscription_from_stripe,
     to_price_placeholder,
 )
 from reconciler.model import Desired, Migration, Price, id_of

@@ -11,7 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.migrations import MigrationSnapshot, subscription_evidence
+from reconciler.live_subscriptions import (
+    subscription_evidence,
+)
+from reconciler.migrations import (
+    MigrationSnapshot,
+)
 from reconciler.plan import fingerprint
 
 __all__ = ["LiveObject", "Snapshot"]

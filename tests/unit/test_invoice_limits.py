@@ -18,13 +18,15 @@ from reconciler.invoice_limits import (
     live_charges,
     reset_phrase,
 )
-from reconciler.migrations import (
+from reconciler.live_subscriptions import (
     LiveSubscription,
-    MigrationSnapshot,
     SubscriptionItem,
+    subscription_from_stripe,
+)
+from reconciler.migrations import (
+    MigrationSnapshot,
     plan_migration,
     resetting,
-    subscription_from_stripe,
 )
 from reconciler.model import Migration, Price, Recurring, SwitchAt, Tier
 

@@ -16,7 +16,10 @@ import pytest
 
 from reconciler.errors import StripeCallError
 from reconciler.live import _with_unfinished_schedules, list_objects, snapshot_from_objects
-from reconciler.migrations import LiveSchedule, LiveSubscription
+from reconciler.live_subscriptions import (
+    LiveSchedule,
+    LiveSubscription,
+)
 from reconciler.model import Coupon, Desired, Feature, Product
 from reconciler.plan import IDEMPOTENCY_PREFIX
 from reconciler.snapshot import LiveObject, Snapshot

@@ -12,18 +12,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import PlanError
+from reconciler.live_subscriptions import (
+    LiveSchedule,
+    LiveSubscription,
+    SubscriptionItem,
+    schedule_from_stripe,
+    subscription_from_stripe,
+)
 from reconciler.migrations import (
     MAX_PHASES,
     MIGRATION_KEY,
     TO_PRICE,
-    LiveSchedule,
-    LiveSubscription,
     MigrationSnapshot,
-    SubscriptionItem,
     dropped_settings,
     plan_migration,
-    schedule_from_stripe,
-    subscription_from_stripe,
 )
 from reconciler.model import Migration, SwitchAt
 from reconciler.plan import Action

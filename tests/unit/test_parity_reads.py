@@ -6,9 +6,11 @@ import dataclasses
 from decimal import Decimal
 
 from reconciler.live import _gate_usage
-from reconciler.migrations import (
+from reconciler.live_subscriptions import (
     LiveSchedule,
     LiveSubscription,
+)
+from reconciler.migrations import (
     MigrationSnapshot,
     parity_blocker,
     parity_candidates,
