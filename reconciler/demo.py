@@ -74,6 +74,7 @@ __all__ = [
     "InvoiceView",
     "Rehearsal",
     "SeatInvoice",
+    "SeatLine",
     "consolidated",
     "prepare",
     "raised",

@@ -208,6 +208,11 @@ def test_demo_refuses_what_its_account_cannot_show_up_front(tmp_path: Path) -> N
     assert "uses price studio_seat; the demo's third act seeds the legacy plans" in result.stderr
     assert "2. A legacy account" not in result.stdout
 
+    config.write_text(OTHER.replace("api-to-meter:", "one-studio-plan:"))
+    result = stripe_reconcile("demo", "-f", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "uses migration one-studio-plan; the demo's third act seeds" in result.stderr
+
 
 def test_the_third_act_holds_each_subscription_to_its_seeded_seats_after_the_switch() -> None:
     """The act on its own: nothing checks before the switch, and a subscription whose seats
