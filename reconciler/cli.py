@@ -24,7 +24,7 @@ from reconciler.errors import ConfigErrors, ReconcileError
 from reconciler.kinds import Kind
 
 if TYPE_CHECKING:
-    from reconciler.demo import Demo, InvoiceView
+    from reconciler.demo import Consolidation, Demo, InvoiceView, SeatInvoice
     from reconciler.gateway import Gateway
     from reconciler.model import Desired
     from reconciler.plan import Plan
@@ -999,11 +999,17 @@ def demo(keep: bool, config_file: Path | None) -> None:
             section("The last legacy invoice and the first metered one")
             old, new = story.invoices(account.customers[0])
             click.echo(_side_by_side(old, new))
+            checked = {"usage records to the meter": [old.checks, new.checks]}
             section("Status and plan once more")
             _, final = _make_plan(desired, gateway)
             click.echo(_migration_status(final))
             click.echo(_render(final, "text"), nl=False)
-            _demo_price_increase(story, desired, gateway, section)
+            increased, raise_checks = _demo_price_increase(story, desired, gateway, section)
+            checked["the price increase"] = raise_checks
+            moved = _demo_consolidation(story, increased, gateway, section)
+            checked["two plans become one"] = [c.checks for c in moved]
+            section("Verdict")
+            failed = _demo_verdict(checked)
             if keep:
                 click.echo(
                     f"\nThe emulator keeps running at {story.emulator.url}. In another shell:\n"
@@ -1011,13 +1017,18 @@ def demo(keep: bool, config_file: Path | None) -> None:
                     "  stripe-reconcile status\nPress Ctrl-C to stop it."
                 )
                 _wait_for_interrupt()
+        if failed:
+            raise ReconcileError(
+                f"the demo's checks failed: {failed} (see MISMATCH above): what the account "
+                "billed is not what the rules worked by hand say"
+            )
     except ReconcileError as exc:
         _fail(exc)
 
 
 def _demo_price_increase(
     story: Demo, desired: Desired, gateway: Gateway, section: Callable[[str], None]
-) -> None:
+) -> tuple[Desired, list[bool]]:
     """The demo's second act: the meter price 20% up, its subscriptions moved at renewal
     (``existing_subscriptions: migrate``), the old price retired once they all have."""
     from reconciler.demo import raised
@@ -1048,6 +1059,70 @@ def _demo_price_increase(
     _demo_apply(made, snapshot, gateway)
     _, final = _make_plan(increased, gateway)
     click.echo(_render(final, "text"), nl=False)
+    return increased, [before.checks, after.checks]
+
+
+def _demo_consolidation(
+    story: Demo, desired: Desired, gateway: Gateway, section: Callable[[str], None]
+) -> tuple[Consolidation, ...]:
+    """The demo's third act: two legacy licensed plans consolidated into one price by a
+    migration with ``prices:``, each subscription's seat lines checked across the switch."""
+    import textwrap
+
+    from reconciler.demo import CONSOLIDATION, STUDIO_KEY, consolidated
+    from reconciler.render.status import render_status_text
+
+    section("Two legacy plans become one")
+    holders = story.seat_holders
+    both = sum(1 for c in holders if c.platform_item and c.priority_item)
+    platform = sum(1 for c in holders if c.platform_item and not c.priority_item)
+    click.echo(
+        f"{len(holders)} subscriptions hold the legacy seat plans: {both} both platform_fee "
+        f"and priority_rendering, {platform} platform_fee only, "
+        f"{len(holders) - both - platform} priority_rendering only. billing.yaml gains:\n"
+    )
+    merged, added = consolidated(desired, story.rehearsal)
+    click.echo(textwrap.indent(added, "  "))
+    snapshot, made = _make_plan(merged, gateway)
+    click.echo(_render(made, "text"), nl=False)
+    _demo_apply(made, snapshot, gateway)
+    section("Across the consolidation on the test clocks")
+    renewed = story.cross_the_consolidation()
+    click.echo(
+        f"{renewed} subscriptions renewed at the end of the period their switch was "
+        f"scheduled at; their first invoice on {STUDIO_KEY} came with it."
+    )
+    section("The last invoice on the two plans and the first on one")
+    snapshot, final = _make_plan(merged, gateway)
+    moved = story.consolidations(snapshot.prices[STUDIO_KEY].stripe_id)
+    shown = next((c for c in moved if c.platform_seats and c.priority_seats), moved[0])
+    if shown.before is not None and shown.after is not None:
+        click.echo(_side_by_side(shown.before, shown.after))
+        click.echo()
+    for consolidation in moved:
+        click.echo(f"  {consolidation.summary()}")
+    section("Status and plan: both plans moved, nothing left to change")
+    click.echo(
+        render_status_text([c for c in final.changes if c.address == f"migration.{CONSOLIDATION}"])
+    )
+    click.echo(_render(final, "text"), nl=False)
+    return moved
+
+
+def _demo_verdict(checked: dict[str, list[bool]]) -> str:
+    """Each act's checks, one line each; returns what failed ("" when every check holds)."""
+    failed = []
+    for act, checks in checked.items():
+        bad = checks.count(False)
+        unit = "subscriptions" if act == "two plans become one" else "invoices"
+        click.echo(f"{act}: {len(checks)} {unit} checked, " + (f"{bad} MISMATCH" if bad else "ok"))
+        if bad:
+            failed.append(f"{act} ({bad} of {len(checks)})")
+    if failed:
+        click.echo(f"{len(failed)} of {len(checked)} acts failed their checks.")
+    else:
+        click.echo("Every check holds.")
+    return ", ".join(failed)
 
 
 def _migration_status(plan: Plan) -> str:
@@ -1083,13 +1158,13 @@ def _demo_apply(plan: Plan, snapshot: Snapshot, gateway: Gateway) -> None:
     click.echo(f"Apply complete: {len(result.done)} steps. {plan.summary()}.")
 
 
-def _side_by_side(old: InvoiceView, new: InvoiceView) -> str:
+def _side_by_side(old: InvoiceView | SeatInvoice, new: InvoiceView | SeatInvoice) -> str:
     from datetime import UTC, datetime
 
     def day(epoch: int) -> str:
         return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d")
 
-    def column(view: InvoiceView) -> list[str]:
+    def column(view: InvoiceView | SeatInvoice) -> list[str]:
         rows = [view.title, f"period {day(view.period[0])} to {day(view.period[1])}", ""]
         rows += [f"{text[:30]:<30} {amount / 100:>9.2f}" for text, amount in view.lines]
         rows += ["", f"{'subtotal':<30} {view.subtotal / 100:>9.2f}"]

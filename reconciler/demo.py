@@ -9,8 +9,13 @@ the test clocks, and compare the last legacy invoice with the first metered
 one. A second act raises the meter price 20% (:func:`raised`, with
 ``existing_subscriptions: migrate``), crosses the renewal each subscription
 moves at, compares the last invoice on the old price with the first on the new
-one, and retires the emptied old price. Each step returns data; ``cli.py``
-prints it.
+one, and retires the emptied old price. A third act consolidates two legacy
+licensed plans, the platform fee and priority-rendering seats, into one studio
+seat (:func:`consolidated`, a migration with ``prices:``): a subscription on
+both becomes one item with the sum of their seats, one on either moves too,
+and each one's seat lines before and after the switch are checked against
+rules worked by hand here (:class:`Consolidation`), not by the project's
+invoice code. Each step returns data; ``cli.py`` prints it.
 
 Any billing.yaml with a migration off a legacy price can tell the story
 (:func:`prepare`): the seeded legacy price takes the migration's
@@ -37,8 +42,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from reconciler.config import desired_from_data
 from reconciler.emulator import Emulator
-from reconciler.emulator.seed import SeededAccount, SeededCustomer, seed_legacy_account
+from reconciler.emulator.seed import (
+    PLATFORM_LOOKUP_KEY,
+    PRIORITY_LOOKUP_KEY,
+    SeededAccount,
+    SeededCustomer,
+    seed_legacy_account,
+)
 from reconciler.errors import ReconcileError
 from reconciler.expected_invoice import (
     ExpectedLine,
@@ -55,9 +69,13 @@ from reconciler.scenario import advance_clock, customer_invoices, report_usage, 
 
 __all__ = [
     "DEMO_KEY",
+    "Consolidation",
     "Demo",
     "InvoiceView",
     "Rehearsal",
+    "SeatInvoice",
+    "SeatLine",
+    "consolidated",
     "prepare",
     "raised",
     "running_demo",
@@ -101,6 +119,7 @@ def prepare(desired: Desired, name: str = "billing.yaml") -> Rehearsal:
             f"{where} moves {len(migration.pairs)} prices at once; the demo's story moves one "
             "legacy usage-record price to one meter price"
         )
+    _refuse_the_third_acts_keys(desired, migration, name)
     if migration.from_price.startswith("price_"):
         raise ReconcileError(
             f"{where}: from_price {migration.from_price} is a price id; the demo seeds its own "
@@ -198,6 +217,151 @@ def raised(rehearsal: Rehearsal) -> tuple[Desired, Price]:
     return dataclasses.replace(desired, prices=prices), new
 
 
+STUDIO_KEY = "studio_seat"
+CONSOLIDATION = "one-studio-plan"
+CONSOLIDATION_YAML = """\
+prices:
+  - lookup_key: studio_seat
+    product: {product}
+    currency: usd
+    nickname: Studio seat (platform and priority rendering)
+    unit_amount: 4000
+    recurring: {{interval: month}}
+migrations:
+  one-studio-plan:
+    prices:
+      platform_fee: studio_seat
+      priority_rendering: studio_seat
+    switch_at: period_end
+"""
+"""What the third act adds to billing.yaml: the consolidated price, on the product of the
+migration's ``to_price``, and the migration that moves both legacy plans onto it."""
+
+# The third act's figures, worked by hand (the seed's prices and the price declared
+# above), so that its checks do not come from the amounts they check.
+PLATFORM_SEAT = 4900  # platform_fee: $49.00 a month, one seat
+PRIORITY_SEAT = 1500  # priority_rendering: $15.00 a seat a month
+STUDIO_SEAT = 4000  # studio_seat: $40.00 a seat a month
+
+
+def _refuse_the_third_acts_keys(desired: Desired, migration: Migration, name: str) -> None:
+    """The third act seeds two legacy plans and declares their consolidation under fixed
+    names: a file that already uses one cannot tell that act."""
+    ours = (PLATFORM_LOOKUP_KEY, PRIORITY_LOOKUP_KEY, STUDIO_KEY)
+    declared = {p.lookup_key for p in desired.prices} | {migration.from_price}
+    taken = [key for key in ours if key in declared]
+    if taken or migration.name == CONSOLIDATION:
+        what = f"price {', '.join(taken)}" if taken else f"migration {CONSOLIDATION}"
+        raise ReconcileError(
+            f"{name} uses {what}; the demo's third act seeds the legacy plans "
+            f"{PLATFORM_LOOKUP_KEY} and {PRIORITY_LOOKUP_KEY} and consolidates them into "
+            f"{STUDIO_KEY} with migration {CONSOLIDATION}, so it needs those names free"
+        )
+
+
+def consolidated(desired: Desired, rehearsal: Rehearsal) -> tuple[Desired, str]:
+    """billing.yaml for the third act: ``desired`` with :data:`CONSOLIDATION_YAML` added
+    (checked as any billing.yaml is), and the YAML added."""
+    product = next(
+        p.product for p in desired.prices if p.lookup_key == rehearsal.migration.to_price
+    )
+    text = CONSOLIDATION_YAML.format(product=product)
+    added = yaml.safe_load(text)
+    data = desired.to_dict()
+    data["prices"] = [*data["prices"], *added["prices"]]
+    data["migrations"] = {**data["migrations"], **added["migrations"]}
+    return desired_from_data(data, "billing.yaml"), text
+
+
+def _dollars(cents: int) -> str:
+    return f"${cents // 100}.{cents % 100:02d}"
+
+
+@dataclass(frozen=True)
+class SeatLine:
+    """A seat line of an invoice: the price's lookup key, its seats and its amount."""
+
+    price: str
+    seats: int
+    amount: int
+
+    def __str__(self) -> str:
+        return f"{self.price} {self.seats} x {_dollars(self.amount // max(self.seats, 1))}"
+
+
+@dataclass(frozen=True)
+class SeatInvoice:
+    """One invoice of the third act: its seat lines beside the ones worked by hand."""
+
+    title: str
+    period: tuple[int, int]
+    lines: tuple[tuple[str, int], ...]
+    subtotal: int
+    total: int
+    seats: tuple[SeatLine, ...]
+    expected: tuple[SeatLine, ...]
+    why: str
+
+    @property
+    def checks(self) -> bool:
+        return self.seats == self.expected
+
+    def check_rows(self, width: int = 40) -> list[str]:
+        """How the seat lines are worked, and whether the invoice agrees."""
+        found = "; ".join(f"{s} = {_dollars(s.amount)}" for s in self.seats) or "no seat line"
+        rows = textwrap.wrap(self.why, width)
+        if not self.checks:
+            rows += textwrap.wrap(f"billed: {found}", width)
+        return [*rows, "seat lines: " + ("ok" if self.checks else "MISMATCH")]
+
+
+@dataclass(frozen=True)
+class Consolidation:
+    """One subscription on the legacy seat plans: what it holds, and its last invoice on
+    them and its first on the consolidated price (None when there is none)."""
+
+    customer: str
+    platform_seats: int
+    priority_seats: int
+    before: SeatInvoice | None
+    after: SeatInvoice | None
+
+    @property
+    def seats(self) -> int:
+        return self.platform_seats + self.priority_seats
+
+    @property
+    def checks(self) -> bool:
+        return (
+            self.before is not None
+            and self.after is not None
+            and self.before.checks
+            and self.after.checks
+        )
+
+    def summary(self) -> str:
+        """One line: the seats before, the item after, and whether both invoices agree."""
+        held = [
+            f"{n} {key}"
+            for n, key in (
+                (self.platform_seats, PLATFORM_LOOKUP_KEY),
+                (self.priority_seats, PRIORITY_LOOKUP_KEY),
+            )
+            if n
+        ]
+        merged = "one item: " if len(held) > 1 else ""
+        if self.checks:
+            verdict = "ok"
+        elif self.before is None or self.after is None:
+            verdict = f"MISMATCH (no invoice {'before' if self.before is None else 'after'})"
+        else:
+            verdict = "MISMATCH"
+        return (
+            f"{self.customer}: {' + '.join(held)} -> {merged}{self.seats} {STUDIO_KEY} "
+            f"= {_dollars(self.seats * STUDIO_SEAT)}: {verdict}"
+        )
+
+
 @dataclass(frozen=True)
 class InvoiceView:
     """One invoice as the demo shows it, with what Stripe's rules say it should be."""
@@ -254,7 +418,9 @@ class Demo:
 
     def seed(self) -> SeededAccount:
         """The legacy account, its price under the migration's ``from_price`` lookup key."""
-        self.account = seed_legacy_account(self.emulator, customers=self.rehearsal.customers)
+        self.account = seed_legacy_account(
+            self.emulator, customers=self.rehearsal.customers, priority_rendering=True
+        )
         key = self.rehearsal.migration.from_price
         legacy = self.gateway.get(
             f"/v1/prices/{self.account.legacy_price}", stripe_version=LEGACY_API_VERSION
@@ -361,6 +527,75 @@ class Demo:
                 self._advance(customer, self._period_end(customer) + HOUR)
         return sent
 
+    @property
+    def seat_holders(self) -> tuple[SeededCustomer, ...]:
+        """The customers on either legacy seat plan (the platform fee, priority rendering)."""
+        return tuple(c for c in self.customers if c.platform_item or c.priority_item)
+
+    def cross_the_consolidation(self) -> int:
+        """Each seat holder's clock past its period end, where the consolidation switches.
+        Returns the subscriptions that renewed."""
+        for customer in self.seat_holders:
+            self._advance(customer, self._period_end(customer) + HOUR)
+        return len(self.seat_holders)
+
+    def consolidations(self, studio_price: str) -> tuple[Consolidation, ...]:
+        """Each seat holder's last invoice on the legacy seat plans and first on the studio
+        seat (``studio_price``), checked against the seats the seed gave it."""
+        assert self.account is not None, "seed first"
+        keys = {
+            self.account.platform_price: PLATFORM_LOOKUP_KEY,
+            str(self.account.priority_price): PRIORITY_LOOKUP_KEY,
+            studio_price: STUDIO_KEY,
+        }
+        found = []
+        for customer in self.seat_holders:
+            platform = 1 if customer.platform_item else 0
+            priority = customer.priority_seats
+            held = [
+                SeatLine(key, n, n * amount)
+                for key, n, amount in (
+                    (PLATFORM_LOOKUP_KEY, platform, PLATFORM_SEAT),
+                    (PRIORITY_LOOKUP_KEY, priority, PRIORITY_SEAT),
+                )
+                if n
+            ]
+            seats = platform + priority
+            why_before = (
+                " + ".join(f"{line.seats} x {_dollars(line.amount // line.seats)}" for line in held)
+                + f" = {_dollars(sum(line.amount for line in held))}"
+            )
+            why_after = (
+                f"{' + '.join(str(line.seats) for line in held)} = {seats} seats"
+                if len(held) > 1
+                else f"{seats} seat{'s' if seats > 1 else ''}"
+            ) + f" x {_dollars(STUDIO_SEAT)} = {_dollars(seats * STUDIO_SEAT)}, one item"
+            invoices = [
+                (invoice, _seat_lines(invoice, keys))
+                for invoice in customer_invoices(self.gateway, customer.customer)
+            ]
+            on_old = [i for i, lines in invoices if any(ln.price != STUDIO_KEY for ln in lines)]
+            on_new = [i for i, lines in invoices if any(ln.price == STUDIO_KEY for ln in lines)]
+            before = (
+                _seat_invoice(on_old[-1], keys, "the two legacy plans", tuple(held), why_before)
+                if on_old
+                else None
+            )
+            after = (
+                _seat_invoice(
+                    on_new[0],
+                    keys,
+                    "one studio seat plan",
+                    (SeatLine(STUDIO_KEY, seats, seats * STUDIO_SEAT),),
+                    why_after,
+                )
+                if on_new
+                else None
+            )
+            name = str(self.gateway.get(f"/v1/customers/{customer.customer}").get("name"))
+            found.append(Consolidation(name, platform, priority, before, after))
+        return tuple(found)
+
     def _period_start(self, customer: SeededCustomer) -> int:
         subscription = self.gateway.get(f"/v1/subscriptions/{customer.subscription}")
         return int(subscription["items"]["data"][0]["current_period_start"])
@@ -448,6 +683,48 @@ class Demo:
                 )
             )
         return views
+
+
+def _seat_lines(invoice: dict[str, Any], keys: dict[str, str]) -> tuple[SeatLine, ...]:
+    """The invoice's lines on the seat prices (``keys``: price id -> lookup key)."""
+    return tuple(
+        SeatLine(keys[price], int(line.get("quantity") or 0), int(line["amount"]))
+        for line in invoice["lines"]["data"]
+        if (price := str((line.get("price") or {}).get("id"))) in keys
+    )
+
+
+def _seat_invoice(
+    invoice: dict[str, Any],
+    keys: dict[str, str],
+    title: str,
+    expected: tuple[SeatLine, ...],
+    why: str,
+) -> SeatInvoice:
+    lines = invoice["lines"]["data"]
+    seats = _seat_lines(invoice, keys)
+    first = next(ln for ln in lines if str((ln.get("price") or {}).get("id")) in keys)
+    described = []
+    for line in lines:
+        price = line.get("price") or {}
+        key = keys.get(str(price.get("id")))
+        if key is not None:
+            text = f"{line.get('quantity')} x {key}"
+        elif (price.get("recurring") or {}).get("usage_type") == "metered":
+            text = f"{line.get('quantity')} units (meter)"
+        else:
+            text = str(line.get("description") or price.get("nickname") or price.get("id"))
+        described.append((text, int(line["amount"])))
+    return SeatInvoice(
+        title=title,
+        period=(int(first["period"]["start"]), int(first["period"]["end"])),
+        lines=tuple(described),
+        subtotal=int(invoice["subtotal"]),
+        total=int(invoice["total"]),
+        seats=seats,
+        expected=expected,
+        why=why,
+    )
 
 
 def _describe(line: dict[str, Any], legacy_price: str) -> str:

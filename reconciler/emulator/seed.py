@@ -21,7 +21,14 @@ What it makes (deterministic: no randomness, only Stripe's ids differ):
   from its subscription (not ours: no metadata);
 - each clock then moves ``usage_days`` days into the period, and usage
   records for every elapsed day are reported (``60 x (index + 1) + 7 x day``
-  seconds each).
+  seconds each);
+- with ``priority_rendering``: a second legacy licensed plan, the
+  ``priority_rendering`` price (15.00 a seat a month, on product
+  ``prod_priority_rendering``), 2 seats of it on every sixth subscription from
+  index 0 (0, 6, ...: beside the platform fee) and from index 4 (4, 10, ...:
+  alone). Off by default: the tests that seed this account work their
+  invoices and items from the account above, and the demo alone tells a
+  consolidation of the two plans.
 
 This is a test and demo helper, not part of the emulator's server: it is the
 one emulator module besides :mod:`.params` that imports the stripe SDK.
@@ -45,6 +52,9 @@ DEFAULT_START = 1_736_899_200
 PRODUCT_ID = "prod_video_generation"
 LEGACY_LOOKUP_KEY = "video_seconds_legacy"
 PLATFORM_LOOKUP_KEY = "platform_fee"
+PRIORITY_LOOKUP_KEY = "priority_rendering"
+PRIORITY_PRODUCT_ID = "prod_priority_rendering"
+PRIORITY_SEATS = 2
 EMULATOR_KEY = "sk_test_emulator_seed"
 
 MIGRATION_CONFIG = """\
@@ -86,6 +96,8 @@ class SeededCustomer:
     usage_total: int
     period_start: int
     period_end: int
+    priority_item: str | None = None
+    priority_seats: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,7 @@ class SeededAccount:
     tax_rate: str
     coupon: str
     customers: tuple[SeededCustomer, ...]
+    priority_price: str | None = None
 
     @property
     def subscriptions(self) -> list[str]:
@@ -132,6 +145,7 @@ def seed_legacy_account(
     customers: int = 12,
     start: int = DEFAULT_START,
     usage_days: int = 10,
+    priority_rendering: bool = False,
 ) -> SeededAccount:
     """Create the legacy AI-video account (see the module docstring); returns its ids."""
     if not 1 <= usage_days <= 27:
@@ -166,9 +180,18 @@ def seed_legacy_account(
     coupon = client.v1.coupons.create(
         params={"id": "LOYALTY10", "percent_off": 10, "duration": "forever"}
     )
+    priority = _priority_price(client) if priority_rendering else None
     seeded = [
         _seed_customer(
-            client, index, start + index * DAY, usage_days, legacy, platform, rate, coupon
+            client,
+            index,
+            start + index * DAY,
+            usage_days,
+            legacy,
+            platform,
+            rate,
+            coupon,
+            priority,
         )
         for index in range(customers)
     ]
@@ -179,6 +202,24 @@ def seed_legacy_account(
         tax_rate=rate.id,
         coupon=coupon.id,
         customers=tuple(seeded),
+        priority_price=priority.id if priority is not None else None,
+    )
+
+
+def _priority_price(client: stripe.StripeClient) -> Any:
+    """The second legacy licensed plan: priority rendering, a seat add-on."""
+    product = client.v1.products.create(
+        params={"id": PRIORITY_PRODUCT_ID, "name": "Priority rendering", "unit_label": "seat"}
+    )
+    return client.v1.prices.create(
+        params={
+            "product": product.id,
+            "currency": "usd",
+            "unit_amount": 1500,
+            "lookup_key": PRIORITY_LOOKUP_KEY,
+            "nickname": "Priority rendering seat (legacy)",
+            "recurring": {"interval": "month"},
+        }
     )
 
 
@@ -189,7 +230,7 @@ def _seed_customer(
     usage_days: int,
     *catalog: Any,
 ) -> SeededCustomer:
-    legacy, platform, rate, coupon = catalog
+    legacy, platform, rate, coupon, priority = catalog
     clock = client.v1.test_helpers.test_clocks.create(
         params={"frozen_time": frozen_time, "name": f"legacy-{index:02d}"}
     )
@@ -211,6 +252,9 @@ def _seed_customer(
         items.append({"price": platform.id, "quantity": 1})
         params["default_tax_rates"] = [rate.id]
         params["discounts"] = [{"coupon": coupon.id}]
+    seats = PRIORITY_SEATS if priority is not None and index % 6 in (0, 4) else 0
+    if seats:
+        items.append({"price": priority.id, "quantity": seats})
     subscription = _legacy(client, "post", "/v1/subscriptions", items=items, **params)
     sub_items = subscription["items"]["data"]
     schedule = None
@@ -244,4 +288,6 @@ def _seed_customer(
         usage_total=total,
         period_start=int(sub_items[0]["current_period_start"]),
         period_end=int(sub_items[0]["current_period_end"]),
+        priority_item=str(sub_items[-1]["id"]) if seats else None,
+        priority_seats=seats,
     )

@@ -103,7 +103,7 @@ def test_demo_runs_from_an_installed_wheel_in_an_empty_folder(
     result = _run(installed / "stripe-reconcile", "demo", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "\nbilling.yaml: valid (3 products" in result.stdout  # the example in the wheel
-    assert result.stdout.rstrip().endswith("No changes. The account matches billing.yaml.")
+    assert result.stdout.rstrip().endswith("Every check holds.")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -46,3 +46,27 @@ def test_seed_legacy_account(emu: Emulator, client: stripe.StripeClient) -> None
             api_mode="V1",
         )
         assert summaries["data"][0]["total_usage"] == expected
+
+
+def test_seed_with_priority_rendering_adds_a_second_licensed_plan(
+    emu: Emulator, client: stripe.StripeClient
+) -> None:
+    seeded = seed_legacy_account(emu, customers=12, priority_rendering=True)
+    assert seeded.priority_price is not None
+    priority = client.v1.prices.retrieve(seeded.priority_price)
+    assert (priority.lookup_key, priority.unit_amount, priority.product) == (
+        "priority_rendering",
+        1500,
+        "prod_priority_rendering",
+    )
+    assert priority.recurring.usage_type == "licensed"
+    holders = [c for c in seeded.customers if c.priority_item is not None]
+    assert [(c.index, c.priority_seats) for c in holders] == [(0, 2), (4, 2), (6, 2), (10, 2)]
+    assert [c.index for c in holders if c.platform_item is not None] == [0, 6]
+    for holder in holders:
+        items = client.v1.subscriptions.retrieve(holder.subscription)["items"].data
+        assert items[-1].id == holder.priority_item
+        assert (items[-1].price.id, items[-1].quantity) == (seeded.priority_price, 2)
+    # The rest of the account is seeded as without it.
+    assert [c.index for c in seeded.customers if c.platform_item is not None] == [0, 3, 6, 9]
+    assert all(c.priority_seats == 0 for c in seeded.customers if c not in holders)
