@@ -28,6 +28,7 @@ from reconciler.kinds import Kind
 from reconciler.kinds.base import ReadContext
 from reconciler.kinds.base import preferred as _preferred
 from reconciler.kinds.registry import READ_ORDER, REGISTRY
+from reconciler.listing import shared
 from reconciler.live_subscriptions import (
     LiveSubscription,
     subscription_from_stripe,
@@ -112,16 +113,18 @@ def list_objects(
     """Every object of every registered kind, by section (``products`` ...): one paged
     list each, read as it is consumed. An add-on kind is listed only when ``desired``
     declares one, or for ``every_kind`` (import), where a key that may not read it
-    (403) or an account without it (404) gives an empty list."""
+    (403) or an account without it (404) gives an empty list; there a request two kinds
+    make (the products, listed for their attached features too) is made once."""
     listed: dict[str, Iterator[dict[str, Any]]] = {}
     wanted = None if every_kind else desired
+    list_all = shared(gateway.list_all) if every_kind else gateway.list_all
     for spec in REGISTRY:
         if not spec.add_on:
-            listed[spec.section] = spec.listing(gateway.list_all, wanted)
+            listed[spec.section] = spec.listing(list_all, wanted)
         elif every_kind:
-            listed[spec.section] = _if_readable(spec.listing(gateway.list_all, None))
+            listed[spec.section] = _if_readable(spec.listing(list_all, None))
         elif desired is not None and spec.reads(desired):
-            listed[spec.section] = spec.listing(gateway.list_all, desired)
+            listed[spec.section] = spec.listing(list_all, desired)
     return listed
 
 

@@ -14,6 +14,7 @@ of the subscriptions on a price a plan retires, :mod:`reconciler.kinds.replaced_
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -59,6 +60,7 @@ from reconciler.kinds.replaced_prices import (
     REPLACED_BY_KEY,
     existing_migration,
     predecessor_change,
+    unmarked_evidence,
     with_subscribers,
 )
 from reconciler.model import (
@@ -452,7 +454,8 @@ class PriceSpec(KindSpec):
                     mark = Step(
                         PHASE_PRICES, address, "mark-old", at(f"/v1/prices/{old}"), const(marker)
                     )
-                    steps.insert(0, mark)
+                    evidence = unmarked_evidence(change, lookup_key)
+                    steps = [dataclasses.replace(s, evidence=evidence) for s in [mark, *steps]]
                 elif replace:
                     if details.get("unset_default_of"):
                         steps.append(_unset_default(address, str(details["unset_default_of"])))

@@ -10,19 +10,34 @@ archived: it is marked with the lookup key that replaced it (before the key
 moves, so a crash never leaves it looking like an interrupted replace) and kept
 active, because a schedule phase may not name an inactive price, until none of its
 subscriptions is left; then a plan archives it.
+
+Both writes of such a replace (the mark, then the create that moves the key) carry
+the evidence of the old price as it was before the mark: an apply that reads the
+account between another apply's two writes of the same replace sees the price
+marked but still holding the key, plans the same replace, and so sends the same
+requests under the same keys, which Stripe answers from the first apply's,
+instead of creating a second price that takes the key and leaves the first one,
+named by the schedules just written, an orphan.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from reconciler.kinds import Kind
 from reconciler.model import Price
-from reconciler.plan import Action, ActionReason, FieldChange, ResourceChange
+from reconciler.plan import Action, ActionReason, FieldChange, ResourceChange, fingerprint
 from reconciler.snapshot import Snapshot
 
-__all__ = ["REPLACED_BY_KEY", "existing_migration", "predecessor_change", "with_subscribers"]
+__all__ = [
+    "REPLACED_BY_KEY",
+    "existing_migration",
+    "predecessor_change",
+    "unmarked_evidence",
+    "with_subscribers",
+]
 
 REPLACED_BY_KEY = "stripe_reconcile_replaced_by"
 """Metadata of a replaced price kept active while its subscriptions move: the lookup key
@@ -104,3 +119,16 @@ def predecessor_change(address: str, old: str, price: Price, snapshot: Snapshot)
         {"subscribers": count} if count else {},
         ActionReason.REPLACED_EARLIER,
     )
+
+
+def unmarked_evidence(change: ResourceChange, lookup_key: str) -> str:
+    """The evidence of a replace that keeps the old price, as if the old price were not
+    marked yet (see the module docstring): the mark is this replace's own first write."""
+    before = change.before
+    metadata = (before or {}).get("metadata")
+    if before is None or not isinstance(metadata, Mapping):
+        return change.evidence
+    if metadata.get(REPLACED_BY_KEY) != lookup_key:
+        return change.evidence
+    unmarked = {k: v for k, v in metadata.items() if k != REPLACED_BY_KEY}
+    return fingerprint((change.address, change.stripe_id, {**before, "metadata": unmarked}))

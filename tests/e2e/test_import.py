@@ -8,6 +8,8 @@ from reconciler.apply import apply_plan
 from reconciler.config import load_config
 from reconciler.emulator import Emulator
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
+from reconciler.importer import import_account
+from reconciler.kinds.registry import REGISTRY
 from reconciler.live import read_snapshot
 from reconciler.plan import Action, FieldChange
 from reconciler.planner import build_plan
@@ -198,3 +200,40 @@ def test_import_writes_archived_prices_so_the_plan_has_no_changes(
     plan = stripe_reconcile("plan", "--detailed-exitcode", "-f", str(out), url=emulator.url)
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "No changes." in plan.stdout
+
+
+def test_import_lists_the_products_once_for_them_and_their_features(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """120 products (two pages of 100), three with a feature attached: two product list
+    requests, not four (once more for their attachments), and the same billing.yaml as
+    when each kind lists the products for itself."""
+    gateway = Gateway(API_KEY, api_base=emulator.url)
+    feature = gateway.post(
+        "/v1/entitlements/features", {"lookup_key": "hd_export", "name": "HD export"}
+    )
+    for n in range(120):
+        gateway.post("/v1/products", {"id": f"prod_many_{n:03}", "name": f"Product {n}"})
+    for n in (0, 99, 119):
+        gateway.post(
+            f"/v1/products/prod_many_{n:03}/features", {"entitlement_feature": feature["id"]}
+        )
+    before = emulator.stats()["by_route"]
+    out = tmp_path / "billing.yaml"
+    result = stripe_reconcile("import", "--out", str(out), url=emulator.url)
+    assert result.returncode == 0, result.stderr
+    after = emulator.stats()["by_route"]
+
+    def made(route: str) -> int:
+        return int(after.get(route, 0) - before.get(route, 0))
+
+    assert made("GET /v1/products") == 2
+    assert made("GET /v1/products/{product}/features") == 120
+    each_on_its_own = {spec.section: spec.listing(gateway.list_all, None) for spec in REGISTRY}
+    assert out.read_text() == import_account(mode="test", **each_on_its_own).text
+    imported = {p.id: p.features for p in load_config(out).products}
+    assert {p for p, keys in imported.items() if keys} == {
+        "prod_many_000",
+        "prod_many_099",
+        "prod_many_119",
+    }

@@ -1143,3 +1143,51 @@ def test_a_promotion_code_updates_metadata_and_is_deactivated() -> None:
             {"active": False, "metadata": {"why": "ended"}},
         ),
     ]
+
+
+SEATS = """\
+version: 1
+mode: test
+products:
+  - {id: prod_app, name: App}
+prices:
+  - {lookup_key: seat, product: prod_app, currency: usd, unit_amount: 1000,
+     recurring: {interval: month}}
+"""
+
+
+def test_a_replace_keeping_the_old_price_writes_the_same_requests_once_it_is_marked() -> None:
+    """An apply reading the old price after another apply marked it (the key not moved
+    yet) plans the same replace: its mark and create carry the evidence of the price
+    before the mark, so they go under the same idempotency keys, and Stripe answers
+    them from the first apply's instead of making a second price."""
+    from reconciler.apply import idempotency_key
+    from reconciler.kinds.replaced_prices import REPLACED_BY_KEY
+
+    raised = load_text(
+        SEATS.replace("unit_amount: 1000,", "unit_amount: 1100, existing_subscriptions: migrate,"),
+        "billing.yaml",
+    )
+    live = snapshot_matching(load_text(SEATS, "billing.yaml"))
+    old = live.prices["seat"]
+    live = dataclasses.replace(live, subscribers={old.stripe_id: 2})
+
+    def keys(marker: str | None) -> list[tuple[str, str]]:
+        snapshot = live
+        if marker is not None:
+            metadata = {**old.essence["metadata"], REPLACED_BY_KEY: marker}
+            snapshot = edit_live(live, "prices", "seat", metadata=metadata)
+        plan = build_plan(raised, snapshot)
+        assert change_at(plan, "price.seat").details["keep_old"] is True
+        steps = [s for s in plan_steps(plan) if s.address == "price.seat"]
+        return [(s.name, idempotency_key(s, s.path(IDS), s.params(IDS))) for s in steps]
+
+    unmarked = keys(None)
+    assert [name for name, _key in unmarked] == ["mark-old", "create"]
+    assert keys("seat") == unmarked
+    # Marked for another lookup key, it is another price as seen: other keys.
+    assert keys("other") != unmarked
+
+
+def change_at(plan: Plan, address: str) -> ResourceChange:
+    return next(c for c in plan.changes if c.address == address)
