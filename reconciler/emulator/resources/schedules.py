@@ -16,7 +16,8 @@
 - a phase entered inside a billing period (not at a renewal) prorates the
   change of licensed items per its ``proration_behavior`` ("Proration behavior
   on a phase controls prorations at the phase transition"), with the
-  arithmetic of :mod:`.prorations`; where that module refuses (a subscription
+  arithmetic of :mod:`.prorations` (a move between free and paid resets the
+  billing cycle instead, :mod:`.cycle_reset`); where that module refuses (a subscription
   with discounts, a change of interval), a schedule write that would need it
   is refused as not emulated, so a clock advance never meets it;
 - a phase naming an archived price is refused (Stripe's ``The price specified is

@@ -31,7 +31,8 @@ Stripe's rules emulated here:
   clears it), ``cancel_at_period_end``, ``pause_collection``
   (``keep_as_draft`` / ``mark_uncollectible`` / ``void``, optional
   ``resumes_at``), honoured by test clock advances (:mod:`.renewals`);
-- item changes prorate (:mod:`.prorations`).
+- item changes prorate (:mod:`.prorations`), or reset the billing cycle at once
+  when they move the subscription between free and paid (:mod:`.cycle_reset`).
 
 - trials on create (``trial_period_days``, or ``trial_end`` as a time or
   ``now``; at most 730 days): the subscription is ``trialing``, the trial's
