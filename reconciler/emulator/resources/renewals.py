@@ -75,10 +75,12 @@ from reconciler.emulator.resources.schedules import (
     release_schedule,
     start_schedule,
 )
+from reconciler.emulator.resources.subscription_limits import limited
 from reconciler.emulator.resources.subscriptions import (
     RUNNING,
     cancel_subscription,
     interval_of,
+    path_subscription,
     set_period,
 )
 from reconciler.emulator.router import Registry, Request
@@ -372,7 +374,10 @@ def _doubled(cycle: tuple[str, int]) -> tuple[str, int]:
 
 def register(registry: Registry) -> None:
     registry.route(
-        "POST", "/v1/subscriptions/{id}/resume", resume, params="SubscriptionResumeParams"
+        "POST",
+        "/v1/subscriptions/{id}/resume",
+        limited(resume, path_subscription),
+        params="SubscriptionResumeParams",
     )
     registry.add_hook("test_clock.max_advance", max_advance)
     registry.add_hook("test_clock.advance", advance)
