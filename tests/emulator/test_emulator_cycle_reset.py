@@ -389,3 +389,22 @@ def test_a_credit_on_a_discounted_subscription_is_refused_as_not_emulated(
     kept = client.v1.subscriptions.retrieve(sub.id)
     assert [item.price.id for item in kept["items"].data] == [seat.id]
     assert kept.billing_cycle_anchor == JAN_15
+
+
+def test_a_move_to_paid_on_another_interval_starts_the_new_cycle_at_once(
+    client: stripe.StripeClient, product: stripe.Product, uid: str
+) -> None:
+    _, sub, _ = _metered_setup(client, product.id, uid)
+    yearly = client.v1.prices.create(
+        params={
+            "product": product.id,
+            "currency": "usd",
+            "unit_amount": 12000,
+            "recurring": {"interval": "year"},
+        }
+    )
+    updated = _to_paid(client, sub, yearly.id)
+    # 2025-01-25 01:00 -> 2026-01-25 01:00: 365 days.
+    assert _period(updated) == (SWITCH, SWITCH + 365 * DAY)
+    reset = client.v1.invoices.retrieve(str(updated.latest_invoice))
+    assert [line.amount for line in reset.lines.data] == [700, 12000]

@@ -39,7 +39,8 @@ for the period that closes (``period_start`` to ``now``):
 - the licensed items as they are now, in advance for the new period.
 
 ``billing_cycle_anchor`` becomes ``now`` and the current period runs from
-``now`` to the next boundary of that anchor (on the new items' interval); a
+``now`` to the next boundary of that anchor (on the new items' interval, so a
+move that changes the interval too needs no refusal, unlike a proration); a
 ``cancel_at_period_end`` moves with the period's end. The invoice is collected
 like any invoiced change (``payment_behavior``: ``error_if_incomplete`` refuses
 the change with the card's error and leaves the subscription as it was;
