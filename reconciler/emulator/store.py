@@ -102,6 +102,14 @@ class Store:
                 twin._collections[kind] = copy.deepcopy(collection)
         return twin
 
+    def restore(self, twin: Store) -> None:
+        """Go back to ``twin``, a :meth:`snapshot` of this store taken earlier (taken
+        without ``skip``): a refused request is undone. Every object written or deleted
+        since is journalled as it is in ``twin``, so persistence undoes it too."""
+        for kind, key in list(self._changes):
+            self._changes[(kind, key)] = twin._collections.get(kind, {}).get(key)
+        self._collections = twin._collections
+
     # --- writing ----------------------------------------------------------------------
     def put(self, kind: str, obj: JSON, object_id: str | None = None) -> JSON:
         """Insert or replace an object (keeps its place when replacing)."""

@@ -15,6 +15,7 @@ from reconciler.emulator.resources import alerts as alerts
 from reconciler.emulator.resources import billing_portal as billing_portal
 from reconciler.emulator.resources import collection as collection
 from reconciler.emulator.resources import customers as customers
+from reconciler.emulator.resources import cycle_reset as cycle_reset
 from reconciler.emulator.resources import entitlements as entitlements
 from reconciler.emulator.resources import events as events
 from reconciler.emulator.resources import invoices as invoices
@@ -58,6 +59,7 @@ RESOURCE_MODULES: list[ModuleType] = [
     invoices,
     collection,
     prorations,
+    cycle_reset,
     renewals,
     events,
 ]

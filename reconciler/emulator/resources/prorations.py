@@ -35,6 +35,10 @@ prorations (prorations=true) are set to discountable=false. Discounts applied
 to an invoice containing prorations are only applied to [...] invoice line
 items that aren't prorations").
 
+A change that moves the subscription between free and paid does not prorate
+this way: it resets the billing cycle at once (:mod:`.cycle_reset`, which uses
+the credit lines built here).
+
 No prorations during a trial or a period that has not started. Not emulated,
 refused: prorating a subscription that carries discounts (flexible billing
 mode's ``proration_discounts``: Stripe reflects "any discounts previously
@@ -64,13 +68,25 @@ from reconciler.emulator.resources.subscriptions import interval_of
 from reconciler.emulator.router import Registry, Request
 from reconciler.emulator.store import JSON, new_id
 
-__all__ = ["PENDING", "ItemState", "items_state", "register", "take_pending"]
+__all__ = [
+    "PENDING",
+    "PRORATING",
+    "ItemState",
+    "changed",
+    "credit_line",
+    "items_state",
+    "pend",
+    "proration_date",
+    "register",
+    "take_pending",
+]
 
 #: Internal kind of pending proration lines ``{id: ii_..., subscription, line}``.
 PENDING = "_pending_proration"
 #: What prorates in an item: ``{item id: (price id, quantity)}`` (licensed items only).
 ItemState = dict[str, tuple[str, int]]
-_PRORATING = ("active", "past_due", "unpaid")
+#: Statuses in which a change prorates (not during a trial, nor once ended or paused).
+PRORATING = ("active", "past_due", "unpaid")
 
 
 def items_state(req: Request, sub: JSON) -> ItemState:
@@ -142,7 +158,17 @@ def _line(
     return line
 
 
-def _proration_date(req: Request, sub: JSON, params: JSON, now: int) -> int:
+def credit_line(
+    req: Request, sub: JSON, item: JSON, state: tuple[str, int], when: int
+) -> JSON | None:
+    """The "Unused time" credit of ``item`` (``state``: its price and quantity) from
+    ``when`` to the end of ``sub``'s current period; None when it comes to $0."""
+    return _line(req, sub, item, state, when, credit=True)
+
+
+def proration_date(req: Request, sub: JSON, params: JSON, now: int) -> int:
+    """``params['proration_date']`` (checked to fall inside ``sub``'s current period),
+    else ``now``."""
     given = params.get("proration_date")
     if given is None:
         return now
@@ -183,14 +209,14 @@ def changed(
 ) -> None:
     """Prorate the change from ``saved`` (the subscription before the request) to the
     items it has now, per ``params['proration_behavior']`` (the
-    ``subscription.items_changed`` hook)."""
+    ``subscription.items_changed`` hook, through :func:`.cycle_reset.items_changed`)."""
     behavior = params.get("proration_behavior") or "create_prorations"
-    if behavior == "none" or saved["status"] not in _PRORATING:
+    if behavior == "none" or saved["status"] not in PRORATING:
         return
     before, after = items_state(req, saved), items_state(req, sub)
     if before != after:
         try:
-            when = _proration_date(req, sub, params, now)
+            when = proration_date(req, sub, params, now)
             _refuse_unprorateable(req, sub, interval_of(req, saved))
         except ApiError:
             req.store.put(SUBSCRIPTION, saved)  # a refused change leaves the subscription as it was
@@ -203,9 +229,9 @@ def changed(
             if old == new:
                 continue
             if old is not None:
-                _pend(req, sub, _line(req, sub, items[item_id], old, when, credit=True))
+                pend(req, sub, _line(req, sub, items[item_id], old, when, credit=True))
             if new is not None:
-                _pend(req, sub, _line(req, sub, now_items[item_id], new, when, credit=False))
+                pend(req, sub, _line(req, sub, now_items[item_id], new, when, credit=False))
     if behavior != "always_invoice":
         return
     pending = take_pending(req, sub)
@@ -227,11 +253,12 @@ def changed(
         forget_invoice(req, invoice)
         req.store.put(SUBSCRIPTION, saved)
         for line in pending:
-            _pend(req, saved, line)
+            pend(req, saved, line)
         raise error
 
 
-def _pend(req: Request, sub: JSON, line: JSON | None) -> None:
+def pend(req: Request, sub: JSON, line: JSON | None) -> None:
+    """Keep ``line`` pending for ``sub``'s next invoice (nothing when None)."""
     if line is not None:
         record = {"id": line["parent"]["subscription_item_details"]["invoice_item"]}
         req.store.put(PENDING, {**record, "subscription": sub["id"], "line": line})
@@ -245,7 +272,7 @@ def cancelled(req: Request, sub: JSON, params: JSON, now: int) -> None:
     if not prorate and not invoice_now:
         _drop_pending(req, sub)
         return
-    running = sub["status"] in _PRORATING
+    running = sub["status"] in PRORATING
     if prorate and running and int(sub["current_period_start"]) <= now:
         if sub.get("discounts"):
             raise invalid(
@@ -255,7 +282,7 @@ def cancelled(req: Request, sub: JSON, params: JSON, now: int) -> None:
             )
         items = {i["id"]: i for i in sub["items"]["data"]}
         for item_id, state in sorted(items_state(req, sub).items()):
-            _pend(req, sub, _line(req, sub, items[item_id], state, now, credit=True))
+            pend(req, sub, _line(req, sub, items[item_id], state, now, credit=True))
     if not invoice_now:
         return
     lines = take_pending(req, sub)
@@ -266,5 +293,6 @@ def cancelled(req: Request, sub: JSON, params: JSON, now: int) -> None:
 
 
 def register(registry: Registry) -> None:
-    registry.add_hook("subscription.items_changed", changed)
+    # ``changed`` is run by :mod:`.cycle_reset`, which first sees whether the change
+    # resets the billing cycle instead.
     registry.add_hook("subscription.cancelling", cancelled)

@@ -21,8 +21,10 @@ new one (the clock reads each event's time while it runs):
    pending prorations (:mod:`.prorations`, also when the subscription ends
    there) and both kinds of lines (a canceled subscription with nothing to
    bill gets none);
-3. a schedule phase that ends between period boundaries switches items
-   without an invoice (schedule prorations are not emulated);
+3. a schedule phase that ends between period boundaries switches items and
+   prorates per its ``proration_behavior`` (:mod:`.prorations`), or, when the
+   switch moves the subscription between free and paid, closes the period and
+   invoices it at once (:mod:`.cycle_reset`);
 4. payments and statuses (:mod:`.collection`): open invoices are retried at
    their ``next_payment_attempt``; an ``incomplete`` subscription expires 23
    hours after its creation; ``past_due`` and ``unpaid`` subscriptions go on
@@ -73,10 +75,12 @@ from reconciler.emulator.resources.schedules import (
     release_schedule,
     start_schedule,
 )
+from reconciler.emulator.resources.subscription_limits import limited
 from reconciler.emulator.resources.subscriptions import (
     RUNNING,
     cancel_subscription,
     interval_of,
+    path_subscription,
     set_period,
 )
 from reconciler.emulator.router import Registry, Request
@@ -370,7 +374,10 @@ def _doubled(cycle: tuple[str, int]) -> tuple[str, int]:
 
 def register(registry: Registry) -> None:
     registry.route(
-        "POST", "/v1/subscriptions/{id}/resume", resume, params="SubscriptionResumeParams"
+        "POST",
+        "/v1/subscriptions/{id}/resume",
+        limited(resume, path_subscription),
+        params="SubscriptionResumeParams",
     )
     registry.add_hook("test_clock.max_advance", max_advance)
     registry.add_hook("test_clock.advance", advance)

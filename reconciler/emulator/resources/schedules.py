@@ -16,7 +16,8 @@
 - a phase entered inside a billing period (not at a renewal) prorates the
   change of licensed items per its ``proration_behavior`` ("Proration behavior
   on a phase controls prorations at the phase transition"), with the
-  arithmetic of :mod:`.prorations`; where that module refuses (a subscription
+  arithmetic of :mod:`.prorations` (a move between free and paid resets the
+  billing cycle instead, :mod:`.cycle_reset`); where that module refuses (a subscription
   with discounts, a change of interval), a schedule write that would need it
   is refused as not emulated, so a clock advance never meets it;
 - a phase naming an archived price is refused (Stripe's ``The price specified is
@@ -57,6 +58,7 @@ from reconciler.emulator.resources.billing import (
 )
 from reconciler.emulator.resources.catalog import PRICE
 from reconciler.emulator.resources.payment_methods import customer_payment_method
+from reconciler.emulator.resources.subscription_limits import limited
 from reconciler.emulator.resources.subscriptions import (
     apply_item_specs,
     billing_mode,
@@ -838,6 +840,18 @@ def list_(req: Request) -> JSON:
     return paginate(req, items, "/v1/subscription_schedules", label="subscription_schedule")
 
 
+def _from_subscription_target(req: Request) -> str | None:
+    given = req.params.get("from_subscription")
+    return str(given) if given is not None else None
+
+
+def _schedule_subscription(req: Request) -> str | None:
+    """The subscription of the schedule in the path, if it has one."""
+    schedule = req.store.find(SCHEDULE, req.path_params.get("id", ""))
+    found = schedule.get("subscription") if schedule is not None else None
+    return str(found) if found else None
+
+
 def _phase_item_plans(req: Request, schedule: JSON) -> None:
     """Render hook: each phase item's deprecated ``plan``."""
     for phase in schedule.get("phases") or []:
@@ -860,14 +874,18 @@ def register(registry: Registry) -> None:
     )
     base = "/v1/subscription_schedules"
     registry.route(
-        "POST", base, create, params="SubscriptionScheduleCreateParams", adjust=_phase_params
+        "POST",
+        base,
+        limited(create, _from_subscription_target),
+        params="SubscriptionScheduleCreateParams",
+        adjust=_phase_params,
     )
     registry.route("GET", base, list_, params="SubscriptionScheduleListParams")
     registry.route("GET", base + "/{id}", retrieve, params="SubscriptionScheduleRetrieveParams")
     registry.route(
         "POST",
         base + "/{id}",
-        update,
+        limited(update, _schedule_subscription),
         params="SubscriptionScheduleUpdateParams",
         adjust=_phase_params,
     )

@@ -32,6 +32,7 @@ from reconciler.emulator.resources.billing import (
     is_metered,
 )
 from reconciler.emulator.resources.catalog import PRICE
+from reconciler.emulator.resources.subscription_limits import limited
 from reconciler.emulator.resources.subscriptions import find_item, items_changed, new_item
 from reconciler.emulator.resources.tax_and_discounts import tax_rate_objects
 from reconciler.emulator.router import Registry, Request
@@ -188,8 +189,34 @@ def delete(req: Request) -> JSON:
     return deleted("subscription_item", item["id"])
 
 
+def _given_subscription(req: Request) -> str | None:
+    given = req.params.get("subscription")
+    return str(given) if given is not None else None
+
+
+def _item_subscription(req: Request) -> str | None:
+    """The subscription of the item in the path (None when there is no such item)."""
+    item_id = req.path_params.get("id")
+    for sub in req.store.iterate(SUBSCRIPTION):
+        if any(item["id"] == item_id for item in sub["items"]["data"]):
+            return str(sub["id"])
+    return None
+
+
 def register(registry: Registry) -> None:
     base = "/v1/subscription_items"
-    registry.route("POST", base, create, params="SubscriptionItemCreateParams")
-    registry.route("POST", base + "/{id}", update, params="SubscriptionItemModifyParams")
-    registry.route("DELETE", base + "/{id}", delete, params="SubscriptionItemDeleteParams")
+    registry.route(
+        "POST", base, limited(create, _given_subscription), params="SubscriptionItemCreateParams"
+    )
+    registry.route(
+        "POST",
+        base + "/{id}",
+        limited(update, _item_subscription),
+        params="SubscriptionItemModifyParams",
+    )
+    registry.route(
+        "DELETE",
+        base + "/{id}",
+        limited(delete, _item_subscription),
+        params="SubscriptionItemDeleteParams",
+    )

@@ -31,7 +31,10 @@ Stripe's rules emulated here:
   clears it), ``cancel_at_period_end``, ``pause_collection``
   (``keep_as_draft`` / ``mark_uncollectible`` / ``void``, optional
   ``resumes_at``), honoured by test clock advances (:mod:`.renewals`);
-- item changes prorate (:mod:`.prorations`).
+- item changes prorate (:mod:`.prorations`), or reset the billing cycle at once
+  when they move the subscription between free and paid (:mod:`.cycle_reset`).
+- Stripe's per-subscription limits on new invoices and quantity updates
+  (:mod:`.subscription_limits`) apply to create, update, cancel and resume.
 
 - trials on create (``trial_period_days``, or ``trial_end`` as a time or
   ``now``; at most 730 days): the subscription is ``trialing``, the trial's
@@ -77,6 +80,7 @@ from reconciler.emulator.resources.payment_methods import (
     PAYMENT_METHOD,
     customer_payment_method,
 )
+from reconciler.emulator.resources.subscription_limits import limited
 from reconciler.emulator.resources.tax_and_discounts import make_discounts, tax_rate_objects
 from reconciler.emulator.router import ObjectType, Registry, Request
 from reconciler.emulator.store import JSON, new_id
@@ -100,6 +104,7 @@ __all__ = [
     "items_changed",
     "new_item",
     "new_subscription",
+    "path_subscription",
     "register",
     "set_period",
 ]
@@ -900,6 +905,16 @@ def retrieve_item(req: Request) -> JSON:
     return find_item(req, req.path_params["id"])[1]
 
 
+def path_subscription(req: Request) -> str | None:
+    """The subscription named in the path (what :func:`.subscription_limits.limited` counts)."""
+    return req.path_params.get("id")
+
+
+def _no_target(req: Request) -> None:
+    """A create acts on no existing subscription."""
+    return None
+
+
 def _transform(obj: JSON, version: str) -> None:
     if version_at_least(version, BASIL):
         obj.pop("current_period_start", None)
@@ -934,11 +949,23 @@ def register(registry: Registry) -> None:
     registry.object_type(
         ObjectType("subscription_item", embedded={"price": PRICE}, complete=item_plan)
     )
-    registry.route("POST", "/v1/subscriptions", create, params="SubscriptionCreateParams")
+    registry.route(
+        "POST", "/v1/subscriptions", limited(create, _no_target), params="SubscriptionCreateParams"
+    )
     registry.route("GET", "/v1/subscriptions", list_, params="SubscriptionListParams")
     registry.route("GET", "/v1/subscriptions/{id}", retrieve, params="SubscriptionRetrieveParams")
-    registry.route("POST", "/v1/subscriptions/{id}", update, params="SubscriptionUpdateParams")
-    registry.route("DELETE", "/v1/subscriptions/{id}", cancel, params="SubscriptionCancelParams")
+    registry.route(
+        "POST",
+        "/v1/subscriptions/{id}",
+        limited(update, path_subscription),
+        params="SubscriptionUpdateParams",
+    )
+    registry.route(
+        "DELETE",
+        "/v1/subscriptions/{id}",
+        limited(cancel, path_subscription),
+        params="SubscriptionCancelParams",
+    )
     registry.route("GET", "/v1/subscription_items", list_items, params="SubscriptionItemListParams")
     registry.route(
         "GET",
