@@ -61,14 +61,13 @@ from reconciler.emulator.resources.billing import (
     next_boundary,
 )
 from reconciler.emulator.resources.catalog import PRICE
-from reconciler.emulator.resources.collection import forget_invoice, payment_error
-from reconciler.emulator.resources.invoices import issue_invoice, licensed_lines, metered_lines
+from reconciler.emulator.resources.invoices import licensed_lines, metered_lines
 from reconciler.emulator.resources.prorations import (
     PRORATING,
     changed,
     credit_line,
+    invoice_change,
     items_state,
-    pend,
     proration_date,
     take_pending,
 )
@@ -140,26 +139,17 @@ def reset_cycle(req: Request, sub: JSON, saved: JSON, params: JSON, now: int) ->
     if sub.get("cancel_at_period_end"):
         sub["cancel_at"] = end
     lines += licensed_lines(req, sub, now, end)
-    payment = params.get("payment_behavior")
     pause = sub.get("pause_collection")
-    invoice = issue_invoice(
+    invoice_change(
         req,
         sub,
-        lines,
-        reason="subscription_update",
+        saved,
+        params,
+        lines=lines,
+        pending=pending,
         period=(start, now),
-        when=now,
         hold=str(pause["behavior"]) if pause else None,
-        attempt=payment != "default_incomplete",
     )
-    if invoice["status"] == "open" and payment == "error_if_incomplete":
-        # "this parameter does not update the subscription and returns an error instead"
-        error = payment_error(req, invoice)
-        forget_invoice(req, invoice)
-        req.store.put(SUBSCRIPTION, saved)
-        for line in pending:
-            pend(req, saved, line)
-        raise error
 
 
 def register(registry: Registry) -> None:

@@ -74,6 +74,7 @@ __all__ = [
     "ItemState",
     "changed",
     "credit_line",
+    "invoice_change",
     "items_state",
     "pend",
     "proration_date",
@@ -237,14 +238,33 @@ def changed(
     pending = take_pending(req, sub)
     if not pending:
         return
+    invoice_change(req, sub, saved, params, lines=pending, pending=pending, period=(now, now))
+
+
+def invoice_change(
+    req: Request,
+    sub: JSON,
+    saved: JSON,
+    params: JSON,
+    *,
+    lines: list[JSON],
+    pending: list[JSON],
+    period: tuple[int, int],
+    hold: str | None = None,
+) -> None:
+    """Invoice a subscription change at once (``subscription_update``), paying per
+    ``params['payment_behavior']``. With ``error_if_incomplete`` an unpaid invoice undoes
+    the change: the subscription is put back as ``saved``, the ``pending`` prorations it
+    took are pending again, and the payment error is raised."""
     payment = params.get("payment_behavior")
     invoice = issue_invoice(
         req,
         sub,
-        pending,
+        lines,
         reason="subscription_update",
-        period=(now, now),
-        when=now,
+        period=period,
+        when=period[1],
+        hold=hold,
         attempt=payment != "default_incomplete",
     )
     if invoice["status"] == "open" and payment == "error_if_incomplete":
