@@ -76,6 +76,23 @@ def _metered_setup(client: stripe.StripeClient, product: str, uid: str) -> tuple
     return clock, sub, customer
 
 
+def _seat_on_a_schedule(
+    client: stripe.StripeClient, product: str, uid: str
+) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """A $30.00 seat subscribed on Jan 15 on a clock, a schedule made from it, and a
+    per-call price (5 cents) on a new meter to move it to:
+    (clock, customer, sub, schedule, seat, per_call)."""
+    calls = meter(client, f"calls_{uid}")
+    per_call = meter_price(client, product, calls.id, unit_amount=5)
+    seat = licensed_price(client, product, 3000)
+    clock, customer = clocked_customer(client)
+    sub = client.v1.subscriptions.create(
+        params={"customer": customer.id, "items": [{"price": seat.id}]}
+    )
+    schedule = client.v1.subscription_schedules.create(params={"from_subscription": sub.id})
+    return clock, customer, sub, schedule, seat, per_call
+
+
 def _to_paid(client: stripe.StripeClient, sub: Any, price: str, **params: Any) -> Any:
     """Replace the metered item with one seat of ``price``."""
     return client.v1.subscriptions.update(
@@ -118,14 +135,7 @@ def test_metered_only_to_licensed_mid_period_invoices_at_once_and_resets_the_anc
 def test_licensed_to_metered_only_through_a_phase_entered_now_credits_the_unused_time(
     client: stripe.StripeClient, product: stripe.Product, uid: str
 ) -> None:
-    calls = meter(client, f"calls_{uid}")
-    per_call = meter_price(client, product.id, calls.id, unit_amount=5)
-    seat = licensed_price(client, product.id, 3000)
-    clock, customer = clocked_customer(client)
-    sub = client.v1.subscriptions.create(
-        params={"customer": customer.id, "items": [{"price": seat.id}]}
-    )
-    schedule = client.v1.subscription_schedules.create(params={"from_subscription": sub.id})
+    clock, _customer, sub, schedule, seat, per_call = _seat_on_a_schedule(client, product.id, uid)
     advance(client, clock.id, SWITCH)
     client.v1.subscription_schedules.update(
         schedule.id,
@@ -149,14 +159,7 @@ def test_licensed_to_metered_only_through_a_phase_entered_now_credits_the_unused
 def test_licensed_to_metered_only_through_a_phase_starting_mid_period_on_the_clock(
     client: stripe.StripeClient, product: stripe.Product, uid: str
 ) -> None:
-    calls = meter(client, f"calls_{uid}")
-    per_call = meter_price(client, product.id, calls.id, unit_amount=5)
-    seat = licensed_price(client, product.id, 3000)
-    clock, customer = clocked_customer(client)
-    sub = client.v1.subscriptions.create(
-        params={"customer": customer.id, "items": [{"price": seat.id}]}
-    )
-    schedule = client.v1.subscription_schedules.create(params={"from_subscription": sub.id})
+    clock, customer, sub, schedule, seat, per_call = _seat_on_a_schedule(client, product.id, uid)
     client.v1.subscription_schedules.update(
         schedule.id,
         params={
@@ -192,14 +195,7 @@ def test_licensed_to_metered_only_through_a_phase_starting_mid_period_on_the_clo
 def test_a_switch_at_the_period_end_rides_on_the_renewal(
     client: stripe.StripeClient, product: stripe.Product, uid: str
 ) -> None:
-    calls = meter(client, f"calls_{uid}")
-    per_call = meter_price(client, product.id, calls.id, unit_amount=5)
-    seat = licensed_price(client, product.id, 3000)
-    clock, customer = clocked_customer(client)
-    sub = client.v1.subscriptions.create(
-        params={"customer": customer.id, "items": [{"price": seat.id}]}
-    )
-    schedule = client.v1.subscription_schedules.create(params={"from_subscription": sub.id})
+    clock, _customer, sub, schedule, seat, per_call = _seat_on_a_schedule(client, product.id, uid)
     client.v1.subscription_schedules.update(
         schedule.id,
         params={
