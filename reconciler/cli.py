@@ -1040,9 +1040,7 @@ def _demo_price_increase(
         f"billing.yaml: {price.lookup_key} with every amount 20% up, and "
         "existing_subscriptions: migrate (its subscriptions move to the new price at renewal)"
     )
-    snapshot, made = _make_plan(increased, gateway)
-    click.echo(_render(made, "text"), nl=False)
-    _demo_apply(made, snapshot, gateway)
+    _demo_plan_and_apply(increased, gateway)
     section("Across the renewal on the test clocks")
     sent = story.cross_the_raise()
     click.echo(
@@ -1054,9 +1052,7 @@ def _demo_price_increase(
     before, after = story.raise_invoices(story.customers[0], old_id, new_id)
     click.echo(_side_by_side(before, after))
     section("Plan: the old price retired, nothing left on it")
-    snapshot, made = _make_plan(increased, gateway)
-    click.echo(_render(made, "text"), nl=False)
-    _demo_apply(made, snapshot, gateway)
+    _demo_plan_and_apply(increased, gateway)
     _, final = _make_plan(increased, gateway)
     click.echo(_render(final, "text"), nl=False)
     return increased, [before.checks, after.checks]
@@ -1083,9 +1079,7 @@ def _demo_consolidation(
     )
     merged, added = consolidated(desired, story.rehearsal)
     click.echo(textwrap.indent(added, "  "))
-    snapshot, made = _make_plan(merged, gateway)
-    click.echo(_render(made, "text"), nl=False)
-    _demo_apply(made, snapshot, gateway)
+    _demo_plan_and_apply(merged, gateway)
     section("Across the consolidation on the test clocks")
     renewed = story.cross_the_consolidation()
     click.echo(
@@ -1148,6 +1142,13 @@ def _sections() -> Callable[[str], None]:
         click.echo(f"\n{heading}\n{'=' * len(heading)}")
 
     return section
+
+
+def _demo_plan_and_apply(desired: Desired, gateway: Gateway) -> None:
+    """Plan ``desired``, show the plan, and apply it."""
+    snapshot, made = _make_plan(desired, gateway)
+    click.echo(_render(made, "text"), nl=False)
+    _demo_apply(made, snapshot, gateway)
 
 
 def _demo_apply(plan: Plan, snapshot: Snapshot, gateway: Gateway) -> None:
