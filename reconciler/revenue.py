@@ -2,9 +2,10 @@
 
 ``plan --revenue`` (and ``status --revenue``) asks Stripe to preview the next
 invoice of each subscription a migration would schedule now, twice: as it is
-(``subscription``), and on the new price (``subscription`` with
-``subscription_details.items`` swapping the old price's item for the new
-price, ``proration_behavior: none``). This module holds everything about that
+(``subscription``), and on the new prices (``subscription`` with
+``subscription_details.items`` moving each item on an old price to its new
+price, items moving to one price merged as the phases merge them,
+``proration_behavior: none``). This module holds everything about that
 but the requests (``live.py`` sends them): which subscriptions are previewed,
 the request parameters, and the arithmetic that turns two invoices into two
 monthly figures, a change, and a summary per migration. Pure: no I/O.
