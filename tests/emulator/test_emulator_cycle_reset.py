@@ -266,9 +266,10 @@ def test_a_paid_to_free_quantity_change_credits_the_unused_seats(
     assert client.v1.subscriptions.retrieve(sub.id).billing_cycle_anchor == SWITCH
 
 
-def test_a_failed_payment_of_the_reset_invoice_makes_the_subscription_past_due(
+def _per_call_on_a_failing_card(
     client: stripe.StripeClient, product: stripe.Product, uid: str
-) -> None:
+) -> tuple[stripe.Subscription, stripe.Price]:
+    """A per-call subscription whose card fails, at the switch time, and a $20 seat."""
     calls = meter(client, f"calls_{uid}")
     per_call = meter_price(client, product.id, calls.id, unit_amount=5)
     seat = licensed_price(client, product.id, 2000)
@@ -277,6 +278,13 @@ def test_a_failed_payment_of_the_reset_invoice_makes_the_subscription_past_due(
         params={"customer": customer.id, "items": [{"price": per_call.id}]}
     )
     advance(client, clock.id, SWITCH)
+    return sub, seat
+
+
+def test_a_failed_payment_of_the_reset_invoice_makes_the_subscription_past_due(
+    client: stripe.StripeClient, product: stripe.Product, uid: str
+) -> None:
+    sub, seat = _per_call_on_a_failing_card(client, product, uid)
     updated = _to_paid(client, sub, seat.id)
     assert updated.status == "past_due"
     reset = client.v1.invoices.retrieve(str(updated.latest_invoice))
@@ -286,20 +294,13 @@ def test_a_failed_payment_of_the_reset_invoice_makes_the_subscription_past_due(
 def test_error_if_incomplete_refuses_the_switch_and_keeps_the_subscription(
     client: stripe.StripeClient, product: stripe.Product, uid: str
 ) -> None:
-    calls = meter(client, f"calls_{uid}")
-    per_call = meter_price(client, product.id, calls.id, unit_amount=5)
-    seat = licensed_price(client, product.id, 2000)
-    clock, customer = clocked_customer(client, payment_method="pm_card_chargeCustomerFail")
-    sub = client.v1.subscriptions.create(
-        params={"customer": customer.id, "items": [{"price": per_call.id}]}
-    )
-    advance(client, clock.id, SWITCH)
+    sub, seat = _per_call_on_a_failing_card(client, product, uid)
     with pytest.raises(stripe.CardError):
         _to_paid(client, sub, seat.id, payment_behavior="error_if_incomplete")
     kept = client.v1.subscriptions.retrieve(sub.id)
     assert kept.status == "active"
     assert kept.billing_cycle_anchor == JAN_15
-    assert [item.price.id for item in kept["items"].data] == [per_call.id]
+    assert [item.price.id for item in kept["items"].data] == [sub["items"].data[0].price.id]
     assert len(_invoices(client, sub.id)) == 1
 
 
