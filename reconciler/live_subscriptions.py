@@ -106,9 +106,11 @@ class LiveSchedule:
 
         A schedule made ``from_subscription`` cannot carry metadata, so until the
         second write it is recognised by the account's record of the request that
-        created it (``begun``, read from events), never by its looks.
+        created it (``begun``, read from events), never by its looks. It has the one
+        phase Stripe made from the subscription: one given more phases since, by
+        someone else, is theirs (adopted with those phases, not written over).
         """
-        return self.begun and not self.metadata
+        return self.begun and not self.metadata and len(self.phases) <= 1
 
 
 @dataclass(frozen=True)

@@ -248,10 +248,9 @@ def test_pausing_before_the_switch_restores_every_subscription(
     assert counts(converge(desired(), gateway)) == {"scheduled": 3}
 
 
-def test_crash_between_schedule_and_phases_converges(
-    gateway: Gateway, seeded: SeededAccount
-) -> None:
-    config = desired(subscriptions=(seeded.customers[2].subscription,))
+def _crash_between_schedule_and_phases(config: Desired, gateway: Gateway) -> None:
+    """Apply ``config`` until the first schedule is made from its subscription, and die
+    before that schedule's phases are written."""
     plan, snapshot = plan_for(config, gateway)
 
     class DiesAfterSchedule:
@@ -262,6 +261,13 @@ def test_crash_between_schedule_and_phases_converges(
 
     with pytest.raises(ApplyError):
         apply_plan(plan, snapshot, DiesAfterSchedule(), concurrency=1)  # type: ignore[arg-type]
+
+
+def test_crash_between_schedule_and_phases_converges(
+    gateway: Gateway, seeded: SeededAccount
+) -> None:
+    config = desired(subscriptions=(seeded.customers[2].subscription,))
+    _crash_between_schedule_and_phases(config, gateway)
     half, _ = plan_for(config, gateway)
     row = rows(half)[seeded.customers[2].subscription]
     # Unlabelled, but the account's events say stripe-reconcile created it.
@@ -274,6 +280,47 @@ def test_crash_between_schedule_and_phases_converges(
         if s["subscription"] == seeded.customers[2].subscription
     ]
     assert len(schedules) == 1
+
+
+def test_an_unfinished_schedule_someone_gave_phases_is_adopted_with_them(
+    gateway: Gateway, seeded: SeededAccount
+) -> None:
+    """After the crash, someone else writes phases on the unlabelled schedule: it is
+    theirs now, and the move keeps their phases (it does not write over them)."""
+    customer = seeded.customers[2]
+    config = desired(subscriptions=(customer.subscription,))
+    _crash_between_schedule_and_phases(config, gateway)
+    schedule_id = gateway.get(f"/v1/subscriptions/{customer.subscription}")["schedule"]
+    made = gateway.get(
+        f"/v1/subscription_schedules/{schedule_id}", stripe_version=LEGACY_API_VERSION
+    )
+    current = made["phases"][0]
+    items = [{"price": item["price"]} for item in current["items"]]
+    theirs_end = current["end_date"] + 60 * DAY
+    gateway.post(
+        f"/v1/subscription_schedules/{schedule_id}",
+        {
+            "phases": [
+                {
+                    "items": items,
+                    "start_date": current["start_date"],
+                    "end_date": current["end_date"],
+                },
+                {"items": items, "end_date": theirs_end},
+            ]
+        },
+        stripe_version=LEGACY_API_VERSION,
+    )
+    row = rows(plan_for(config, gateway)[0])[customer.subscription]
+    assert (row["state"], row["action"]) == ("pending", "update_schedule")
+    assert row["params"]["metadata"]["adopted"] == "true"
+    assert counts(converge(config, gateway)) == {"scheduled": 1, "excluded": 2}
+    kept = gateway.get(
+        f"/v1/subscription_schedules/{schedule_id}", stripe_version=LEGACY_API_VERSION
+    )
+    assert [p["end_date"] for p in kept["phases"]] == [current["end_date"], theirs_end]
+    new_price = read_snapshot(gateway, config).prices["video_seconds_metered"].stripe_id
+    assert [i["price"] for i in kept["phases"][1]["items"]] == [new_price]
 
 
 def test_usage_parity_gate_blocks_then_passes(gateway: Gateway, seeded: SeededAccount) -> None:
