@@ -424,6 +424,9 @@ def _decide(
         state = State.EXCLUDED if excluded else State.PAUSED
         if mine and schedule is not None:
             if schedule.metadata.get("adopted") == "true":
+                stale = _stale_targets(migration, schedule, moves, held)
+                if stale:
+                    return _Decision(State.BLOCKED, blocker=_stale_adopted(schedule, stale))
                 params = _restore(schedule, _back_from_ids(moves))
                 return _Decision(state, "restore_schedule", params=params)
             return _Decision(state, "release_schedule")
@@ -443,7 +446,13 @@ def _decide(
         other = schedule.metadata.get(MIGRATION_KEY)
         return _Decision(State.BLOCKED, blocker=f"scheduled by migration '{other}'")
     if mine and schedule is not None and schedule.metadata.get("switch_at") == str(switch):
-        return _Decision(State.SCHEDULED, switch_at=switch)
+        stale = _stale_targets(migration, schedule, moves, held)
+        if not stale:
+            return _Decision(State.SCHEDULED, switch_at=switch)
+        if schedule.metadata.get("adopted") == "true":
+            return _Decision(
+                State.BLOCKED, blocker=_stale_adopted(schedule, stale), switch_at=switch
+            )
     archived = next((i.price for i in held if not moves[i.price].from_active), None)
     if archived is not None:
         return _Decision(
@@ -489,6 +498,44 @@ def _decide(
             action="create_schedule",
         )
     return _adopt(migration, moves, schedule, from_price, switch)
+
+
+def _stale_targets(
+    migration: Migration,
+    schedule: LiveSchedule,
+    moves: Mapping[str, _Move],
+    held: Sequence[SubscriptionItem],
+) -> list[str]:
+    """What our schedule moves the subscription's items to that is no longer their target:
+    a target replaced after the schedule was written (a second raise before the switch)
+    leaves the schedule naming the price it replaced, so it is written again.
+
+    Read from the first phase carrying the migration's marker (the last phase for a
+    schedule without one). Empty when every target is named by its present id.
+    """
+    marked = [
+        phase
+        for phase in schedule.phases
+        if (phase.get("metadata") or {}).get(MIGRATION_KEY) == migration.name
+    ]
+    moved = marked[0] if marked else (schedule.phases[-1] if schedule.phases else {})
+    named = [str(item.get("price")) for item in moved.get("items") or ()]
+    wanted = {moves[item.price].to_price_id for item in held}
+    if wanted <= set(named):
+        return []
+    first = schedule.phases[0].get("items") or () if schedule.phases else ()
+    before = {str(item.get("price")) for item in first}
+    stale = [price for price in dict.fromkeys(named) if price not in wanted | before]
+    return stale or ["none of the targets"]
+
+
+def _stale_adopted(schedule: LiveSchedule, stale: Sequence[str]) -> str:
+    return (
+        f"the schedule {schedule.id} was taken over moving it to {', '.join(stale)}, which is "
+        "no longer the target: a rewrite or a restore could not tell that price's items from "
+        "the schedule's own; release the schedule (the subscription stays as it is) and the "
+        "next plan moves it again"
+    )
 
 
 def _written(
@@ -915,8 +962,14 @@ def parity_candidates(migration: Migration, snap: MigrationSnapshot) -> list[Liv
     ]
 
 
-def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceChange:
-    """One ResourceChange for the migration; per-subscription detail in ``details``."""
+def plan_migration(
+    migration: Migration, snap: MigrationSnapshot, replaced: frozenset[str] = frozenset()
+) -> ResourceChange:
+    """One ResourceChange for the migration; per-subscription detail in ``details``.
+
+    ``replaced``: the ids of the objects the same plan replaces. A target among them is
+    planned as not made yet: a schedule naming it moves to a price about to be retired.
+    """
     address = migration.address
     for (from_price, to_price), read in zip(migration.pairs, (snap, *snap.also), strict=False):
         _check_pair(address, from_price, to_price, read)
@@ -933,7 +986,12 @@ def plan_migration(migration: Migration, snap: MigrationSnapshot) -> ResourceCha
     rows: list[SubscriptionRow] = []
     counts: dict[str, int] = {}
     scheduled_now = 0
-    moves = _moves(migration, snap)
+    moves = {
+        from_id: dataclasses.replace(move, to_price_id=None)
+        if move.to_price_id in replaced
+        else move
+        for from_id, move in _moves(migration, snap).items()
+    }
     for sub in sorted(snap.subscriptions, key=lambda s: s.id):
         decision = _decide(migration, snap, moves, sub)
         state, action = decision.state, decision.action

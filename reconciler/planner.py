@@ -89,6 +89,7 @@ def _build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
     for spec in REGISTRY:
         changes += spec.plan(desired, snapshot, conflicts)
     missing: list[tuple[YamlPath, str]] = []
+    replaced = frozenset(c.stripe_id for c in changes if c.action is Action.REPLACE and c.stripe_id)
     for migration in every_migration(desired, snapshot):
         read = snapshot.migrations.get(migration.name)
         if read is None:
@@ -111,7 +112,7 @@ def _build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
             ]
             missing += absent
             if not absent:
-                changes.append(plan_migration(migration, read))
+                changes.append(plan_migration(migration, read, replaced))
     if missing:
         raise SourcePlanError(missing, conflicts)
     if conflicts:

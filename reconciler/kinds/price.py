@@ -408,13 +408,18 @@ class PriceSpec(KindSpec):
     def migrations(self, desired: Desired, snapshot: Snapshot) -> tuple[Migration, ...]:
         """For each price declaring ``existing_subscriptions: migrate``: one migration
         (``<lookup key>.existing``) moving the subscriptions of every price it replaces now
-        or replaced earlier, at their period end."""
+        or replaced earlier, at their period end.
+
+        A price no longer migrating whose replaced prices are still kept for their
+        subscriptions gets the same migration paused: the schedules it wrote are
+        released (or given back) before those prices are archived, in the same apply,
+        so the subscriptions stay where the plan says they stay.
+        """
         found: list[Migration] = []
         for price in desired.prices:
-            if price.existing_subscriptions != "migrate" or not price.active:
-                continue
+            migrating = price.existing_subscriptions == "migrate" and price.active
             olds = list(snapshot.predecessors.get(price.lookup_key, ()))
-            change = self._plan_one(price, desired, snapshot, [])
+            change = self._plan_one(price, desired, snapshot, []) if migrating else None
             if change is not None and change.action is Action.REPLACE and change.stripe_id:
                 olds.append(change.stripe_id)
             olds = [old for old in dict.fromkeys(olds) if snapshot.subscribers.get(old)]
@@ -425,6 +430,7 @@ class PriceSpec(KindSpec):
                         from_price=olds[0],
                         to_price=price.lookup_key,
                         also=tuple((old, price.lookup_key) for old in olds[1:]),
+                        paused=not migrating,
                     )
                 )
         return tuple(found)

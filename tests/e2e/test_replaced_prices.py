@@ -180,6 +180,52 @@ def test_no_longer_migrating_retires_the_kept_price_saying_who_stays(
         "replaced earlier by seat_2025; 2 subscriptions stay on it (existing_subscriptions is "
         "no longer migrate)",
     )
+    # The schedules written to move them are released in the same apply, before the archive.
+    released = change_at(changed, "migration.seat_2025.existing")
+    assert released.details["counts"] == {"paused": 2}
+    rows = released.details["subscriptions"]
+    assert [row["action"] for row in rows] == ["release_schedule"] * 2
+
+
+def test_no_longer_migrating_keeps_them_on_the_old_price_past_the_switch(
+    emulator: Emulator, gateway: Gateway
+) -> None:
+    clocks, customers, old = two_subscribers(gateway)
+    assert not converge(load_text(declare("migrate"), "billing.yaml"), gateway).has_changes
+    assert not converge(load_text(declare("grandfather"), "billing.yaml"), gateway).has_changes
+    assert gateway.get(f"/v1/prices/{old}")["active"] is False
+    assert list(gateway.list_all("/v1/subscription_schedules", {"scheduled": True})) == []
+    for clock in clocks:
+        advance_clock(gateway, clock, START + 32 * DAY, wait_seconds=5)
+    # Grandfathered: the renewal bills the old $10.00 price (2 seats, then 1).
+    assert [last_invoice(gateway, customer) for customer in customers] == [
+        [(old, 2, 2000)],
+        [(old, 1, 1000)],
+    ]
+    assert not plan_for(declare("grandfather"), gateway).has_changes
+
+
+def test_a_second_raise_before_the_switch_moves_them_to_the_latest_price(
+    emulator: Emulator, gateway: Gateway
+) -> None:
+    """$10 -> $11 with migrate, then -> $12 before the period ends: the schedules written
+    for $11 are written again for $12, and the unsubscribed $11 price is archived."""
+    clocks, customers, _old = two_subscribers(gateway)
+    assert not converge(load_text(declare("migrate"), "billing.yaml"), gateway).has_changes
+    middle = read_snapshot(gateway).prices["seat_2025"].stripe_id
+    again = declare("migrate").replace("unit_amount: 1100,", "unit_amount: 1200,")
+    planned = plan_for(again, gateway)
+    migration = change_at(planned, "migration.seat_2025.existing")
+    assert migration.details["counts"] == {"reschedule": 2}
+    assert not converge(load_text(again, "billing.yaml"), gateway).has_changes
+    latest = read_snapshot(gateway).prices["seat_2025"].stripe_id
+    assert gateway.get(f"/v1/prices/{middle}")["active"] is False
+    for clock in clocks:
+        advance_clock(gateway, clock, START + 32 * DAY, wait_seconds=5)
+    assert [last_invoice(gateway, customer) for customer in customers] == [
+        [(latest, 2, 2400)],
+        [(latest, 1, 1200)],
+    ]
 
 
 def test_every_plan_of_a_replace_with_subscribers_is_a_valid_plan_file(

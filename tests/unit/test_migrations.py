@@ -65,6 +65,19 @@ def rows(migration: Migration, snap: MigrationSnapshot) -> dict[str, dict[str, A
     return {row["subscription"]: row for row in change.details["subscriptions"]}
 
 
+def _written_for(row: dict[str, Any], target: str) -> LiveSchedule:
+    """The schedule a row's write leaves, its placeholders resolved to ``target``."""
+    params = row["params"]
+    phases = [
+        {
+            **p,
+            "items": [{**i, "price": target} if i["price"] == TO_PRICE else i for i in p["items"]],
+        }
+        for p in params["phases"]
+    ]
+    return LiveSchedule("sub_sched_1", "active", params["metadata"], tuple(phases))
+
+
 def test_fresh_schedule_keeps_everything_but_the_legacy_price() -> None:
     row = rows(MIGRATION, snapshot(sub("sub_1")))["sub_1"]
     assert (row["state"], row["action"], row["switch_at"]) == ("pending", "create_schedule", END)
@@ -101,6 +114,7 @@ def test_states_of_every_kind() -> None:
         "sub_sched_ours",
         "active",
         {"managed_by": "stripe-reconcile", MIGRATION_KEY: "move", "switch_at": str(END)},
+        ({"items": [{"price": LEGACY}]}, {"items": [{"price": NEW}]}),
     )
     other = LiveSchedule(
         "sub_sched_x", "active", {"managed_by": "stripe-reconcile", MIGRATION_KEY: "other"}
@@ -235,6 +249,37 @@ def test_adopting_then_restoring_gives_back_the_original_phases(
     assert restored["action"] == "restore_schedule"
     assert restored["params"]["phases"] == phases
     assert set(restored["params"]["metadata"].values()) == {""}
+
+
+def test_a_schedule_naming_a_target_replaced_since_is_written_again() -> None:
+    first = rows(MIGRATION, snapshot(sub("sub_1")))["sub_1"]
+    written = sub("sub_1", schedule=_written_for(first, NEW))
+    assert rows(MIGRATION, snapshot(written))["sub_1"]["state"] == "scheduled"
+    # The target was replaced by price_newer: the schedule still names NEW.
+    again = rows(MIGRATION, dataclasses.replace(snapshot(written), to_price_id="price_newer"))
+    assert (again["sub_1"]["state"], again["sub_1"]["action"]) == ("reschedule", "update_schedule")
+    # Replaced by this very plan: the new price is not made yet.
+    change = plan_migration(MIGRATION, snapshot(written), frozenset({NEW}))
+    (row,) = change.details["subscriptions"]
+    assert (row["state"], row["action"]) == ("reschedule", "update_schedule")
+
+
+@pytest.mark.parametrize("paused", [False, True])
+def test_an_adopted_schedule_naming_a_target_replaced_since_is_blocked(paused: bool) -> None:
+    """Its moved items can no longer be told from the schedule's own: neither a rewrite
+    nor a restore could give the phases back."""
+    phases = [{"start_date": START, "end_date": END + 86400 * 30, "items": [{"price": LEGACY}]}]
+    first = rows(MIGRATION, snapshot(sub("sub_1", schedule=_foreign(phases))))["sub_1"]
+    assert first["params"]["metadata"]["adopted"] == "true"
+    written = sub("sub_1", schedule=_written_for(first, NEW))
+    migration = dataclasses.replace(MIGRATION, paused=paused)
+    row = rows(migration, dataclasses.replace(snapshot(written), to_price_id="price_newer"))[
+        "sub_1"
+    ]
+    assert (row["state"], row["action"]) == ("blocked", None)
+    assert row["blocker"].startswith(
+        f"the schedule sub_sched_1 was taken over moving it to {NEW}, which is no longer the target"
+    )
 
 
 @pytest.mark.parametrize(
@@ -453,9 +498,7 @@ def test_a_subscription_waiting_on_a_payment_is_blocked_until_paid(status: str) 
 
 def test_an_existing_schedule_stays_scheduled_when_the_subscription_falls_behind() -> None:
     first = rows(MIGRATION, snapshot(sub("sub_1")))["sub_1"]
-    ours = LiveSchedule(
-        "sub_sched_1", "active", first["params"]["metadata"], tuple(first["params"]["phases"])
-    )
+    ours = _written_for(first, NEW)
     row = rows(MIGRATION, snapshot(sub("sub_1", status="past_due", schedule=ours)))["sub_1"]
     assert row["state"] == "scheduled"
 
@@ -685,9 +728,7 @@ def test_a_fixed_switch_already_past_is_blocked_with_both_times() -> None:
 
 def test_an_existing_schedule_is_not_deferred() -> None:
     first = rows(MIGRATION, snapshot(sub("sub_1")))["sub_1"]
-    ours = LiveSchedule(
-        "sub_sched_1", "active", first["params"]["metadata"], tuple(first["params"]["phases"])
-    )
+    ours = _written_for(first, NEW)
     near = snapshot(sub("sub_1", schedule=ours), read_at=END - 60)
     assert rows(MIGRATION, near)["sub_1"]["state"] == "scheduled"
 
