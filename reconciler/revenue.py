@@ -26,6 +26,9 @@ The arithmetic:
   the period ends. After the switch, a meter price counts its meter's events.
 - Each subscription's monthly figure is rounded to the currency's minor unit
   (half up); a migration's totals are the sums of those figures.
+- A preview whose line list Stripe cut off (``has_more``: an invoice carries its
+  first lines only) is reported for its subscription and left out of the totals,
+  never counted in part.
 
 The figures cover the first ``limit`` subscriptions to schedule in the plan's
 batch order (see :func:`sample`); a summary says when that is a sample. A
@@ -166,7 +169,20 @@ class SubscriptionRevenue:
         default: Interval,
         intervals: Mapping[str, Interval] | None = None,
     ) -> SubscriptionRevenue:
-        """From the two preview invoices (as is, on the new price)."""
+        """From the two preview invoices (as is, on the new price). A preview whose lines
+        Stripe cut off (``has_more``) is left out, not counted in part."""
+        for invoice in (before, after):
+            lines = invoice.get("lines") or {}
+            if lines.get("has_more"):
+                shown = len(lines.get("data") or [])
+                total = lines.get("total_count")
+                of = f" of {total}" if total is not None else ""
+                return cls(
+                    subscription,
+                    customer,
+                    refused=f"the preview came with {shown}{of} lines (Stripe cuts the "
+                    "list): left out rather than counted in part",
+                )
         return cls(
             subscription,
             customer,

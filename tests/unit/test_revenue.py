@@ -90,6 +90,21 @@ def test_a_monthly_licensed_price_increase_of_3_seats_from_10_to_12_dollars_is_6
     )
 
 
+@pytest.mark.parametrize("cut", ["before", "after"])
+def test_a_preview_whose_lines_stripe_cut_off_is_left_out_not_counted_in_part(cut: str) -> None:
+    whole = invoice(*[line(1000, quantity=1) for _ in range(10)])
+    partial = {**whole, "lines": {**whole["lines"], "has_more": True, "total_count": 12}}
+    before, after = (partial, whole) if cut == "before" else (whole, partial)
+    row = SubscriptionRevenue.of("sub_1", "cus_1", before, after, default=MONTH)
+    assert (row.before, row.after, row.change) == (None, None, None)
+    assert row.refused == (
+        "the preview came with 10 of 12 lines (Stripe cuts the list): left out rather than "
+        "counted in part"
+    )
+    m = MigrationRevenue("migration.raise", "usd", 1, 1, (row,))
+    assert (m.before, m.after, m.refused) == (0, 0, (row,))
+
+
 def test_a_yearly_price_is_normalised_to_a_month() -> None:
     yearly = price("price_year", "year")
     # $120.00 a year is $10.00 a month; $240.00 every 2 years too.
