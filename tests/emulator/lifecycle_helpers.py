@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import stripe
@@ -98,7 +99,14 @@ def legacy_subscription(client: stripe.StripeClient, customer: str, items: list[
     return client.deserialize(response, api_mode="V1")
 
 
-def advance(client: stripe.StripeClient, clock: str, to: int) -> Any:
-    moved = client.v1.test_helpers.test_clocks.advance(clock, params={"frozen_time": to})
-    assert client.v1.test_helpers.test_clocks.retrieve(clock).status == "ready"
-    return moved
+def advance(client: stripe.StripeClient, clock: str, to: int, *, wait_seconds: int = 120) -> Any:
+    """Move a test clock to ``to`` and wait until it is ``ready``: Stripe answers an
+    advance with ``advancing`` and finishes it in the background (the emulator at once)."""
+    client.v1.test_helpers.test_clocks.advance(clock, params={"frozen_time": to})
+    for _ in range(wait_seconds * 10):
+        moved = client.v1.test_helpers.test_clocks.retrieve(clock)
+        if moved.status == "ready":
+            assert moved.frozen_time == to
+            return moved
+        time.sleep(0.1)
+    raise AssertionError(f"test clock {clock} did not finish advancing in {wait_seconds} s")
