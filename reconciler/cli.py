@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 DEFAULT_CONFIG = "billing.yaml"
+MAX_REVENUE_LIMIT = 100_000
+"""Subscriptions previewed per migration at most (two requests each)."""
 
 # Paths that are read are not checked by click (its refusal is a usage error, exit 2):
 # the bounded reader refuses directories, FIFOs and devices with a located message, exit 1.
@@ -94,12 +96,29 @@ class _EveryCommandGroup(click.Group):
 
             if should_color(io.StringIO()):
                 extra.setdefault("color", True)
-        return super().make_context(info_name, args, parent=parent, **extra)
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise _as_error(exc) from None
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _as_error(exc) from None
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         if not isinstance(cmd, click.Group) and all(p.name != "no_color" for p in cmd.params):
             cmd.params.append(_no_color_option())
         super().add_command(cmd, name)
+
+
+def _as_error(usage: click.UsageError) -> click.UsageError:
+    """A mistyped command line exits 1, an error like any other: click's own 2 is what
+    ``--detailed-exitcode`` means by "changes present", and CI would read a typo as
+    drift."""
+    usage.exit_code = 1  # type: ignore[misc]
+    return usage
 
 
 def _color(stream: object) -> bool:
@@ -263,7 +282,7 @@ def _revenue_options(command: Callable[..., None]) -> Callable[..., None]:
     """``--revenue`` and ``--revenue-limit N`` (which implies it), for plan and status."""
     command = click.option(
         "--revenue-limit",
-        type=click.IntRange(min=1),
+        type=click.IntRange(1, MAX_REVENUE_LIMIT),
         help="Preview at most N subscriptions per migration, the first in batch order "
         "(default 200; implies --revenue).",
     )(command)

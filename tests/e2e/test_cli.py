@@ -197,3 +197,23 @@ def test_drift_after_a_dashboard_edit_exits_two(emulator: Emulator) -> None:
     assert drift.returncode == 2, drift.stderr
     assert drift.stdout.startswith("<!-- stripe-reconcile-plan -->")
     assert "product.prod_credit_packs" in drift.stdout
+
+
+@pytest.mark.parametrize(
+    "typo",
+    [
+        ("plan", "--detailed-exitcode", "--format", "xml"),
+        ("plan", "--detailed-exitcode", "--revenue-limit", "0"),
+        ("plan", "--detailed-exitcode", "--revenue-limit", "99999999999999999999999999999"),
+        ("plann", "--detailed-exitcode"),
+        ("--bogus", "plan"),
+    ],
+)
+def test_a_mistyped_command_line_exits_1_never_the_2_of_changes_present(
+    emulator: Emulator, typo: tuple[str, ...]
+) -> None:
+    refused = run(emulator, *typo, "-f", str(EXAMPLE))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert refused.stdout == ""
+    assert "Error:" in refused.stderr
+    assert "Traceback" not in refused.stderr

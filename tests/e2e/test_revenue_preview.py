@@ -170,7 +170,7 @@ def test_the_cap_previews_the_first_in_batch_order_and_says_it_is_a_sample(
         "cover a sample"
     ) in text.stdout.splitlines()
     refused = stripe_reconcile("plan", "--revenue-limit", "0", "-f", str(config), url=emulator.url)
-    assert refused.returncode == 2
+    assert refused.returncode == 1
     assert "Invalid value for '--revenue-limit'" in refused.stderr
 
 
