@@ -7,6 +7,7 @@ at once, and nothing is returned unless the whole document is sound.
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
@@ -159,6 +160,17 @@ def desired_from_data(data: Any, source: str = "<data>") -> Desired:
     return _check(Located(data=data), source)
 
 
+_WholeNumbersValidator: Any = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
+"""The schema's validator, but ``integer`` is a whole number as written: JSON Schema
+takes ``3.0`` for 3, and Stripe refuses ``quantity=3.0`` only at the write, after
+other writes of the same apply."""
+
+
 def _check(located: Located, source: str) -> Desired:
     reporter = _Reporter(located, source)
     data = located.data
@@ -167,7 +179,7 @@ def _check(located: Located, source: str) -> Desired:
         raise reporter.failure()
     _check_strings(data, (), reporter)
     amounts = _check_whole_amounts(data, reporter)
-    for error in jsonschema.Draft202012Validator(billing_schema()).iter_errors(data):
+    for error in _WholeNumbersValidator(billing_schema()).iter_errors(data):
         if reporter.full:
             reporter.more = True
             break
@@ -325,6 +337,8 @@ class _Positioned(_Reporter):
 
 
 def _kind(value: Any) -> str:
+    if isinstance(value, float):
+        return f"the decimal number {value!r}" if math.isfinite(value) else f"{value!r}"
     return {
         dict: "a mapping",
         list: "a list",
@@ -861,9 +875,28 @@ def _check_alerts(desired: Desired, reporter: _Reporter) -> None:
             )
 
 
+EARLIEST_SWITCH = 0
+LATEST_SWITCH = 4_102_444_800
+"""2100-01-01T00:00:00Z: a fixed ``switch_at`` is a time in this century (and its next
+period still a date Python and Stripe can write)."""
+
+
 def _check_migrations(desired: Desired, reporter: _Reporter) -> None:
     prices = {p.lookup_key: p for p in desired.prices}
     claimed: dict[str, str] = {}
+    targets = {to: m.name for m in desired.migrations for _from, to in m.pairs}
+    for migration in desired.migrations:
+        for from_price, to_price in migration.pairs:
+            if from_price in targets:
+                ends = _Ends(
+                    ("migrations", migration.name), from_price, to_price, bool(migration.also)
+                )
+                reporter.add(
+                    ends.source,
+                    f"'{from_price}' is also a price migration '{targets[from_price]}' moves "
+                    "subscriptions to: they would be moved on again, or back; move them "
+                    "straight to the last price",
+                )
     for migration in desired.migrations:
         at: Path = ("migrations", migration.name)
         for from_price, to_price in migration.pairs:
@@ -875,14 +908,46 @@ def _check_migrations(desired: Desired, reporter: _Reporter) -> None:
                 "usage parity compares one legacy price with one meter: it needs from_price "
                 "and to_price, not prices (give each pair its own migration to gate it)",
             )
-        if migration.switch_at.kind == "at" and migration.switch_at.at is None:
+        moment = migration.switch_at.at
+        if migration.switch_at.kind == "at" and moment is None:
             reporter.add((*at, "switch_at"), f"'{migration.switch_at.text}' is not a real time")
+        elif moment is not None and not EARLIEST_SWITCH <= moment < LATEST_SWITCH:
+            reporter.add(
+                (*at, "switch_at"),
+                f"'{migration.switch_at.text}' is outside 1970-01-01 to 2099-12-31 (UTC), the "
+                "times a switch may be set to",
+            )
+        _check_defer_within(migration, prices, at, reporter)
         parity = migration.require_usage_parity
         if parity is not None and parity > 100:
             reporter.add((*at, "require_usage_parity"), "must be at most 100%")
         both = sorted(set(migration.subscriptions or ()) & set(migration.exclude))
         if both:
             reporter.add((*at, "exclude"), f"{', '.join(both)} both listed and excluded")
+
+
+_SHORTEST_PERIOD = {"day": 86_400, "week": 7 * 86_400, "month": 28 * 86_400, "year": 365 * 86_400}
+"""The shortest period of each interval, in seconds (February; a year without 29 Feb)."""
+
+
+def _check_defer_within(
+    migration: Migration, prices: Mapping[str, Price], at: Path, reporter: _Reporter
+) -> None:
+    """A window as long as a billing period holds every subscription: each renewal would
+    defer the switch to the next, for ever."""
+    for _from, to_price in migration.pairs:
+        terms = prices[to_price].terms if to_price in prices else None
+        if terms is None or terms[1] not in _SHORTEST_PERIOD:
+            continue
+        period = _SHORTEST_PERIOD[terms[1]] * terms[2]
+        if migration.defer_within >= period:
+            reporter.add(
+                (*at, "defer_within"),
+                f"{duration_text(migration.defer_within)} is as long as a billing period of "
+                f"'{to_price}' ({terms_text(terms)}): every renewal would defer the switch "
+                "to the next; make it shorter",
+            )
+            return
 
 
 @dataclass(frozen=True)

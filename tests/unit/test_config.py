@@ -357,3 +357,24 @@ def test_a_migration_of_thousands_of_prices_is_refused_in_one_line(tmp_path: Pat
     assert _errors_of_text(text, tmp_path) == [
         "9:7: migrations.everything.prices: has 5000 keys; at most 20 allowed"
     ]
+
+
+@pytest.mark.parametrize("count", [101, 5000])
+def test_more_migrations_than_a_plan_reads_are_refused_at_once(tmp_path: Path, count: int) -> None:
+    """Each migration costs reads in every plan: 5,000 would take an hour at Stripe's
+    pace, so the file is refused before anything is read."""
+    entries = "".join(
+        f"  m{i}:\n    from_price: price_1L{i}\n    to_price: team\n" for i in range(count)
+    )
+    path = tmp_path / "billing.yaml"
+    path.write_text(
+        "version: 1\nmode: test\nproducts:\n  - {id: prod_a, name: A}\nprices:\n"
+        "  - {lookup_key: team, product: prod_a, currency: usd, unit_amount: 1100,"
+        " recurring: {interval: month}}\nmigrations:\n" + entries,
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigErrors) as raised:
+        load_config(path)
+    assert [str(e) for e in raised.value.errors] == [
+        f"{path}:8:3: migrations: has {count} keys; at most 100 allowed"
+    ]
