@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler.apply import ApplyResult, apply_plan, failure_message
-from reconciler.errors import ApplyError, StripeCallError
+from reconciler.errors import ApplyError, StalePlanError, StripeCallError
 from reconciler.gateway import Gateway
 from reconciler.plan import Plan
 from reconciler.snapshot import Snapshot
@@ -83,7 +83,11 @@ def apply_until_done(
                     failure.__cause__
                 )
             last_failure = signature
-        snapshot, plan = replan()
+        try:
+            snapshot, plan = replan()
+        except StalePlanError as exc:
+            total.error = exc.detail
+            raise ApplyError(_changed_under(total, exc), total) from exc
         if not plan.has_changes:
             return Converged(total, round_number)
     raise ApplyError(
@@ -98,6 +102,16 @@ def _maybe_conflict(failure: ApplyError) -> bool:
     """Whether another writer could have caused the refusal (a fresh plan may avoid it)."""
     cause = failure.__cause__
     return isinstance(cause, StripeCallError) and cause.http_status in _CONFLICT_STATUSES
+
+
+def _changed_under(result: ApplyResult, stale: StalePlanError) -> str:
+    """The saved plan no longer explains the account, read again after some writes: what
+    was written stays, and the rest is for a new plan."""
+    return (
+        f"apply stopped after {len(result.done)} steps: {stale.detail}\n"
+        f"done ({len(result.done)}): {', '.join(result.done) or 'nothing'}\n"
+        "What was done stays. Run plan again and review the new plan: it shows what is left."
+    )
 
 
 def _stopped(result: ApplyResult, *, repeated: bool) -> str:

@@ -61,7 +61,15 @@ class PlanError(ReconcileError):
 
 
 class StalePlanError(ReconcileError):
-    """A saved plan no longer matches the account (or the config) it was made from."""
+    """A saved plan no longer matches the account (or the config) it was made from.
+
+    ``detail`` is what changed, without what to do: an apply that finds it after some
+    writes says what it wrote instead of the message's "Nothing was written".
+    """
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail if detail is not None else message
 
 
 class PlanMismatchError(StalePlanError):

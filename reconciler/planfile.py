@@ -175,10 +175,12 @@ def _remainder(saved: Plan, current: Plan, snapshot: Snapshot) -> Plan:
                 "billing.yaml and the account do not give"
             )
     if problems:
+        detail = "the account changed since the plan was made, outside this plan:\n" + "\n".join(
+            problems
+        )
         raise StalePlanError(
-            "the account changed since the plan was made, outside this plan:\n"
-            + "\n".join(problems)
-            + "\nNothing was written. Run plan again and review the new plan."
+            detail + "\nNothing was written. Run plan again and review the new plan.",
+            detail=detail,
         )
     return dataclasses.replace(current, changes=tuple(kept))
 

@@ -8,7 +8,7 @@ import pytest
 from reconciler.apply import RUN_AGAIN, ApplyResult, Refusal, failure_message, refusal
 from reconciler.config import load_text
 from reconciler.converge import apply_until_done
-from reconciler.errors import ApplyError, ReconcileError, StripeCallError
+from reconciler.errors import ApplyError, ReconcileError, StalePlanError, StripeCallError
 from reconciler.gateway import Gateway
 from reconciler.planner import build_plan
 from reconciler.snapshot import Snapshot
@@ -169,3 +169,36 @@ def test_an_apply_that_stops_advises_by_the_kind_of_failure(
     with pytest.raises(ApplyError) as stopped:
         apply_until_done(plan, Snapshot(), gateway, replan=lambda: (Snapshot(), plan))
     assert str(stopped.value).splitlines()[-1] == last_line
+
+
+class _FirstWriteOnly(_Refusing):
+    """A gateway that makes the first write and refuses the next with ``error``."""
+
+    def write(self, *args: object, **kwargs: object) -> tuple[dict[str, object], bool]:
+        if not getattr(self, "wrote", False):
+            self.wrote = True
+            return {"id": "prod_video", "object": "product"}, False
+        raise self.error
+
+
+def test_a_saved_plan_found_stale_after_some_writes_says_what_was_written() -> None:
+    """A conflict sends apply to read the account again; the saved plan no longer
+    explaining it then stops the apply, which must not claim nothing was written."""
+    two = CONFIG.replace("alerts: []", "  - {id: prod_audio, name: Audio}\nalerts: []")
+    plan = build_plan(load_text(two), Snapshot())
+    gateway = _FirstWriteOnly(_refused(409, code="resource_already_exists"))
+    detail = "the account changed since the plan was made, outside this plan:\n  product.x: gone"
+
+    def stale() -> tuple[Snapshot, object]:
+        raise StalePlanError(detail + "\nNothing was written. Run plan again.", detail=detail)
+
+    with pytest.raises(ApplyError) as stopped:
+        apply_until_done(plan, Snapshot(), gateway, replan=stale, concurrency=1)  # type: ignore[arg-type]
+    message = str(stopped.value)
+    assert "Nothing was written" not in message
+    assert message.splitlines()[0] == (
+        "apply stopped after 1 steps: the account changed since the plan was made, outside "
+        "this plan:"
+    )
+    assert "done (1): product.prod_video: create" in message
+    assert message.splitlines()[-1].startswith("What was done stays.")
