@@ -368,6 +368,23 @@ def subscription_lines(details: Mapping[str, Any], limit: int | None) -> list[st
     return lines
 
 
+_HELD_STATES = ("blocked", "deferred", "waiting")
+"""Subscription states that wait on something: a plan with nothing to write says so."""
+
+
+def held_migrations(plan: Plan) -> list[str]:
+    """``migration.x: 3 blocked, 20 scheduled`` for each migration with nothing to write
+    whose subscriptions are held back (blocked, deferred or waiting): a plan with no
+    changes must not read as if every subscription had moved or would."""
+    return [
+        f"{c.address}: {c.reason}"
+        for c in plan.changes
+        if c.kind is Kind.MIGRATION
+        and c.action is Action.NOOP
+        and any((c.details.get("counts") or {}).get(state) for state in _HELD_STATES)
+    ]
+
+
 def unplanned_migrations(plan: Plan) -> list[str]:
     """``migration.x: <why>`` for each declared migration that could not be planned
     (its legacy price is not in the account): a plan with no changes must not hide it."""

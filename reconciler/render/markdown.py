@@ -17,6 +17,7 @@ from reconciler.render._lines import (
     changed_fields,
     created_fields,
     destroys,
+    held_migrations,
     note,
     phrase,
     printable,
@@ -41,6 +42,8 @@ MARKER = "<!-- stripe-reconcile-plan -->"
 
 _HEADING = "### stripe-reconcile plan"
 _NO_CHANGES = "**No changes.** The account matches {source}."
+_NOTHING_NOW = "**No changes to make now.** Some subscriptions are held back (below)."
+_HELD = "**Held back** (`stripe-reconcile status` says why for each):"
 
 
 def _cell(text: str) -> str:
@@ -236,10 +239,15 @@ def render_markdown(plan: Plan, *, source: str = "billing.yaml") -> str:
         lines += _table(plan)
         for change in plan.actionable:
             lines += _details(change)
+    elif held_migrations(plan):
+        lines += [_NOTHING_NOW, ""]
     else:
         lines += [_NO_CHANGES.format(source=source), ""]
     lines += [f"> **Warning:** `{problem}`" for problem in unplanned_migrations(plan)]
     lines += [""] if unplanned_migrations(plan) else []
+    held = held_migrations(plan)
+    if held:
+        lines += [_HELD, "", *(f"- `{entry}`" for entry in held), ""]
     revenue = preview_of(plan.revenue)
     lines += _revenue(revenue) if revenue is not None else []
     lines += _unmanaged(plan, source)

@@ -19,6 +19,7 @@ from reconciler.render._lines import (
     changed_fields,
     created_fields,
     destroys,
+    held_migrations,
     note,
     phrase,
     printable,
@@ -34,6 +35,8 @@ WIDTH = 100
 
 _HEADER = "stripe-reconcile will make these changes to the account:"
 _NO_CHANGES = "No changes. The account matches {source}."
+_HELD = "Held back (stripe-reconcile status says why for each):"
+_NOTHING_NOW = "No changes to make now: the subscriptions held back above wait on their reasons."
 _UNMANAGED = "Not managed by {source} (left alone):"
 _INDENT = "      "
 
@@ -151,6 +154,11 @@ def _lines(plan: Plan, source: str) -> list[Text]:
         lines.append(Text())
     for problem in unplanned_migrations(plan):
         lines += [_line((f"Warning: {problem}", "bold yellow")), Text()]
+    held = held_migrations(plan)
+    if held:
+        lines.append(_line(_HELD, style="bold yellow"))
+        lines += [_line(f"  {entry}", style="yellow") for entry in held]
+        lines.append(Text())
     revenue = preview_of(plan.revenue)
     if revenue is not None:
         heading, *rest = revenue_text_lines(revenue)
@@ -158,6 +166,8 @@ def _lines(plan: Plan, source: str) -> list[Text]:
     if plan.has_changes:
         lines += _irreversible(plan)
         lines.append(Text(f"Plan: {plan.summary()}.", style="bold"))
+    elif held:
+        lines.append(_line(_NOTHING_NOW, style="bold"))
     else:
         lines.append(_line(_NO_CHANGES.format(source=source), style="bold green"))
     return lines

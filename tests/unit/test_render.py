@@ -612,6 +612,42 @@ def test_text_of_an_empty_plan_is_one_line() -> None:
     assert render_text(plan, color=False) == "No changes. The account matches billing.yaml.\n"
 
 
+def _held_plan() -> Plan:
+    """Nothing to write, but two subscriptions blocked and one deferred."""
+    held = ResourceChange(
+        "migration.raise-2026",
+        "migration",
+        Action.NOOP,
+        "1 deferred, 2 blocked, 5 scheduled",
+        details={"counts": {"deferred": 1, "blocked": 2, "scheduled": 5}, "subscriptions": []},
+    )
+    moved = ResourceChange(
+        "migration.done-2025",
+        "migration",
+        Action.NOOP,
+        "4 done",
+        details={"counts": {"done": 4}, "subscriptions": []},
+    )
+    return Plan(
+        config_hash=fingerprint(1), snapshot_fingerprint=fingerprint(2), changes=(held, moved)
+    )
+
+
+def test_a_plan_with_nothing_to_write_names_the_migrations_it_holds_back() -> None:
+    """ "The account matches" would hide subscriptions that cannot move yet."""
+    assert render_text(_held_plan(), color=False).splitlines() == [
+        "Held back (stripe-reconcile status says why for each):",
+        "  migration.raise-2026: 1 deferred, 2 blocked, 5 scheduled",
+        "",
+        "No changes to make now: the subscriptions held back above wait on their reasons.",
+    ]
+    markdown = render_markdown(_held_plan())
+    assert "**No changes to make now.** Some subscriptions are held back (below)." in markdown
+    assert "- `migration.raise-2026: 1 deferred, 2 blocked, 5 scheduled`" in markdown
+    assert "done-2025" not in markdown
+    assert "The account matches" not in markdown
+
+
 def test_color_adds_ansi_codes_and_nothing_else() -> None:
     plan = every_action_plan()
     colored = render_text(plan, color=True)
