@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from reconciler.errors import StripeCallError
 from reconciler.gateway import LEGACY_API_VERSION, Gateway
@@ -196,7 +197,8 @@ def _read_pair(
         live_target.essence.get("tax_behavior") if live_target is not None else None
     )
     legacy = read_legacy_price(gateway, from_price)
-    if legacy is not None and legacy["id"] == to_price_id:  # replaced now: not made yet
+    from_is_target = legacy is not None and legacy["id"] == to_price_id
+    if from_is_target:  # replaced now (not made yet), or billing.yaml names one price twice
         to_price_id = None
     if legacy is None:
         return MigrationSnapshot(
@@ -221,6 +223,7 @@ def _read_pair(
         from_tax_behavior=_specified(legacy.get("tax_behavior")),
         to_tax_behavior=_specified(to_tax),
         to_charges=target is not None and declared_charges(target),
+        from_is_target=from_is_target,
     )
     return read, legacy
 
@@ -439,7 +442,9 @@ def read_legacy_price(gateway: Gateway, reference: str) -> dict[str, Any] | None
     if reference.startswith("price_"):
         try:
             return gateway.get(
-                f"/v1/prices/{reference}", {"expand": ["tiers"]}, stripe_version=LEGACY_API_VERSION
+                f"/v1/prices/{quote(reference, safe='')}",
+                {"expand": ["tiers"]},
+                stripe_version=LEGACY_API_VERSION,
             )
         except StripeCallError as exc:
             if exc.http_status == 404:

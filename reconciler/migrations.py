@@ -144,6 +144,9 @@ class MigrationSnapshot:
     to_tax_behavior: str | None = None
     to_charges: bool = False
     """Whether the target charges up front (licensed, above zero): billing.yaml's word."""
+    from_is_target: bool = False
+    """Whether the ``from`` price is the one holding the target's lookup key: a price the
+    same plan replaces, or the target itself named by its id."""
     recent_invoices: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     """When each subscription's invoices of the day before its present were created,
     read for those a ``switch_at: now`` would bill at once (:func:`resetting`)."""
@@ -440,19 +443,34 @@ def _decide(
         and switch <= legacy.period_start
     ):
         return _Decision(
-            State.BLOCKED, blocker=f"switch_at {switch} is not after the current period start"
+            State.BLOCKED,
+            blocker=f"switch_at {_date(switch)} is not after the current period's start "
+            f"({_date(legacy.period_start)}): choose a later time, period_end or now",
         )
     if schedule is not None and ours and not mine:
         other = schedule.metadata.get(MIGRATION_KEY)
         return _Decision(State.BLOCKED, blocker=f"scheduled by migration '{other}'")
     if mine and schedule is not None and schedule.metadata.get("switch_at") == str(switch):
-        stale = _stale_targets(migration, schedule, moves, held)
-        if not stale:
-            return _Decision(State.SCHEDULED, switch_at=switch)
-        if schedule.metadata.get("adopted") == "true":
+        if schedule.metadata.get("adopted") != "true":
+            if _moves_as_planned(migration, schedule, moves, sub):
+                return _Decision(State.SCHEDULED, switch_at=switch)
+        else:
+            stale = _stale_targets(migration, schedule, moves, held)
+            if not stale:
+                return _Decision(State.SCHEDULED, switch_at=switch)
             return _Decision(
                 State.BLOCKED, blocker=_stale_adopted(schedule, stale), switch_at=switch
             )
+    targets = {moves[i.price].to_price_id: moves[i.price].to_price for i in held}
+    holding = next((i for i in sub.items if i.price in targets and i.price not in moves), None)
+    if holding is not None:
+        return _Decision(
+            State.BLOCKED,
+            blocker=f"it holds {targets[holding.price]} ({holding.price}) already, on another "
+            "item, and Stripe refuses two items on one price: merge the two by hand, or "
+            "exclude the subscription",
+            switch_at=switch,
+        )
     archived = next((i.price for i in held if not moves[i.price].from_active), None)
     if archived is not None:
         return _Decision(
@@ -500,6 +518,46 @@ def _decide(
     return _adopt(migration, moves, schedule, from_price, switch)
 
 
+def _moved_phase(migration: Migration, schedule: LiveSchedule) -> Mapping[str, Any]:
+    """The first phase carrying the migration's marker (the last phase for a schedule
+    without one)."""
+    marked = [
+        phase
+        for phase in schedule.phases
+        if (phase.get("metadata") or {}).get(MIGRATION_KEY) == migration.name
+    ]
+    return marked[0] if marked else (schedule.phases[-1] if schedule.phases else {})
+
+
+def _moves_as_planned(
+    migration: Migration,
+    schedule: LiveSchedule,
+    moves: Mapping[str, _Move],
+    sub: LiveSubscription,
+) -> bool:
+    """Whether our schedule's moved phase holds the items this migration would write from
+    the subscription now (each price, and each quantity it sets). A seat count changed on
+    the subscription since, a pair taken out of billing.yaml or a target replaced make
+    it differ, and the phases are written again: the switch would otherwise bring back
+    what the schedule was written with."""
+    before = [_item_params(i, price=i.price, metered=i.metered) for i in sub.items]
+    planned = _move_items(before, moves, migration, [i.quantity for i in sub.items])
+    ids = {move.placeholder: move.to_price_id for move in moves.values()}
+    have = {
+        str(item.get("price")): item.get("quantity")
+        for item in _moved_phase(migration, schedule).get("items") or ()
+    }
+    if len(have) != len(planned):
+        return False
+    for item in planned:
+        price = ids.get(item["price"], item["price"])
+        if price is None or price not in have:
+            return False
+        if item.get("quantity") is not None and have[price] != item["quantity"]:
+            return False
+    return True
+
+
 def _stale_targets(
     migration: Migration,
     schedule: LiveSchedule,
@@ -513,12 +571,7 @@ def _stale_targets(
     Read from the first phase carrying the migration's marker (the last phase for a
     schedule without one). Empty when every target is named by its present id.
     """
-    marked = [
-        phase
-        for phase in schedule.phases
-        if (phase.get("metadata") or {}).get(MIGRATION_KEY) == migration.name
-    ]
-    moved = marked[0] if marked else (schedule.phases[-1] if schedule.phases else {})
+    moved = _moved_phase(migration, schedule)
     named = [str(item.get("price")) for item in moved.get("items") or ()]
     wanted = {moves[item.price].to_price_id for item in held}
     if wanted <= set(named):

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from reconciler.errors import PlanError
 from reconciler.kinds import Kind
 from reconciler.kinds.registry import REGISTRY
-from reconciler.migrations import plan_migration
+from reconciler.migrations import MigrationSnapshot, plan_migration
 from reconciler.model import Desired, Migration
 from reconciler.plan import Action, ActionReason, Plan, ResourceChange, gc_paused
 from reconciler.snapshot import Snapshot
@@ -55,19 +55,68 @@ class SourcePlanError(PlanError):
         return "\n".join([*lines, *self.others])
 
 
+def _source_path(migration: Migration, from_price: str) -> YamlPath:
+    """Where billing.yaml names a migration's ``from`` price."""
+    if migration.also:
+        return ("migrations", migration.name, "prices", from_price)
+    return ("migrations", migration.name, "from_price")
+
+
 def _missing_source(migration: Migration, from_price: str) -> tuple[YamlPath, str]:
     """A migration's legacy price the account does not hold: nothing would move off it."""
     kind = "price id" if from_price.startswith("price_") else "lookup key"
-    where: YamlPath = (
-        ("migrations", migration.name, "prices", from_price)
-        if migration.also
-        else ("migrations", migration.name, "from_price")
-    )
     return (
-        where,
+        _source_path(migration, from_price),
         f"price '{from_price}' is not in the account; nothing would migrate. "
         f"Check the {kind}, or remove the migration if it is done.",
     )
+
+
+def _aliases(
+    migration: Migration,
+    read: MigrationSnapshot,
+    sources: dict[str, tuple[Migration, str]],
+    declared: set[str],
+    replaced: frozenset[str],
+) -> list[tuple[YamlPath, str]]:
+    """Prices billing.yaml names twice once read (a lookup key and its id): a ``from``
+    price that is its own target, or that another pair or migration moves already
+    (``sources``: each ``from`` price's id, by the first migration moving it). A
+    migration ``existing_subscriptions: migrate`` generates is named through the declared
+    migration it collides with."""
+    problems: list[tuple[YamlPath, str]] = []
+    for (from_price, to_price), pair in zip(migration.pairs, (read, *read.also), strict=False):
+        found = pair.from_price_id
+        if found is None:
+            continue
+        if found == pair.to_price_id or (pair.from_is_target and found not in replaced):
+            problems.append(
+                (
+                    _source_path(migration, from_price),
+                    f"'{from_price}' is the price '{to_price}' itself ({found}): nothing "
+                    "would move",
+                )
+            )
+            continue
+        first = sources.setdefault(found, (migration, from_price))
+        if first[0] is migration and first[1] == from_price:
+            continue
+        other, named = first
+        if migration.name in declared:
+            where, message = (
+                _source_path(migration, from_price),
+                f"'{from_price}' is the price {found}, which migration '{other.name}' moves "
+                f"already (as '{named}')",
+            )
+        else:
+            where, message = (
+                _source_path(other, named),
+                f"'{named}' is the price {found}, whose subscriptions migration "
+                f"'{migration.name}' (existing_subscriptions: migrate on '{migration.to_price}')"
+                " moves too: keep one of the two",
+            )
+        problems.append((where, message))
+    return problems
 
 
 def every_migration(desired: Desired, snapshot: Snapshot) -> tuple[Migration, ...]:
@@ -90,6 +139,8 @@ def _build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
         changes += spec.plan(desired, snapshot, conflicts)
     missing: list[tuple[YamlPath, str]] = []
     replaced = frozenset(c.stripe_id for c in changes if c.action is Action.REPLACE and c.stripe_id)
+    sources: dict[str, tuple[Migration, str]] = {}
+    declared = {m.name for m in desired.migrations}
     for migration in every_migration(desired, snapshot):
         read = snapshot.migrations.get(migration.name)
         if read is None:
@@ -111,6 +162,7 @@ def _build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
                 if pair.from_price_id is None
             ]
             missing += absent
+            missing += _aliases(migration, read, sources, declared, replaced)
             if not absent:
                 changes.append(plan_migration(migration, read, replaced))
     if missing:

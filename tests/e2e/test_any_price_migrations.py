@@ -141,6 +141,29 @@ def test_a_price_increase_moves_every_subscriber_at_renewal_with_its_quantity(
     }
 
 
+def test_seats_added_after_the_schedule_was_written_are_billed_at_the_new_price(
+    emulator: Emulator, gateway: Gateway
+) -> None:
+    """The schedule's phase after the switch froze 2 seats; the customer takes 4 before
+    the renewal. The next plan writes the phases again, and the renewal bills 4."""
+    assert not converge(load_text(CATALOG, "billing.yaml"), gateway).has_changes
+    clock, customer, subscription = subscribe(gateway, "seat_2025", 2)
+    config = load_text(RAISE, "billing.yaml")
+    assert not converge(config, gateway).has_changes
+    item = gateway.get(f"/v1/subscriptions/{subscription}")["items"]["data"][0]["id"]
+    gateway.post(f"/v1/subscription_items/{item}", {"quantity": 4, "proration_behavior": "none"})
+    changed = build_plan(config, read_snapshot(gateway, config))
+    migration = next(c for c in changed.changes if c.kind == "migration")
+    assert migration.details["counts"] == {"reschedule": 1}
+    assert not converge(config, gateway).has_changes
+    advance_clock(gateway, clock, START + 32 * DAY, wait_seconds=5)
+    # Worked by hand: 2 seats at $10.00 on signup, then 4 at $12.00 = 4,800 at the renewal.
+    assert invoice_lines(gateway, customer) == [
+        [("seat_2025", 2, 2000)],
+        [("seat_2026", 4, 4800)],
+    ]
+
+
 def test_a_declared_quantity_replaces_each_subscribers_own(
     emulator: Emulator, gateway: Gateway
 ) -> None:
@@ -311,3 +334,46 @@ def test_a_move_between_tax_behaviours_is_blocked_until_allowed(
     assert next(c for c in after.changes if c.kind == "migration").details["counts"] == {
         "scheduled": 1
     }
+
+
+def _refused_at_plan(text: str, gateway: Gateway) -> str:
+    """The located problems of a plan that must not be made; nothing is written."""
+    from reconciler.planner import SourcePlanError
+
+    config = load_text(text, "billing.yaml")
+    before = len(list(gateway.list_all("/v1/subscription_schedules")))
+    try:
+        build_plan(config, read_snapshot(gateway, config))
+    except SourcePlanError as exc:
+        assert len(list(gateway.list_all("/v1/subscription_schedules"))) == before
+        return str(exc)
+    raise AssertionError("the plan was made")
+
+
+def test_a_price_named_by_its_id_and_by_its_lookup_key_is_one_price(
+    emulator: Emulator, gateway: Gateway
+) -> None:
+    """Naming the same price twice (an id here, a lookup key there) would move
+    subscriptions onto the price they hold, or schedule them twice."""
+    assert not converge(load_text(CATALOG, "billing.yaml"), gateway).has_changes
+    subscribe(gateway, "seat_2025", 2)
+    snapshot = read_snapshot(gateway)
+    old = snapshot.prices["seat_2025"].stripe_id
+    onto_itself = CATALOG + f"migrations:\n  m:\n    from_price: {old}\n    to_price: seat_2025\n"
+    assert _refused_at_plan(onto_itself, gateway) == (
+        f"billing.yaml: migrations.m.from_price: '{old}' is the price 'seat_2025' itself "
+        f"({old}): nothing would move"
+    )
+    twice = RAISE + f"  again:\n    from_price: {old}\n    to_price: seat_2026\n"
+    assert _refused_at_plan(twice, gateway) == (
+        f"billing.yaml: migrations.again.from_price: '{old}' is the price {old}, which "
+        "migration 'raise-2026' moves already (as 'seat_2025')"
+    )
+    raised_too = RAISE.replace(
+        "unit_amount: 1000,", "unit_amount: 1050, existing_subscriptions: migrate,"
+    )
+    assert _refused_at_plan(raised_too, gateway) == (
+        f"billing.yaml: migrations.raise-2026.from_price: 'seat_2025' is the price {old}, "
+        "whose subscriptions migration 'seat_2025.existing' (existing_subscriptions: migrate "
+        "on 'seat_2025') moves too: keep one of the two"
+    )

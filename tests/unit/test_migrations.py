@@ -114,7 +114,10 @@ def test_states_of_every_kind() -> None:
         "sub_sched_ours",
         "active",
         {"managed_by": "stripe-reconcile", MIGRATION_KEY: "move", "switch_at": str(END)},
-        ({"items": [{"price": LEGACY}]}, {"items": [{"price": NEW}]}),
+        (
+            {"items": [{"price": LEGACY}, {"price": "price_seat", "quantity": 3}]},
+            {"items": [{"price": NEW}, {"price": "price_seat", "quantity": 3}]},
+        ),
     )
     other = LiveSchedule(
         "sub_sched_x", "active", {"managed_by": "stripe-reconcile", MIGRATION_KEY: "other"}
@@ -195,7 +198,21 @@ def test_fixed_switch_before_the_period_is_blocked() -> None:
     )
     row = rows(early, snapshot(sub("sub_1")))["sub_1"]
     assert row["state"] == "blocked"
-    assert "not after the current period start" in row["blocker"]
+    assert row["blocker"] == (
+        "switch_at 2025-12-31 23:59 UTC is not after the current period's start "
+        "(2026-01-01 00:00 UTC): choose a later time, period_end or now"
+    )
+
+
+def test_a_subscription_holding_the_target_already_is_blocked_with_the_way_out() -> None:
+    """Stripe refuses two items on one price: the schedule could never be written."""
+    both = sub("sub_1", items=(*sub("sub_1").items, SubscriptionItem(price=NEW, id="si_3")))
+    row = rows(MIGRATION, snapshot(both))["sub_1"]
+    assert (row["state"], row["action"]) == ("blocked", None)
+    assert row["blocker"] == (
+        f"it holds new_key ({NEW}) already, on another item, and Stripe refuses two items on "
+        "one price: merge the two by hand, or exclude the subscription"
+    )
 
 
 def _foreign(phases: list[dict[str, Any]]) -> LiveSchedule:
@@ -262,6 +279,33 @@ def test_a_schedule_naming_a_target_replaced_since_is_written_again() -> None:
     change = plan_migration(MIGRATION, snapshot(written), frozenset({NEW}))
     (row,) = change.details["subscriptions"]
     assert (row["state"], row["action"]) == ("reschedule", "update_schedule")
+
+
+def test_seats_changed_since_the_schedule_was_written_are_written_again() -> None:
+    """The moved phase froze the seat count: the switch would take the seats added since
+    away, so the phases are written again with the subscription's own."""
+    first = rows(MIGRATION, snapshot(sub("sub_1")))["sub_1"]
+    legacy, seat = sub("sub_1").items
+    more = dataclasses.replace(seat, quantity=5)
+    written = sub("sub_1", items=(legacy, more), schedule=_written_for(first, NEW))
+    row = rows(MIGRATION, snapshot(written))["sub_1"]
+    assert (row["state"], row["action"]) == ("reschedule", "update_schedule")
+    moved = row["params"]["phases"][1]["items"]
+    assert {"price": "price_seat", "quantity": 5, "tax_rates": ["txr_1"]} in moved
+
+
+def test_a_pair_taken_out_of_a_consolidation_is_written_again() -> None:
+    both = Migration(
+        name="move", from_price="legacy_key", to_price="new_key", also=(("seat_key", "new_key"),)
+    )
+    seat_read = MigrationSnapshot(from_price_id="price_seat", to_price_id=NEW, to_metered=False)
+    legacy, seat = sub("sub_1").items
+    items = (legacy, dataclasses.replace(seat, tax_rates=()))
+    merged = rows(both, dataclasses.replace(snapshot(sub("sub_1", items=items)), also=(seat_read,)))
+    written = sub("sub_1", items=items, schedule=_written_for(merged["sub_1"], NEW))
+    row = rows(MIGRATION, snapshot(written))["sub_1"]
+    assert (row["state"], row["action"]) == ("reschedule", "update_schedule")
+    assert [i["price"] for i in row["params"]["phases"][1]["items"]] == [TO_PRICE, "price_seat"]
 
 
 @pytest.mark.parametrize("paused", [False, True])
