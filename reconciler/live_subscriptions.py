@@ -93,12 +93,25 @@ class LiveSchedule:
     current_phase_start: int | None = None
     created: int | None = None
     begun: bool = False
+    end_behavior: str = "release"
+    """``cancel``: the subscription is canceled when the last phase ends (Stripe shows it
+    as the subscription's ``cancel_at``)."""
     uncarried: tuple[str, ...] = ()
     """Settings of its phases that rewriting the phases would drop (see ``_PHASE_KEYS_READ``)."""
 
     @property
     def ours(self) -> bool:
         return carries_marker(self.metadata)
+
+    @property
+    def cancels(self) -> bool:
+        return self.end_behavior == "cancel"
+
+    @property
+    def ends_at(self) -> int | None:
+        """When the last phase ends, if it has an end."""
+        end = self.phases[-1].get("end_date") if self.phases else None
+        return int(end) if end is not None else None
 
     @property
     def unfinished(self) -> bool:
@@ -335,6 +348,7 @@ def schedule_from_stripe(obj: Mapping[str, Any]) -> LiveSchedule:
         phases=tuple(_phase_params(p) for p in read),
         current_phase_start=current_start,
         created=obj.get("created"),
+        end_behavior=str(obj.get("end_behavior") or "release"),
         uncarried=_uncarried(read),
     )
 

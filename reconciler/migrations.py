@@ -686,12 +686,22 @@ def _subscription_refusal(
     """What this subscription's own state forbids, with the reason (None: nothing).
 
     Each rule follows Stripe's behaviour: a schedule written over a subscription
-    set to cancel would carry it past its end; a subscription waiting on a payment
-    moves once paid; on billing mode classic, replacing a metered item mid-period
-    drops the usage it accrued; a schedule phase ends a trial that runs past it.
+    set to cancel (by itself, or by its schedule's ``end_behavior: cancel``, which
+    Stripe shows as the subscription's ``cancel_at``) would carry it past its end;
+    a subscription waiting on a payment moves once paid; on billing mode classic,
+    replacing a metered item mid-period drops the usage it accrued; a schedule phase
+    ends a trial that runs past it.
     """
-    if sub.cancel_at_period_end or sub.cancel_at is not None:
-        when = "at its period end" if sub.cancel_at_period_end else f"on {_date(sub.cancel_at)}"
+    schedule = sub.schedule
+    by_schedule = sub.cancel_at is None and schedule is not None and schedule.cancels
+    if sub.cancel_at_period_end or sub.cancel_at is not None or by_schedule:
+        if sub.cancel_at_period_end:
+            when = "at its period end"
+        elif by_schedule and schedule is not None:
+            ends = schedule.ends_at
+            when = f"when its schedule ends{f' on {_date(ends)}' if ends is not None else ''}"
+        else:
+            when = f"on {_date(sub.cancel_at)}"
         return _Decision(
             State.SKIPPED,
             blocker=f"set to cancel {when}; a schedule would keep it alive, so it is left alone",

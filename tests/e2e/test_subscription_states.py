@@ -1,11 +1,11 @@
 """Each subscription's own state decides its migration, on test clocks.
 
-A subscription set to cancel (at its period end, or at a date) is skipped and
-never revived: no schedule is written, and it ends when it was going to. One
-whose renewal failed (``past_due``) or whose first payment failed
-(``incomplete``) is blocked until paid, then moves. Customers pay with Stripe's
-test cards: ``pm_card_visa`` pays, ``pm_card_chargeCustomerFail`` attaches and
-then fails every charge.
+A subscription set to cancel (at its period end, at a date, or by its schedule's
+``end_behavior: cancel``) is skipped and never revived: no schedule is written,
+and it ends when it was going to. One whose renewal failed (``past_due``) or
+whose first payment failed (``incomplete``) is blocked until paid, then moves.
+Customers pay with Stripe's test cards: ``pm_card_visa`` pays,
+``pm_card_chargeCustomerFail`` attaches and then fails every charge.
 """
 
 from __future__ import annotations
@@ -75,6 +75,45 @@ def test_a_subscription_set_to_cancel_is_skipped_and_ends_as_it_was_going_to(
     for sub in (at_period_end, at_date):
         assert gateway.get(f"/v1/subscriptions/{sub}")["status"] == "canceled"
     assert {row["state"] for row in migration_rows(gateway).values()} == {"skipped"}
+
+
+def test_a_subscription_its_schedule_cancels_is_skipped_and_never_revived(
+    emulator: Emulator, gateway: Gateway
+) -> None:
+    """Someone's schedule ends the subscription (``end_behavior: cancel``) before the
+    switch: taking the schedule over would add a phase past its end and revive it."""
+    from reconciler.gateway import LEGACY_API_VERSION
+
+    assert not converge(load_text(CATALOG, "billing.yaml"), gateway).has_changes
+    clock, _, subscription = subscribe(gateway, "seat_2025", 2)
+    schedule = gateway.post(
+        "/v1/subscription_schedules",
+        {"from_subscription": subscription},
+        stripe_version=LEGACY_API_VERSION,
+    )
+    phase = schedule["phases"][0]
+    items = [{"price": i["price"], "quantity": i["quantity"]} for i in phase["items"]]
+    ends = START + 20 * DAY
+    gateway.post(
+        f"/v1/subscription_schedules/{schedule['id']}",
+        {
+            "end_behavior": "cancel",
+            "phases": [{"items": items, "start_date": phase["start_date"], "end_date": ends}],
+            "proration_behavior": "none",
+        },
+        stripe_version=LEGACY_API_VERSION,
+    )
+    row = migration_rows(gateway)[subscription]
+    assert (row["state"], row["action"]) == ("skipped", None)
+    assert row["blocker"] == (
+        "set to cancel when its schedule ends on 2026-01-21 00:00 UTC; a schedule would keep "
+        "it alive, so it is left alone"
+    )
+    assert not converge(load_text(RAISE, "billing.yaml"), gateway).has_changes
+    kept = gateway.get(f"/v1/subscription_schedules/{schedule['id']}")
+    assert (kept["end_behavior"], kept["metadata"]) == ("cancel", {})
+    advance_clock(gateway, clock, RENEWAL + 2 * HOUR, wait_seconds=5)
+    assert gateway.get(f"/v1/subscriptions/{subscription}")["status"] == "canceled"
 
 
 def test_a_failed_renewal_blocks_the_move_until_the_invoice_is_paid(
