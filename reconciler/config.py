@@ -881,22 +881,39 @@ LATEST_SWITCH = 4_102_444_800
 period still a date Python and Stripe can write)."""
 
 
+def _check_cycles(desired: Desired, reporter: _Reporter) -> None:
+    """Migrations moving subscriptions round in a circle (a -> b and b -> a, or longer):
+    each switch would bring them back, for ever. A chain (a -> b, then b -> c, one
+    finished and kept as history) settles, and is allowed."""
+    moves_to: dict[str, tuple[str, Migration]] = {}
+    for migration in desired.migrations:
+        for from_price, to_price in migration.pairs:
+            moves_to.setdefault(from_price, (to_price, migration))
+    reported: set[str] = set()
+    for start, (first_target, migration) in moves_to.items():
+        path = [start]
+        while path[-1] in moves_to:
+            following = moves_to[path[-1]][0]
+            if following in path:
+                if following == start and not reported & set(path):
+                    reported.update(path)
+                    ends = _Ends(
+                        ("migrations", migration.name), start, first_target, bool(migration.also)
+                    )
+                    circle = " -> ".join(f"'{price}'" for price in [*path, start])
+                    reporter.add(
+                        ends.source,
+                        f"{circle}: these migrations move subscriptions round in a circle, and "
+                        "each switch would bring them back; remove one of them",
+                    )
+                break
+            path.append(following)
+
+
 def _check_migrations(desired: Desired, reporter: _Reporter) -> None:
     prices = {p.lookup_key: p for p in desired.prices}
     claimed: dict[str, str] = {}
-    targets = {to: m.name for m in desired.migrations for _from, to in m.pairs}
-    for migration in desired.migrations:
-        for from_price, to_price in migration.pairs:
-            if from_price in targets:
-                ends = _Ends(
-                    ("migrations", migration.name), from_price, to_price, bool(migration.also)
-                )
-                reporter.add(
-                    ends.source,
-                    f"'{from_price}' is also a price migration '{targets[from_price]}' moves "
-                    "subscriptions to: they would be moved on again, or back; move them "
-                    "straight to the last price",
-                )
+    _check_cycles(desired, reporter)
     for migration in desired.migrations:
         at: Path = ("migrations", migration.name)
         for from_price, to_price in migration.pairs:

@@ -86,7 +86,7 @@ def apply_until_done(
         try:
             snapshot, plan = replan()
         except StalePlanError as exc:
-            total.error = exc.detail
+            total.failed, total.error = result.failed, result.error or exc.detail
             raise ApplyError(_changed_under(total, exc), total) from exc
         if not plan.has_changes:
             return Converged(total, round_number)
@@ -107,8 +107,9 @@ def _maybe_conflict(failure: ApplyError) -> bool:
 def _changed_under(result: ApplyResult, stale: StalePlanError) -> str:
     """The saved plan no longer explains the account, read again after some writes: what
     was written stays, and the rest is for a new plan."""
+    failed = f"{result.failed} failed ({result.error}); then " if result.failed else ""
     return (
-        f"apply stopped after {len(result.done)} steps: {stale.detail}\n"
+        f"apply stopped after {len(result.done)} steps: {failed}{stale.detail}\n"
         f"done ({len(result.done)}): {', '.join(result.done) or 'nothing'}\n"
         "What was done stays. Run plan again and review the new plan: it shows what is left."
     )

@@ -189,6 +189,9 @@ class _Move:
     tax_behaviors: tuple[str, str] | None = None
     """(from, to) when both are specified and differ."""
     to_charges: bool = False
+    replaced_id: str | None = None
+    """The target's id when the same plan replaces it (``to_price_id`` is then None): a
+    schedule naming it moves items to a price about to be retired."""
 
 
 def to_price_placeholder(first: str, to_price: str) -> str:
@@ -427,9 +430,6 @@ def _decide(
         state = State.EXCLUDED if excluded else State.PAUSED
         if mine and schedule is not None:
             if schedule.metadata.get("adopted") == "true":
-                stale = _stale_targets(migration, schedule, moves, held)
-                if stale:
-                    return _Decision(State.BLOCKED, blocker=_stale_adopted(schedule, stale))
                 params = _restore(schedule, _back_from_ids(moves))
                 return _Decision(state, "restore_schedule", params=params)
             return _Decision(state, "release_schedule")
@@ -450,17 +450,42 @@ def _decide(
     if schedule is not None and ours and not mine:
         other = schedule.metadata.get(MIGRATION_KEY)
         return _Decision(State.BLOCKED, blocker=f"scheduled by migration '{other}'")
-    if mine and schedule is not None and schedule.metadata.get("switch_at") == str(switch):
-        if schedule.metadata.get("adopted") != "true":
-            if _moves_as_planned(migration, schedule, moves, sub):
-                return _Decision(State.SCHEDULED, switch_at=switch)
-        else:
-            stale = _stale_targets(migration, schedule, moves, held)
-            if not stale:
-                return _Decision(State.SCHEDULED, switch_at=switch)
-            return _Decision(
-                State.BLOCKED, blocker=_stale_adopted(schedule, stale), switch_at=switch
-            )
+    written = mine and schedule is not None and schedule.metadata.get("switch_at") == str(switch)
+    if written and schedule is not None:
+        adopted = schedule.metadata.get("adopted") == "true"
+        if adopted and not _names_replaced(schedule, moves):
+            return _Decision(State.SCHEDULED, switch_at=switch)
+        if not adopted and _moves_as_planned(migration, schedule, moves, sub):
+            return _Decision(State.SCHEDULED, switch_at=switch)
+    decision = _next_write(
+        migration, snap, moves, sub, held=held, legacy=legacy, switch=switch, mine=mine
+    )
+    if written and decision.action is None:
+        # Our schedule still switches as written: say so, and why it is not written again.
+        why = decision.blocker or f"it is {decision.state.value} for now"
+        return _Decision(
+            State.SCHEDULED,
+            blocker=f"switches as written earlier; its phases no longer match the "
+            f"subscription, and writing them again waits: {why}",
+            switch_at=switch,
+        )
+    return decision
+
+
+def _next_write(
+    migration: Migration,
+    snap: MigrationSnapshot,
+    moves: Mapping[str, _Move],
+    sub: LiveSubscription,
+    *,
+    held: Sequence[SubscriptionItem],
+    legacy: SubscriptionItem,
+    switch: int | str,
+    mine: bool,
+) -> _Decision:
+    """What to write for a subscription with no schedule of this migration that switches
+    as planned, or what stops it (the rules of the subscription's own state)."""
+    schedule = sub.schedule
     targets = {moves[i.price].to_price_id: moves[i.price].to_price for i in held}
     holding = next((i for i in sub.items if i.price in targets and i.price not in moves), None)
     if holding is not None:
@@ -558,36 +583,12 @@ def _moves_as_planned(
     return True
 
 
-def _stale_targets(
-    migration: Migration,
-    schedule: LiveSchedule,
-    moves: Mapping[str, _Move],
-    held: Sequence[SubscriptionItem],
-) -> list[str]:
-    """What our schedule moves the subscription's items to that is no longer their target:
-    a target replaced after the schedule was written (a second raise before the switch)
-    leaves the schedule naming the price it replaced, so it is written again.
-
-    Read from the first phase carrying the migration's marker (the last phase for a
-    schedule without one). Empty when every target is named by its present id.
-    """
-    moved = _moved_phase(migration, schedule)
-    named = [str(item.get("price")) for item in moved.get("items") or ()]
-    wanted = {moves[item.price].to_price_id for item in held}
-    if wanted <= set(named):
-        return []
-    first = schedule.phases[0].get("items") or () if schedule.phases else ()
-    before = {str(item.get("price")) for item in first}
-    stale = [price for price in dict.fromkeys(named) if price not in wanted | before]
-    return stale or ["none of the targets"]
-
-
-def _stale_adopted(schedule: LiveSchedule, stale: Sequence[str]) -> str:
-    return (
-        f"the schedule {schedule.id} was taken over moving it to {', '.join(stale)}, which is "
-        "no longer the target: a rewrite or a restore could not tell that price's items from "
-        "the schedule's own; release the schedule (the subscription stays as it is) and the "
-        "next plan moves it again"
+def _names_replaced(schedule: LiveSchedule, moves: Mapping[str, _Move]) -> bool:
+    """Whether the schedule moves items to a target the same plan replaces (a second
+    raise before the switch): its phases are written again for the new price."""
+    retiring = {move.replaced_id for move in moves.values() if move.replaced_id is not None}
+    return any(
+        item.get("price") in retiring for phase in schedule.phases for item in phase["items"]
     )
 
 
@@ -895,8 +896,9 @@ def _back_from_ids(moves: Mapping[str, _Move]) -> dict[str, tuple[str, bool]]:
     once it exists) -> (the first ``from`` price moving to it, whether that is metered)."""
     back: dict[str, tuple[str, bool]] = {}
     for move in moves.values():
-        if move.to_price_id is not None:
-            back.setdefault(move.to_price_id, (move.from_id, move.from_metered))
+        for target in (move.to_price_id, move.replaced_id):
+            if target is not None:
+                back.setdefault(target, (move.from_id, move.from_metered))
     return back
 
 
@@ -1050,7 +1052,7 @@ def plan_migration(
     counts: dict[str, int] = {}
     scheduled_now = 0
     moves = {
-        from_id: dataclasses.replace(move, to_price_id=None)
+        from_id: dataclasses.replace(move, to_price_id=None, replaced_id=move.to_price_id)
         if move.to_price_id in replaced
         else move
         for from_id, move in _moves(migration, snap).items()

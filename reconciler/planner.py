@@ -98,6 +98,8 @@ def _aliases(
                 )
             )
             continue
+        if migration.paused and migration.name not in declared:
+            continue  # a generated migration no longer wanted only releases its schedules
         first = sources.setdefault(found, (migration, from_price))
         if first[0] is migration and first[1] == from_price:
             continue

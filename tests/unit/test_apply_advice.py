@@ -197,8 +197,9 @@ def test_a_saved_plan_found_stale_after_some_writes_says_what_was_written() -> N
     message = str(stopped.value)
     assert "Nothing was written" not in message
     assert message.splitlines()[0] == (
-        "apply stopped after 1 steps: the account changed since the plan was made, outside "
-        "this plan:"
+        "apply stopped after 1 steps: product.prod_audio: create failed (POST /v1/x (409 "
+        "resource_already_exists): refused); then the account changed since the plan was "
+        "made, outside this plan:"
     )
     assert "done (1): product.prod_video: create" in message
     assert message.splitlines()[-1].startswith("What was done stays.")

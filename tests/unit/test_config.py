@@ -378,3 +378,20 @@ def test_more_migrations_than_a_plan_reads_are_refused_at_once(tmp_path: Path, c
     assert [str(e) for e in raised.value.errors] == [
         f"{path}:8:3: migrations: has {count} keys; at most 100 allowed"
     ]
+
+
+def test_a_finished_migration_kept_before_the_next_one_is_valid() -> None:
+    """A chain settles (2024 -> 2025 done, then 2025 -> 2026): only a circle is refused."""
+    prices = "".join(
+        f"  - {{lookup_key: seat_{year}, product: prod_a, currency: usd, unit_amount: {year},"
+        " recurring: {interval: month}}\n"
+        for year in (2024, 2025, 2026)
+    )
+    text = (
+        "version: 1\nmode: test\nproducts:\n  - {id: prod_a, name: A}\nprices:\n"
+        + prices
+        + "migrations:\n"
+        "  raise-2025: {from_price: seat_2024, to_price: seat_2025}\n"
+        "  raise-2026: {from_price: seat_2025, to_price: seat_2026}\n"
+    )
+    assert [m.name for m in load_text(text).migrations] == ["raise-2025", "raise-2026"]

@@ -294,6 +294,21 @@ def test_seats_changed_since_the_schedule_was_written_are_written_again() -> Non
     assert {"price": "price_seat", "quantity": 5, "tax_rates": ["txr_1"]} in moved
 
 
+def test_a_schedule_that_cannot_be_written_again_now_still_says_it_switches() -> None:
+    """Seats changed, but the subscription is past due: the schedule is not written
+    again yet, and it still switches as written; the row must not say it will not."""
+    first = rows(MIGRATION, snapshot(sub("sub_1")))["sub_1"]
+    legacy, seat = sub("sub_1").items
+    items = (legacy, dataclasses.replace(seat, quantity=5))
+    owing = sub("sub_1", items=items, status="past_due", schedule=_written_for(first, NEW))
+    row = rows(MIGRATION, snapshot(owing))["sub_1"]
+    assert (row["state"], row["action"], row["switch_at"]) == ("scheduled", None, END)
+    assert row["blocker"] == (
+        "switches as written earlier; its phases no longer match the subscription, and "
+        "writing them again waits: status past_due: it moves once its invoices are paid"
+    )
+
+
 def test_a_pair_taken_out_of_a_consolidation_is_written_again() -> None:
     both = Migration(
         name="move", from_price="legacy_key", to_price="new_key", also=(("seat_key", "new_key"),)
@@ -308,22 +323,40 @@ def test_a_pair_taken_out_of_a_consolidation_is_written_again() -> None:
     assert [i["price"] for i in row["params"]["phases"][1]["items"]] == [TO_PRICE, "price_seat"]
 
 
-@pytest.mark.parametrize("paused", [False, True])
-def test_an_adopted_schedule_naming_a_target_replaced_since_is_blocked(paused: bool) -> None:
-    """Its moved items can no longer be told from the schedule's own: neither a rewrite
-    nor a restore could give the phases back."""
+def test_an_adopted_schedule_naming_a_target_the_plan_replaces_is_written_again() -> None:
+    """A second raise before the switch: the adopted schedule's moved items go back to the
+    legacy price and move to the new target; paused, they go back as they were."""
     phases = [{"start_date": START, "end_date": END + 86400 * 30, "items": [{"price": LEGACY}]}]
     first = rows(MIGRATION, snapshot(sub("sub_1", schedule=_foreign(phases))))["sub_1"]
-    assert first["params"]["metadata"]["adopted"] == "true"
     written = sub("sub_1", schedule=_written_for(first, NEW))
-    migration = dataclasses.replace(MIGRATION, paused=paused)
-    row = rows(migration, dataclasses.replace(snapshot(written), to_price_id="price_newer"))[
-        "sub_1"
+    assert rows(MIGRATION, snapshot(written))["sub_1"]["state"] == "scheduled"
+    change = plan_migration(MIGRATION, snapshot(written), frozenset({NEW}))
+    (row,) = change.details["subscriptions"]
+    assert (row["state"], row["action"]) == ("reschedule", "update_schedule")
+
+    def shape(phases: list[dict[str, Any]]) -> list[tuple[Any, Any, Any]]:
+        return [(p.get("start_date"), p.get("end_date"), p["items"]) for p in phases]
+
+    assert shape(row["params"]["phases"]) == shape(first["params"]["phases"])
+    paused = dataclasses.replace(MIGRATION, paused=True)
+    (back,) = plan_migration(paused, snapshot(written), frozenset({NEW})).details["subscriptions"]
+    assert (back["state"], back["action"]) == ("paused", "restore_schedule")
+    assert [p["items"] for p in back["params"]["phases"]] == [[{"price": LEGACY}]]
+
+
+def test_an_adopted_schedule_whose_own_later_phase_moves_elsewhere_stays_scheduled() -> None:
+    """Someone scheduled an upgrade at the renewal: that price is theirs, not a stale
+    target, and excluding the subscription gives their phases back."""
+    phases = [
+        {"start_date": START, "end_date": END, "items": [{"price": LEGACY}]},
+        {"start_date": END, "end_date": END + 86400 * 30, "items": [{"price": "price_upgrade"}]},
     ]
-    assert (row["state"], row["action"]) == ("blocked", None)
-    assert row["blocker"].startswith(
-        f"the schedule sub_sched_1 was taken over moving it to {NEW}, which is no longer the target"
-    )
+    first = rows(MIGRATION, snapshot(sub("sub_1", schedule=_foreign(phases))))["sub_1"]
+    written = sub("sub_1", schedule=_written_for(first, NEW))
+    assert rows(MIGRATION, snapshot(written))["sub_1"]["state"] == "scheduled"
+    excluded = dataclasses.replace(MIGRATION, exclude=("sub_1",))
+    back = rows(excluded, snapshot(written))["sub_1"]
+    assert (back["state"], back["action"]) == ("excluded", "restore_schedule")
 
 
 @pytest.mark.parametrize(
