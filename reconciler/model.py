@@ -643,6 +643,10 @@ class Migration:
     ``from`` prices has them all moved together, and items moving to one price become
     one item (plan consolidation)."""
 
+    declared_by: tuple[str | int, ...] | None = None
+    """Where billing.yaml asks for a migration it does not declare (a price's
+    ``existing_subscriptions``): its errors are reported there. None when declared."""
+
     @property
     def address(self) -> str:
         return f"migration.{self.name}"

@@ -20,7 +20,7 @@ from reconciler.errors import PlanError
 from reconciler.kinds import Kind
 from reconciler.kinds.registry import REGISTRY
 from reconciler.migrations import MigrationSnapshot, plan_migration
-from reconciler.model import Desired, Migration
+from reconciler.model import Desired, Migration, terms_text
 from reconciler.plan import Action, ActionReason, Plan, ResourceChange, gc_paused
 from reconciler.snapshot import Snapshot
 from reconciler.yamlsource import Path as YamlPath
@@ -70,6 +70,27 @@ def _missing_source(migration: Migration, from_price: str) -> tuple[YamlPath, st
         f"price '{from_price}' is not in the account; nothing would migrate. "
         f"Check the {kind}, or remove the migration if it is done.",
     )
+
+
+def _unmovable(migration: Migration, read: MigrationSnapshot) -> list[tuple[YamlPath, str]]:
+    """A migration a price's ``existing_subscriptions: migrate`` asks for whose new price
+    bills another currency or interval than the old (a replace may change either): no
+    subscription can move, said at the price that asked."""
+    if migration.declared_by is None or migration.paused:
+        return []
+    for pair in (read, *read.also):
+        before, after = pair.from_terms, pair.to_terms
+        if before is not None and after is not None and before != after:
+            return [
+                (
+                    migration.declared_by,
+                    f"'{migration.to_price}' bills {terms_text(after)}, but its subscriptions "
+                    f"hold {pair.from_price_id}, which bills {terms_text(before)}: Stripe keeps a "
+                    "subscription's currency and interval, so migrate cannot move them; "
+                    "declare existing_subscriptions: grandfather",
+                )
+            ]
+    return []
 
 
 def _aliases(
@@ -165,7 +186,9 @@ def _build_plan(desired: Desired, snapshot: Snapshot) -> Plan:
             ]
             missing += absent
             missing += _aliases(migration, read, sources, declared, replaced)
-            if not absent:
+            unmovable = _unmovable(migration, read)
+            missing += unmovable
+            if not absent and not unmovable:
                 changes.append(plan_migration(migration, read, replaced))
     if missing:
         raise SourcePlanError(missing, conflicts)

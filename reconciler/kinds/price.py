@@ -416,7 +416,7 @@ class PriceSpec(KindSpec):
         so the subscriptions stay where the plan says they stay.
         """
         found: list[Migration] = []
-        for price in desired.prices:
+        for index, price in enumerate(desired.prices):
             migrating = price.existing_subscriptions == "migrate" and price.active
             olds = list(snapshot.predecessors.get(price.lookup_key, ()))
             change = self._plan_one(price, desired, snapshot, []) if migrating else None
@@ -431,6 +431,7 @@ class PriceSpec(KindSpec):
                         to_price=price.lookup_key,
                         also=tuple((old, price.lookup_key) for old in olds[1:]),
                         paused=not migrating,
+                        declared_by=("prices", index, "existing_subscriptions"),
                     )
                 )
         return tuple(found)

@@ -243,3 +243,29 @@ def test_every_plan_of_a_replace_with_subscribers_is_a_valid_plan_file(
     converge(load_text(declare("migrate"), "billing.yaml"), gateway)
     assert list(validator.iter_errors(plan_for(declare("migrate"), gateway).as_data())) == []
     assert list(validator.iter_errors(plan_for(declare("grandfather"), gateway).as_data())) == []
+
+
+def test_migrate_to_a_price_on_another_interval_is_refused_at_the_decision(
+    emulator: Emulator, gateway: Gateway, tmp_path: Any
+) -> None:
+    """A replace may change the interval; Stripe keeps a subscription's, so no
+    subscriber can move: the plan says so at existing_subscriptions, and writes nothing."""
+    from tests.e2e.conftest import stripe_reconcile
+
+    _clocks, _customers, old = two_subscribers(gateway)
+    yearly = CATALOG.replace(
+        "unit_amount: 1000,\n     recurring: {interval: month}",
+        "unit_amount: 12000, existing_subscriptions: migrate,\n     recurring: {interval: year}",
+    )
+    assert yearly != CATALOG
+    config = tmp_path / "billing.yaml"
+    config.write_text(yearly)
+    refused = stripe_reconcile("plan", "-f", str(config), url=emulator.url)
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines()[0] == (
+        f"Error: {config}:6:107: prices[0].existing_subscriptions: 'seat_2025' bills USD every "
+        f"year, but its subscriptions hold {old}, which bills USD every month: Stripe keeps a "
+        "subscription's currency and interval, so migrate cannot move them; declare "
+        "existing_subscriptions: grandfather"
+    )
+    assert gateway.get(f"/v1/prices/{old}")["lookup_key"] == "seat_2025"
