@@ -9,7 +9,10 @@ recurring price) is classified, and the schedule writes that move it to
 - a schedule someone else made: update it, keeping its phases, with the legacy
   price replaced in every phase from the switch on (1 write); a phase that
   spans the switch is split there; more than 10 phases: blocked;
-- our schedule, right switch: nothing; another switch: rewrite (1 write);
+- our schedule, right switch: nothing, unless its phase after the switch no
+  longer holds what would be written now (seats changed since, a pair taken
+  out, a target the same plan replaces): rewrite (1 write); another switch:
+  rewrite;
   ``paused`` (or excluded) before the switch: release ours, or put back the
   legacy price in a schedule we adopted (1 write);
 - already moved: done; canceled or incomplete_expired: skipped.
@@ -411,6 +414,7 @@ def _decide(
     moves: Mapping[str, _Move],
     sub: LiveSubscription,
 ) -> _Decision:
+    """One subscription's state, and the schedule write that moves (or restores) it."""
     if sub.status in SKIPPED_STATUSES:
         return _Decision(State.SKIPPED)
     held = [i for i in sub.items if i.price in moves]
