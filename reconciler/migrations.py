@@ -158,6 +158,15 @@ class MigrationSnapshot:
     first but without subscriptions: those holding any ``from`` price are in
     ``subscriptions``."""
 
+    @property
+    def changed_terms(self) -> tuple[Terms, Terms] | None:
+        """(the legacy price's, the target's) currency and interval when both are known
+        and differ: no subscription can move across them."""
+        before, after = self.from_terms, self.to_terms
+        if before is None or after is None or before == after:
+            return None
+        return before, after
+
 
 class SubscriptionRow(TypedDict):
     """One subscription's line in a migration's plan (``details.subscriptions``):
@@ -330,6 +339,16 @@ def _moved_metadata(migration: Migration) -> dict[str, str]:
     return {MIGRATION_KEY: migration.name}
 
 
+def _items_before_and_after(
+    migration: Migration, moves: Mapping[str, _Move], sub: LiveSubscription
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The subscription's items as phase parameters, and the same items moved: what a
+    schedule written from it now holds before and after the switch. Items that do not
+    move are the same dicts in both."""
+    before = [_item_params(i, price=i.price, metered=i.metered) for i in sub.items]
+    return before, _move_items(before, moves, migration, [i.quantity for i in sub.items])
+
+
 def _fresh_phases(
     migration: Migration,
     moves: Mapping[str, _Move],
@@ -350,9 +369,7 @@ def _fresh_phases(
         common["default_tax_rates"] = list(sub.default_tax_rates)
     if sub.collection_method:
         common["collection_method"] = sub.collection_method
-    before = [_item_params(i, price=i.price, metered=i.metered) for i in sub.items]
-    # Items that do not move are the same in both phases: their dicts are shared.
-    after = _move_items(before, moves, migration, [i.quantity for i in sub.items])
+    before, after = _items_before_and_after(migration, moves, sub)
     first = {**common, "start_date": start, "end_date": switch, "items": before}
     if sub.trial_end is not None:  # the phase rewritten over a trial keeps the trial
         first["trial_end"] = sub.trial_end
@@ -569,8 +586,7 @@ def _moves_as_planned(
     the subscription since, a pair taken out of billing.yaml or a target replaced make
     it differ, and the phases are written again: the switch would otherwise bring back
     what the schedule was written with."""
-    before = [_item_params(i, price=i.price, metered=i.metered) for i in sub.items]
-    planned = _move_items(before, moves, migration, [i.quantity for i in sub.items])
+    _before, planned = _items_before_and_after(migration, moves, sub)
     ids = {move.placeholder: move.to_price_id for move in moves.values()}
     have = {
         str(item.get("price")): item.get("quantity")
@@ -1117,10 +1133,12 @@ def plan_migration(
 def _check_pair(address: str, from_price: str, to_price: str, read: MigrationSnapshot) -> None:
     """What no subscription of a pair could be moved across: another currency or interval,
     a legacy aggregation no meter reproduces, a further pair's price not in the account."""
-    if read.from_terms and read.to_terms and read.from_terms != read.to_terms:
+    changed = read.changed_terms
+    if changed is not None:
+        before, after = changed
         raise PlanError(
-            f"{address}: to_price '{to_price}' bills {terms_text(read.to_terms)}, "
-            f"from_price {read.from_price_id} {terms_text(read.from_terms)}; a migration keeps "
+            f"{address}: to_price '{to_price}' bills {terms_text(after)}, "
+            f"from_price {read.from_price_id} {terms_text(before)}; a migration keeps "
             "the currency and the billing interval (Stripe fixes a subscription's currency, "
             "and mixes intervals only in flexible billing mode): declare a to_price with the "
             "same ones"

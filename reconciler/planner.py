@@ -79,8 +79,9 @@ def _unmovable(migration: Migration, read: MigrationSnapshot) -> list[tuple[Yaml
     if migration.declared_by is None or migration.paused:
         return []
     for pair in (read, *read.also):
-        before, after = pair.from_terms, pair.to_terms
-        if before is not None and after is not None and before != after:
+        changed = pair.changed_terms
+        if changed is not None:
+            before, after = changed
             return [
                 (
                     migration.declared_by,

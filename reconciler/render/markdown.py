@@ -233,19 +233,19 @@ def render_markdown(plan: Plan, *, source: str = "billing.yaml") -> str:
     """The plan as a markdown PR comment, starting with :data:`MARKER`; ``source`` names the
     billing file the plan was made from."""
     lines = [MARKER, _HEADING, ""]
+    held = held_migrations(plan)
     if plan.has_changes:
         lines += _irreversible(plan)
         lines += _counts(plan)
         lines += _table(plan)
         for change in plan.actionable:
             lines += _details(change)
-    elif held_migrations(plan):
+    elif held:
         lines += [_NOTHING_NOW, ""]
     else:
         lines += [_NO_CHANGES.format(source=source), ""]
     lines += [f"> **Warning:** `{problem}`" for problem in unplanned_migrations(plan)]
     lines += [""] if unplanned_migrations(plan) else []
-    held = held_migrations(plan)
     if held:
         lines += [_HELD, "", *(f"- `{entry}`" for entry in held), ""]
     revenue = preview_of(plan.revenue)
